@@ -1,0 +1,3 @@
+"""nanonb: few-shot meta-learning for nanotechnology and materials discovery."""
+
+__version__ = "0.1.0"
