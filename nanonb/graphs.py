@@ -1,0 +1,113 @@
+"""3D structures as graphs: neighbour lists from ASE and padding-free batching.
+
+A :class:`Structure` is a finite cluster or molecule (atomic numbers, positions in Å, optional
+forces in eV/Å). :func:`collate` concatenates many structures of different sizes into one
+:class:`GraphBatch` (nodes stacked, edge indices offset, a node-to-graph index), so a batch costs
+exactly the sum of its atoms and edges: no padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+DEFAULT_CUTOFF = 4.0  # Å: covers the first and second neighbour shells of fcc metals
+
+
+@dataclass
+class Structure:
+    """A finite atomic structure.
+
+    numbers: atomic numbers, shape ``(n,)``; positions: Å, shape ``(n, 3)``;
+    forces: eV/Å, shape ``(n, 3)`` or ``None``.
+    """
+
+    numbers: np.ndarray
+    positions: np.ndarray
+    forces: np.ndarray | None = None
+    _edges: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.numbers = np.asarray(self.numbers, dtype=np.int64).reshape(-1)
+        self.positions = np.asarray(self.positions, dtype=np.float64).reshape(-1, 3)
+        if len(self.numbers) != len(self.positions):
+            raise ValueError("numbers and positions must have the same length")
+        if len(self.numbers) == 0:
+            raise ValueError("a Structure needs at least one atom")
+        if self.forces is not None:
+            self.forces = np.asarray(self.forces, dtype=np.float64).reshape(-1, 3)
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    @classmethod
+    def from_atoms(cls, atoms, forces: np.ndarray | None = None) -> Structure:
+        """From an ``ase.Atoms`` (non-periodic)."""
+        return cls(atoms.get_atomic_numbers(), atoms.get_positions(), forces)
+
+    def to_atoms(self):
+        """As an ``ase.Atoms`` (for viewing with nglview or re-labelling with a calculator)."""
+        from ase import Atoms
+
+        return Atoms(numbers=self.numbers, positions=self.positions)
+
+    def edges(self, cutoff: float = DEFAULT_CUTOFF) -> tuple[np.ndarray, np.ndarray]:
+        """Directed neighbour pairs ``(i, j)`` with ``|r_j - r_i| < cutoff`` (Å), cached."""
+        if cutoff not in self._edges:
+            from ase.neighborlist import neighbor_list
+
+            i, j = neighbor_list("ij", self.to_atoms(), cutoff)
+            self._edges[cutoff] = (i.astype(np.int64), j.astype(np.int64))
+        return self._edges[cutoff]
+
+
+@dataclass
+class GraphBatch:
+    """Many structures as one disconnected graph.
+
+    z: ``(N,)`` atomic numbers; pos: ``(N, 3)`` Å; edge_i/edge_j: ``(E,)`` directed edges;
+    graph: ``(N,)`` index of the structure each atom belongs to; n_atoms: ``(B,)``.
+    """
+
+    z: torch.Tensor
+    pos: torch.Tensor
+    edge_i: torch.Tensor
+    edge_j: torch.Tensor
+    graph: torch.Tensor
+    n_atoms: torch.Tensor
+
+    @property
+    def n_graphs(self) -> int:
+        return int(self.n_atoms.shape[0])
+
+    def __len__(self) -> int:
+        return self.n_graphs
+
+
+def collate(structures: Sequence[Structure], cutoff: float = DEFAULT_CUTOFF,
+            dtype: torch.dtype = torch.float32) -> GraphBatch:
+    """Concatenate structures into a :class:`GraphBatch` without padding."""
+    if len(structures) == 0:
+        raise ValueError("collate needs at least one structure")
+    zs, ps, ei, ej, gs, ns = [], [], [], [], [], []
+    offset = 0
+    for k, s in enumerate(structures):
+        i, j = s.edges(cutoff)
+        zs.append(s.numbers)
+        ps.append(s.positions)
+        ei.append(i + offset)
+        ej.append(j + offset)
+        gs.append(np.full(len(s), k))
+        ns.append(len(s))
+        offset += len(s)
+    return GraphBatch(
+        z=torch.from_numpy(np.concatenate(zs)),
+        pos=torch.from_numpy(np.concatenate(ps)).to(dtype),
+        edge_i=torch.from_numpy(np.concatenate(ei)),
+        edge_j=torch.from_numpy(np.concatenate(ej)),
+        graph=torch.from_numpy(np.concatenate(gs)),
+        n_atoms=torch.tensor(ns, dtype=torch.long),
+    )

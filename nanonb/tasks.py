@@ -1,0 +1,461 @@
+"""Task distributions: tasks, episodes (support/query), chemistry-aware splits and leakage reports.
+
+A *task* is one material system (an element pair, an electrolyte system, a study). An *episode*
+splits a task into a support set (the few measurements a model adapts on) and a query set (where it
+is evaluated). A :class:`TaskSet` holds the tasks and makes the splits: by group (hold out every
+task that contains an element / salt / study), by similarity clustering, or at random (for
+contrast only). :func:`leakage_report` measures how close meta-test points sit to meta-train points
+so that a leaky split is visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Task:
+    """One task: inputs, targets, per-point metadata and group labels.
+
+    Parameters
+    ----------
+    name:
+        Unique task name, e.g. ``"Cu-Pt"`` or ``"LiPF6|EC+DMC"``.
+    inputs:
+        Either a float array of shape ``(n, d)`` (tabular) or a sequence of ``n`` structures
+        (:class:`nanonb.graphs.Structure`) for graph models.
+    targets:
+        Float array of shape ``(n,)``, in ``target_unit``.
+    meta:
+        Per-point metadata (``n`` rows), kept alongside but never fed to models.
+    groups:
+        Group labels of the whole task (elements, salt, study) used for group splits.
+    descriptors:
+        Optional ``(n, p)`` float array used for similarity (leakage, clustering) and for
+        descriptor-based baselines (GP). Defaults to ``inputs`` when those are tabular.
+    """
+
+    name: str
+    inputs: np.ndarray | Sequence
+    targets: np.ndarray
+    meta: pd.DataFrame | None = None
+    groups: tuple[str, ...] = ()
+    descriptors: np.ndarray | None = None
+    target_name: str = "y"
+    target_unit: str = ""
+
+    def __post_init__(self) -> None:
+        self.targets = np.asarray(self.targets, dtype=np.float64).reshape(-1)
+        n = len(self.targets)
+        if n == 0:
+            raise ValueError(f"Task {self.name!r} is empty: it has no data points.")
+        if len(self.inputs) != n:
+            raise ValueError(
+                f"Task {self.name!r}: {len(self.inputs)} inputs but {n} targets; they must match."
+            )
+        bad = ~np.isfinite(self.targets)
+        if bad.any():
+            rows = np.flatnonzero(bad)[:10].tolist()
+            raise ValueError(
+                f"Task {self.name!r} has {int(bad.sum())} NaN/inf targets (rows {rows}); "
+                "drop or impute them before building the task."
+            )
+        if isinstance(self.inputs, np.ndarray):
+            self.inputs = np.asarray(self.inputs, dtype=np.float32)
+            if self.inputs.ndim != 2:
+                raise ValueError(f"Task {self.name!r}: tabular inputs must be 2-D, got {self.inputs.shape}.")
+            if not np.isfinite(self.inputs).all():
+                raise ValueError(f"Task {self.name!r} has NaN/inf inputs; clean them first.")
+            if self.descriptors is None:
+                self.descriptors = self.inputs
+        if self.descriptors is not None:
+            self.descriptors = np.asarray(self.descriptors, dtype=np.float64)
+            if len(self.descriptors) != n:
+                raise ValueError(f"Task {self.name!r}: {len(self.descriptors)} descriptor rows, not {n}.")
+        if self.meta is None:
+            self.meta = pd.DataFrame(index=range(n))
+        elif len(self.meta) != n:
+            raise ValueError(f"Task {self.name!r}: meta has {len(self.meta)} rows, not {n}.")
+        self.groups = tuple(str(g) for g in self.groups)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    @property
+    def is_tabular(self) -> bool:
+        return isinstance(self.inputs, np.ndarray)
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> Task:
+        """The task restricted to the points ``idx`` (same name and groups)."""
+        idx = np.asarray(idx, dtype=int)
+        inputs = self.inputs[idx] if self.is_tabular else [self.inputs[i] for i in idx]
+        return Task(
+            name=self.name,
+            inputs=inputs,
+            targets=self.targets[idx],
+            meta=self.meta.iloc[idx].reset_index(drop=True),
+            groups=self.groups,
+            descriptors=None if self.descriptors is None else self.descriptors[idx],
+            target_name=self.target_name,
+            target_unit=self.target_unit,
+        )
+
+    def __repr__(self) -> str:
+        kind = "tabular" if self.is_tabular else "structures"
+        return f"Task({self.name!r}, n={len(self)}, {kind}, groups={self.groups})"
+
+
+@dataclass
+class Episode:
+    """A support/query split of one task. ``support_idx`` and ``query_idx`` index ``task``."""
+
+    task: Task
+    support_idx: np.ndarray
+    query_idx: np.ndarray
+    seed: int | None = None
+    support: Task = field(init=False, repr=False)
+    query: Task = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if np.intersect1d(self.support_idx, self.query_idx).size:
+            raise ValueError("support and query sets overlap")
+        self.support = self.task.subset(self.support_idx)
+        self.query = self.task.subset(self.query_idx)
+
+    def __repr__(self) -> str:
+        return (f"Episode({self.task.name!r}, support={len(self.support_idx)}, "
+                f"query={len(self.query_idx)}, seed={self.seed})")
+
+
+def _as_list(x: str | Iterable[str]) -> list[str]:
+    return [x] if isinstance(x, str) else [str(v) for v in x]
+
+
+class TaskSet:
+    """A collection of tasks with episode sampling and splits."""
+
+    def __init__(self, tasks: Iterable[Task], name: str = "", feature_names: Sequence[str] | None = None):
+        self.tasks: list[Task] = list(tasks)
+        if not self.tasks:
+            raise ValueError("A TaskSet needs at least one task.")
+        names = [t.name for t in self.tasks]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"Task names must be unique; repeated: {sorted(dup)}")
+        self._index = {t.name: i for i, t in enumerate(self.tasks)}
+        self.name = name
+        self.feature_names = list(feature_names) if feature_names is not None else None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frame(
+        cls,
+        df: pd.DataFrame,
+        task: str,
+        features: Sequence[str],
+        target: str,
+        groups: str | Sequence[str] | Callable[[pd.DataFrame], Iterable[str]] | None = None,
+        meta: Sequence[str] | None = None,
+        min_points: int = 1,
+        target_unit: str = "",
+        name: str = "",
+    ) -> TaskSet:
+        """Build tasks from a long DataFrame, one task per value of column ``task``.
+
+        ``groups`` is a column name (its unique values in a task become the task's groups), a
+        list of column names, or a function of the task's sub-frame returning group labels.
+        Tasks with fewer than ``min_points`` rows are skipped.
+        """
+        missing = [c for c in [task, target, *features, *(meta or [])] if c not in df.columns]
+        if missing:
+            raise KeyError(f"Columns not in the frame: {missing}. Available: {list(df.columns)[:30]}")
+        tasks = []
+        for tname, sub in df.groupby(task, sort=True):
+            if len(sub) < min_points:
+                continue
+            if groups is None:
+                g: list[str] = [str(tname)]
+            elif callable(groups):
+                g = list(groups(sub))
+            else:
+                g = sorted({str(v) for col in _as_list(groups) for v in sub[col].unique()})
+            tasks.append(
+                Task(
+                    name=str(tname),
+                    inputs=sub[list(features)].to_numpy(dtype=np.float32),
+                    targets=sub[target].to_numpy(dtype=np.float64),
+                    meta=sub[list(meta)].reset_index(drop=True) if meta else None,
+                    groups=tuple(g),
+                    target_name=target,
+                    target_unit=target_unit,
+                )
+            )
+        return cls(tasks, name=name, feature_names=features)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        task_ids: Sequence,
+        groups: dict | None = None,
+        name: str = "",
+    ) -> TaskSet:
+        """Build tasks from arrays; ``task_ids[i]`` names the task of row ``i``."""
+        inputs = np.asarray(inputs, dtype=np.float32)
+        targets = np.asarray(targets, dtype=np.float64)
+        task_ids = np.asarray(task_ids)
+        tasks = []
+        for tid in np.unique(task_ids):
+            m = task_ids == tid
+            g = (groups or {}).get(tid, (str(tid),))
+            tasks.append(Task(str(tid), inputs[m], targets[m], groups=tuple(_as_list(g))))
+        return cls(tasks, name=name)
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __iter__(self):
+        return iter(self.tasks)
+
+    def __getitem__(self, key: int | str) -> Task:
+        if isinstance(key, str):
+            if key not in self._index:
+                raise KeyError(f"No task named {key!r}; tasks are {self.names}")
+            return self.tasks[self._index[key]]
+        return self.tasks[key]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._index
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    @property
+    def all_groups(self) -> list[str]:
+        return sorted({g for t in self.tasks for g in t.groups})
+
+    def select(self, names: Iterable[str]) -> TaskSet:
+        return TaskSet([self[n] for n in names], name=self.name, feature_names=self.feature_names)
+
+    def filter(self, min_points: int = 1) -> TaskSet:
+        return self.select([t.name for t in self.tasks if len(t) >= min_points])
+
+    def summary(self) -> pd.DataFrame:
+        """One row per task: size, groups and target statistics."""
+        return pd.DataFrame(
+            [
+                {"task": t.name, "n": len(t), "groups": ",".join(t.groups),
+                 "target_mean": t.targets.mean(), "target_std": t.targets.std()}
+                for t in self.tasks
+            ]
+        )
+
+    def __repr__(self) -> str:
+        return f"TaskSet({self.name!r}, {len(self)} tasks, {sum(len(t) for t in self)} points)"
+
+    # ------------------------------------------------------------------ episodes
+    def episode(
+        self, task: int | str | Task, k_support: int, k_query: int | None = None, seed: int = 0
+    ) -> Episode:
+        """Sample a support set of ``k_support`` points and a disjoint query set.
+
+        ``k_query=None`` uses all remaining points as the query. Deterministic for a seed.
+        """
+        t = task if isinstance(task, Task) else self[task]
+        return sample_episode(t, k_support, k_query, seed)
+
+    def meta_batch(
+        self, n_tasks: int, k_support: int, k_query: int | None = None, seed: int = 0
+    ) -> list[Episode]:
+        """``n_tasks`` episodes from distinct random tasks (with replacement if too few tasks)."""
+        rng = np.random.default_rng(seed)
+        eligible = [t for t in self.tasks if len(t) > k_support]
+        if not eligible:
+            raise ValueError(f"No task has more than k_support={k_support} points.")
+        replace = n_tasks > len(eligible)
+        picks = rng.choice(len(eligible), size=n_tasks, replace=replace)
+        seeds = rng.integers(0, 2**31 - 1, size=n_tasks)
+        return [sample_episode(eligible[i], k_support, k_query, int(s)) for i, s in zip(picks, seeds)]
+
+    # ------------------------------------------------------------------ splits
+    def split_by_group(self, holdout: str | Iterable[str]) -> tuple[TaskSet, TaskSet]:
+        """Hold out every task that contains any of the ``holdout`` groups.
+
+        Returns ``(meta_train, meta_test)``. E.g. ``split_by_group("Pt")`` puts every Pt alloy in
+        meta-test, so meta-test chemistry is unseen in meta-training.
+        """
+        hold = set(_as_list(holdout))
+        unknown = hold - set(self.all_groups)
+        if unknown:
+            raise ValueError(f"Unknown group(s) {sorted(unknown)}; groups are {self.all_groups}")
+        test = [t.name for t in self.tasks if hold & set(t.groups)]
+        train = [t.name for t in self.tasks if not hold & set(t.groups)]
+        if not train:
+            raise ValueError(f"Holding out {sorted(hold)} leaves no meta-training task.")
+        return self.select(train), self.select(test)
+
+    def group_kfold(self, n_splits: int = 5, key: Callable[[Task], str] | None = None
+                    ) -> list[tuple[TaskSet, TaskSet]]:
+        """Leave-group-out folds: every task of a group lands in the same fold.
+
+        ``key`` maps a task to its group (default: its first group label, e.g. the salt or the
+        study). Deterministic (groups sorted by name and size, sklearn's GroupKFold).
+        """
+        from sklearn.model_selection import GroupKFold
+
+        key = key or (lambda t: t.groups[0] if t.groups else t.name)
+        labels = np.array([key(t) for t in self.tasks])
+        n_groups = len(set(labels))
+        if n_groups < n_splits:
+            raise ValueError(f"{n_groups} groups cannot make {n_splits} folds.")
+        folds = []
+        for tr, te in GroupKFold(n_splits=n_splits).split(np.zeros(len(labels)), groups=labels):
+            folds.append((self.select([self.tasks[i].name for i in tr]),
+                          self.select([self.tasks[i].name for i in te])))
+        return folds
+
+    def random_split(self, test_fraction: float = 0.3, seed: int = 0) -> tuple[TaskSet, TaskSet]:
+        """Random task split: for contrast only, since it lets related chemistry leak."""
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(self))
+        n_test = max(1, int(round(test_fraction * len(self))))
+        test = sorted(self.tasks[i].name for i in order[:n_test])
+        train = [n for n in self.names if n not in test]
+        return self.select(train), self.select(test)
+
+    def task_embedding(self) -> np.ndarray:
+        """Per-task vector: mean and std of the standardized point descriptors."""
+        d_all = np.vstack([self._descriptors(t) for t in self.tasks])
+        mu, sd = d_all.mean(0), d_all.std(0) + 1e-12
+        return np.array([
+            np.concatenate([((self._descriptors(t) - mu) / sd).mean(0),
+                            ((self._descriptors(t) - mu) / sd).std(0)])
+            for t in self.tasks
+        ])
+
+    def split_by_similarity(
+        self, n_clusters: int = 4, test_clusters: int | Sequence[int] = 1, seed: int = 0
+    ) -> tuple[TaskSet, TaskSet]:
+        """Cluster tasks by their descriptor distribution and hold out whole clusters.
+
+        Agglomerative (Ward) clustering of :meth:`task_embedding`; ``test_clusters`` is a number of
+        clusters chosen at random (by ``seed``) or explicit cluster ids. Similar tasks stay on the
+        same side, so meta-test is genuinely new chemistry.
+        """
+        from sklearn.cluster import AgglomerativeClustering
+
+        if n_clusters >= len(self):
+            raise ValueError(f"n_clusters={n_clusters} must be below the number of tasks ({len(self)}).")
+        labels = AgglomerativeClustering(n_clusters=n_clusters).fit_predict(self.task_embedding())
+        if isinstance(test_clusters, int):
+            ids = np.random.default_rng(seed).choice(n_clusters, size=test_clusters, replace=False)
+        else:
+            ids = np.asarray(test_clusters)
+        test = [t.name for t, lab in zip(self.tasks, labels) if lab in set(ids.tolist())]
+        train = [t.name for t, lab in zip(self.tasks, labels) if lab not in set(ids.tolist())]
+        return self.select(train), self.select(test)
+
+    @staticmethod
+    def _descriptors(t: Task) -> np.ndarray:
+        if t.descriptors is None:
+            raise ValueError(f"Task {t.name!r} has no descriptors (needed for similarity).")
+        return t.descriptors
+
+
+def sample_episode(task: Task, k_support: int, k_query: int | None = None, seed: int = 0) -> Episode:
+    """Random support/query episode of ``task`` (see :meth:`TaskSet.episode`)."""
+    n = len(task)
+    if k_support < 0:
+        raise ValueError(f"k_support must be >= 0, got {k_support}")
+    if k_support >= n:
+        raise ValueError(
+            f"k_support={k_support} is too large for task {task.name!r} with {n} points: "
+            f"need at least one query point, so use k_support <= {n - 1}."
+        )
+    rest = n - k_support
+    if k_query is not None and (k_query < 1 or k_query > rest):
+        raise ValueError(f"k_query={k_query} must be in [1, {rest}] for task {task.name!r}.")
+    perm = np.random.default_rng(seed).permutation(n)
+    s = np.sort(perm[:k_support])
+    q = np.sort(perm[k_support: k_support + (k_query if k_query is not None else rest)])
+    return Episode(task, s, q, seed)
+
+
+# ---------------------------------------------------------------------- leakage
+@dataclass
+class LeakageReport:
+    """Nearest-neighbour similarity of meta-test points to meta-train points.
+
+    Distances are Euclidean in descriptor space standardized on meta-train. ``ratio`` is the
+    median test-to-train NN distance divided by the median train-to-train NN distance
+    (leave-one-out): ~1 or below means meta-test points look like meta-train points (a leaky
+    split); well above 1 means meta-test is genuinely new. ``near_duplicate_fraction`` is the share
+    of test points closer to a train point than ``dup_quantile`` of the train NN distances.
+    """
+
+    median_nn_test_to_train: float
+    median_nn_train_to_train: float
+    ratio: float
+    near_duplicate_fraction: float
+    shared_groups: list[str]
+    n_train_points: int
+    n_test_points: int
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([self.__dict__ | {"shared_groups": ",".join(self.shared_groups)}])
+
+    def __str__(self) -> str:
+        verdict = "LEAKY: test looks like train" if self.ratio < 1.5 else "test is distinct from train"
+        return (
+            f"leakage: median NN distance test->train {self.median_nn_test_to_train:.3g} vs "
+            f"train->train {self.median_nn_train_to_train:.3g} (ratio {self.ratio:.2f}, {verdict}); "
+            f"{100 * self.near_duplicate_fraction:.1f}% near-duplicates; "
+            f"shared groups: {self.shared_groups or 'none'}"
+        )
+
+
+def _stack(tasks: Iterable[Task], max_points: int | None, rng) -> np.ndarray:
+    d = np.vstack([TaskSet._descriptors(t) for t in tasks])
+    if max_points is not None and len(d) > max_points:
+        d = d[rng.choice(len(d), max_points, replace=False)]
+    return d
+
+
+def _nn_report(train_d: np.ndarray, test_d: np.ndarray, dup_quantile: float):
+    from sklearn.neighbors import NearestNeighbors
+
+    mu, sd = train_d.mean(0), train_d.std(0)
+    sd[sd < 1e-12] = 1.0
+    a, b = (train_d - mu) / sd, (test_d - mu) / sd
+    nn = NearestNeighbors(n_neighbors=2).fit(a)
+    d_tt = nn.kneighbors(a)[0][:, 1]
+    d_te = nn.kneighbors(b, n_neighbors=1)[0][:, 0]
+    ref = float(np.median(d_tt))
+    thr = float(np.quantile(d_tt, dup_quantile))
+    return float(np.median(d_te)), ref, float(np.median(d_te) / max(ref, 1e-12)), float(np.mean(d_te <= thr))
+
+
+def leakage_report(
+    train: TaskSet | Task, test: TaskSet | Task, max_points: int | None = 5000,
+    dup_quantile: float = 0.05, seed: int = 0,
+) -> LeakageReport:
+    """Measure how close meta-test points are to meta-train points (see :class:`LeakageReport`).
+
+    Also works for one episode: ``leakage_report(ep.support, ep.query)``.
+    """
+    rng = np.random.default_rng(seed)
+    tr = [train] if isinstance(train, Task) else list(train)
+    te = [test] if isinstance(test, Task) else list(test)
+    a, b = _stack(tr, max_points, rng), _stack(te, max_points, rng)
+    if len(a) < 2:
+        raise ValueError("leakage_report needs at least 2 train points.")
+    m_te, m_tt, ratio, dup = _nn_report(a, b, dup_quantile)
+    shared = sorted({g for t in tr for g in t.groups} & {g for t in te for g in t.groups})
+    return LeakageReport(m_te, m_tt, ratio, dup, shared, len(a), len(b))
