@@ -28,7 +28,10 @@ each element's own fcc lattice constant, with no strain and no rattle. The refer
 not carry the alloy's strain and rattle, so the elastic energy of the strain and the thermal
 energy of the rattle enter ``E_mix`` as condition effects (``strain`` and ``rattle_std_A`` are
 recorded as condition variables and descriptors). ``E_mix < 0`` means the alloy is favoured over
-the pure clusters.
+the pure clusters. Clusters at the bulk lattice constant are under surface stress, so ``E_mix``
+grows roughly linearly with ``strain``: in the default set a quadratic fit in ``strain`` alone
+explains a median ~70 % of the within-pair variance (11 % for Al-Ni up to 92 % for Au-Pd); the
+rest comes from composition, size, chemical ordering and rattle.
 
 Per-structure descriptors (:data:`DESCRIPTOR_NAMES`, ``Task.descriptors``), a small float vector
 comparable across pairs (used for leakage reports, similarity clustering and GP baselines):
@@ -462,7 +465,8 @@ def load_nanoalloys(
 ) -> TaskSet:
     """The nanoalloy task set: one task per element pair, targets = EMT mixing energy (eV/atom).
 
-    Generated on first use (about 15 s for the default set on a 2-core laptop) and cached on disk.
+    Generated on first use (about 20 s for the default 21 × 80 clusters on one idle CPU core,
+    serial) and cached on disk; later calls load the ``.npz`` in well under a second.
 
     Parameters
     ----------
