@@ -1,0 +1,526 @@
+"""CALiSol-23: ionic conductivity of Li-ion liquid electrolytes, as few-shot tasks.
+
+de Blasio et al., *Scientific Data* 11, 750 (2024), doi:10.1038/s41597-024-03575-8 (CC BY 4.0):
+13,825 measurements of conductivity ``k`` (mS/cm) against temperature ``T`` (K), salt
+concentration ``c`` (``mol/kg`` or ``mol/l``) and solvent composition (fractions by weight, volume
+or moles), for 14 salt labels in ~38 solvents from 27 papers.
+
+:func:`load_calisol` returns the cleaned table and a :class:`DataQualityReport`; every cleaning
+rule is listed there with its row count. :func:`calisol_taskset` turns the table into one task per
+electrolyte *system* (a salt plus the set of solvents with a non-zero fraction, e.g.
+``"LiPF6|EC+DMC"``), with tabular inputs in physical units and physics/chemistry descriptors so
+that an unseen salt or solvent is not a blank column.
+
+Examples
+--------
+>>> from nanonb.data.calisol import load_calisol, calisol_taskset    # doctest: +SKIP
+>>> df, report = load_calisol(data_dir="../shared/data")              # doctest: +SKIP
+>>> print(report)                                                     # doctest: +SKIP
+>>> ts = calisol_taskset(df)                                          # doctest: +SKIP
+>>> folds = ts.group_kfold(5)   # leave-salt-out (groups[0] is the salt)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import cache
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from nanonb.data._fetch import DataFile, DataQualityReport, fetch, parse_cached
+from nanonb.tasks import Task, TaskSet
+
+__all__ = [
+    "ANION_SMILES",
+    "CALISOL",
+    "DataQualityReport",
+    "SALT_ALIASES",
+    "TARGET_NAME",
+    "TARGET_UNIT",
+    "anion_descriptors",
+    "calisol_features",
+    "calisol_taskset",
+    "clean_calisol",
+    "load_calisol",
+    "read_calisol_raw",
+    "solvent_columns",
+    "solvent_descriptors",
+    "solvent_table",
+]
+
+CALISOL = DataFile(
+    name="calisol23.xlsx",
+    url=(
+        "https://raw.githubusercontent.com/Kyeongbin-Tom/calisol23-ionic-conductivity/"
+        "4f7ac3b0b2203f1c3e9138a891d6456541d5bb87/data/calisol23.xlsx"
+    ),
+    sha256="7113db95f632e80821262aa8de1d39d7e2a7cc978ebeb99c42a54deea0b8275a",
+    description="CALiSol-23 (de Blasio et al., Sci. Data 11, 750 (2024), CC BY 4.0), file calisol23.xlsx",
+)
+
+#: Fixed (non-solvent) columns of the CALiSol-23 sheet.
+BASE_COLUMNS = ["doi", "k", "T", "c", "salt", "c units", "solvent ratio type"]
+#: Salt labels that name the same salt; mapped to the right-hand name.
+SALT_ALIASES = {"LiN(CF3SO2)2": "LiTFSI"}
+TARGET_NAME = "log10_k"
+TARGET_UNIT = "log10(mS/cm)"
+#: Rows with log10(k / mS/cm) below this are flagged as low-k outliers (kept).
+LOW_LOG10_K = -3.0
+#: Solvent fractions whose sum differs from 1 by more than this are renormalised.
+FRACTION_TOL = 1e-6
+
+#: SMILES of each salt's anion (the cation is Li+ for all of them). Structures, not measured values:
+#: LiBOB = bis(oxalato)borate, LiBMB = bis(malonato)borate (Xu & Angell's abbreviation),
+#: LiBPFPB = bis(perfluoropinacolato)borate B[OC(CF3)2]2^-, LiTDI/LiPDI = 4,5-dicyano-2-
+#: (trifluoromethyl / pentafluoroethyl)imidazolide.
+ANION_SMILES: dict[str, str] = {
+    "LiPF6": "F[P-](F)(F)(F)(F)F",
+    "LiAsF6": "F[As-](F)(F)(F)(F)F",
+    "LiBF4": "F[B-](F)(F)F",
+    "LiClO4": "[O-]Cl(=O)(=O)=O",
+    "LiCF3SO3": "[O-]S(=O)(=O)C(F)(F)F",
+    "LiTFSI": "O=S(=O)([N-]S(=O)(=O)C(F)(F)F)C(F)(F)F",
+    "LiFSI": "O=S(=O)([N-]S(=O)(=O)F)F",
+    "LiBOB": "[B-]12(OC(=O)C(=O)O1)OC(=O)C(=O)O2",
+    "LiBMB": "[B-]12(OC(=O)CC(=O)O1)OC(=O)CC(=O)O2",
+    "LiBPFPB": (
+        "[B-]12(OC(C(F)(F)F)(C(F)(F)F)C(O1)(C(F)(F)F)C(F)(F)F)"
+        "OC(C(F)(F)F)(C(F)(F)F)C(O2)(C(F)(F)F)C(F)(F)F"
+    ),
+    "LiTDI": "FC(F)(F)c1nc(C#N)c(C#N)[n-]1",
+    "LiPDI": "FC(F)(F)C(F)(F)c1nc(C#N)c(C#N)[n-]1",
+}
+
+META_COLUMNS = ["row_id", "doi", "T", "c", "c units", "solvent ratio type", "k",
+                "low_k_outlier", "duplicate_input", "fraction_renormalised"]
+
+
+# ---------------------------------------------------------------------------- loading & cleaning
+def read_calisol_raw(path: str | os.PathLike) -> pd.DataFrame:
+    """Parse the CALiSol-23 workbook as it is (no checksum, no cleaning).
+
+    Prefer :func:`load_calisol`, which verifies the checksum first.
+    """
+    return pd.read_excel(path, sheet_name=0, engine="openpyxl")
+
+
+def solvent_columns(df: pd.DataFrame) -> list[str]:
+    """The solvent-fraction columns of a CALiSol frame, in file order."""
+    skip = set(BASE_COLUMNS) | {"Unnamed: 0", "row_id", "system", "solvents", "n_solvents", TARGET_NAME,
+                                "low_k_outlier", "duplicate_input", "fraction_renormalised"}
+    return [c for c in df.columns if c not in skip]
+
+
+def load_calisol(
+    path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None
+) -> tuple[pd.DataFrame, DataQualityReport]:
+    """Load and clean CALiSol-23.
+
+    The file is found via ``path``, ``data_dir``, ``$NANONB_DATA_DIR`` or the download cache (see
+    :func:`nanonb.data._fetch.fetch`) and SHA-256-checked before it is parsed.
+
+    Parameters
+    ----------
+    path:
+        Explicit path to ``calisol23.xlsx``.
+    data_dir:
+        Folder holding ``calisol23.xlsx``.
+
+    Returns
+    -------
+    df:
+        One row per kept measurement. Columns: ``row_id`` (row in the source sheet), ``doi``,
+        ``salt`` (cleaned), ``system`` (e.g. ``"LiPF6|EC+DMC"``), ``solvents`` (``"EC+DMC"``),
+        ``n_solvents``, ``T`` (K), ``c`` (value in ``c units``), ``c units`` (``mol/kg`` or
+        ``mol/l``), ``solvent ratio type`` (``w``, ``v``, ``mol``), ``k`` (mS/cm), ``log10_k``
+        (log10 of k in mS/cm), one fraction column per solvent (summing to 1), and flags
+        ``low_k_outlier``, ``duplicate_input``, ``fraction_renormalised``.
+    report:
+        What was checked and done (:class:`DataQualityReport`).
+
+    Raises
+    ------
+    DataChecksumError, DataNotAvailableError
+        See :func:`nanonb.data._fetch.fetch`.
+    """
+    p = fetch(CALISOL, path=path, data_dir=data_dir)  # checksum verified here, before parsing
+    raw = parse_cached(p, CALISOL, read_calisol_raw)
+    return clean_calisol(raw, source=str(p))
+
+
+def clean_calisol(raw: pd.DataFrame, source: str = "") -> tuple[pd.DataFrame, DataQualityReport]:
+    """Apply the CALiSol-23 cleaning rules to a raw frame (see :func:`load_calisol`).
+
+    Rules, in order: salt-name whitespace (stripped), salt aliases (merged), missing ``k``
+    (dropped), ``k <= 0`` (dropped), negative ``c`` (kept), negative fractions / no solvent
+    (dropped), fractions not summing to 1 (renormalised), duplicate inputs (kept, flagged),
+    systems mixing concentration units or ratio types (kept, reported), ``log10 k < -3`` (kept,
+    flagged: the few-shot protocol keeps every row with a positive ``k``).
+    """
+    missing = [c for c in BASE_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ValueError(
+            f"Not a CALiSol-23 table: columns {missing} are missing (have {list(raw.columns)[:12]}...)."
+        )
+    df = raw.copy()
+    if "Unnamed: 0" in df.columns:
+        df = df.rename(columns={"Unnamed: 0": "row_id"})
+    elif "row_id" not in df.columns:
+        df.insert(0, "row_id", np.arange(len(df)))
+    solv = solvent_columns(df)
+    non_numeric = [c for c in solv if not pd.api.types.is_numeric_dtype(df[c])]
+    if non_numeric:
+        raise ValueError(f"Solvent-fraction columns must be numeric; these are not: {non_numeric}")
+    df[solv] = df[solv].astype(float).fillna(0.0)
+    rep = DataQualityReport("CALiSol-23", source=source, n_raw=len(df))
+
+    # --- salt names
+    salt = df["salt"].astype(str)
+    stripped = salt.str.strip()
+    m = salt != stripped
+    rep.add("salt_whitespace", m.sum(), "stripped leading/trailing spaces",
+            _top_counts(salt[m].map(repr)))
+    df["salt"] = stripped
+    m = df["salt"].isin(list(SALT_ALIASES))
+    rep.add("salt_alias", m.sum(), "merged: " + ", ".join(f"{a} -> {b}" for a, b in SALT_ALIASES.items()),
+            _top_counts(df.loc[m, "salt"]))
+    df["salt"] = df["salt"].replace(SALT_ALIASES)
+
+    # --- conductivity
+    m = df["k"].isna()
+    rep.add("missing_k", m.sum(), "dropped", _top_counts(df.loc[m, "salt"] + " / " + df.loc[m, "doi"]))
+    df = df[~m]
+    m = df["k"] <= 0
+    rep.add("nonpositive_k", m.sum(), "dropped (log10 k undefined)",
+            _top_counts(df.loc[m, "salt"] + " / " + df.loc[m, "doi"]))
+    df = df[~m].copy()
+
+    m = df["c"] < 0
+    rep.add("negative_concentration", m.sum(), "kept unchanged (digitisation noise near c = 0)",
+            f"min c = {df['c'].min():.4g}" if m.any() else "")
+
+    # --- solvent fractions
+    fr = df[solv].to_numpy()
+    neg = (fr < 0).any(axis=1)
+    tot = fr.sum(axis=1)
+    empty = tot <= 0
+    bad = neg | empty
+    rep.add("invalid_fractions", bad.sum(), "dropped (negative fraction or no solvent)")
+    df = df[~bad].copy()
+    fr, tot = fr[~bad], tot[~bad]
+    off = np.abs(tot - 1.0) > FRACTION_TOL
+    detail = ""
+    if off.any():
+        detail = (f"sums in [{tot[off].min():.4g}, {tot[off].max():.4g}]; "
+                  + _top_counts(df.loc[off, "doi"] + " (" + df.loc[off, "salt"] + ")"))
+    rep.add("fraction_sum", off.sum(), "renormalised each row's solvent fractions to sum to 1", detail)
+    df[solv] = fr / tot[:, None]
+    df["fraction_renormalised"] = off
+
+    # --- systems
+    present = df[solv].to_numpy() > 0
+    names = np.array(solv, dtype=object)
+    df["solvents"] = ["+".join(names[row]) for row in present]
+    df["n_solvents"] = present.sum(axis=1)
+    df["system"] = df["salt"] + "|" + df["solvents"]
+    df["log10_k"] = np.log10(df["k"].to_numpy(dtype=float))
+
+    # --- duplicates
+    keys = ["salt", "c", "c units", "solvent ratio type", "T", *solv]
+    dup_any = df.duplicated(keys, keep=False)
+    dup_rep = df.duplicated(keys, keep="first")
+    detail = ""
+    if dup_any.any():
+        g = df[dup_any].groupby(keys, dropna=False)["log10_k"]
+        spread = (g.max() - g.min())
+        detail = (f"{g.ngroups} groups of identical inputs ({int(dup_any.sum())} rows involved); "
+                  f"max spread of log10 k within a group {spread.max():.3g}, "
+                  f"{int((spread > 0.1).sum())} groups spread > 0.1")
+    rep.add("duplicate_inputs", dup_rep.sum(), "kept; flagged in column 'duplicate_input'", detail)
+    df["duplicate_input"] = dup_any
+
+    # --- systems mixing units / ratio types
+    for rule, col in [("mixed_concentration_units", "c units"), ("mixed_ratio_types", "solvent ratio type")]:
+        nun = df.groupby("system")[col].nunique()
+        mixed = sorted(nun[nun > 1].index)
+        m = df["system"].isin(mixed)
+        rep.add(rule, m.sum(), f"kept; '{col}' kept as a column (and as input flags)",
+                f"{len(mixed)} systems: {', '.join(mixed)}" if mixed else "")
+
+    # --- outliers
+    m = df["log10_k"] < LOW_LOG10_K
+    detail = ""
+    if m.any():
+        detail = (f"min k = {df.loc[m, 'k'].min():.3g} mS/cm; "
+                  + _top_counts(df.loc[m, "system"] + " / " + df.loc[m, "doi"]))
+    rep.add("low_k_outlier", m.sum(),
+            f"kept (protocol keeps every k > 0); flagged log10 k < {LOW_LOG10_K:g} in 'low_k_outlier'", detail)
+    df["low_k_outlier"] = m
+
+    cols = ["row_id", "doi", "salt", "system", "solvents", "n_solvents", "T", "c", "c units",
+            "solvent ratio type", "k", "log10_k", *solv, "fraction_renormalised", "duplicate_input",
+            "low_k_outlier"]
+    df = df[cols].reset_index(drop=True)
+    df["row_id"] = df["row_id"].astype(int)
+    rep.n_clean = len(df)
+    rep.add("systems", df["system"].nunique(), "count of electrolyte systems (salt + solvent set)",
+            f"{df['salt'].nunique()} salts: {', '.join(sorted(df['salt'].unique()))}")
+    return df, rep
+
+
+def _top_counts(s: pd.Series, n: int = 6) -> str:
+    if len(s) == 0:
+        return ""
+    vc = s.value_counts()
+    txt = ", ".join(f"{k}: {v}" for k, v in vc.head(n).items())
+    return txt + (f", ... ({len(vc) - n} more)" if len(vc) > n else "")
+
+
+# ---------------------------------------------------------------------------- descriptors
+def solvent_table() -> pd.DataFrame:
+    """The tabulated solvent properties shipped with nanonb (``nanonb/data/solvents.csv``).
+
+    Columns: ``solvent`` (CALiSol column name), ``name``, ``smiles``, ``dielectric_constant``
+    (relative permittivity at ``dielectric_T_C`` °C), ``viscosity_mPa_s`` (at ``viscosity_T_C`` °C),
+    ``source`` and ``note``. Empty values are unknown (no sourced value), never guessed.
+    """
+    with resources.files("nanonb.data").joinpath("solvents.csv").open("r", encoding="utf-8") as fh:
+        return pd.read_csv(fh)
+
+
+def _require_rdkit():
+    try:
+        from rdkit import Chem, RDLogger
+        from rdkit.Chem import Crippen, Descriptors, rdMolDescriptors
+    except ImportError as exc:  # pragma: no cover - rdkit is in the 'chem' extra
+        raise ImportError(
+            "RDKit is needed for the CALiSol/LNPDB descriptors: pip install 'nanonb[chem]' (or rdkit)."
+        ) from exc
+    RDLogger.DisableLog("rdApp.*")
+    return Chem, Crippen, Descriptors, rdMolDescriptors
+
+
+def _count(mol, symbol: str) -> int:
+    return sum(1 for a in mol.GetAtoms() if a.GetSymbol() == symbol)
+
+
+@cache
+def _anion_row(smiles: str) -> tuple[float, ...]:
+    Chem, Crippen, Descriptors, rdMolDescriptors = _require_rdkit()
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise ValueError(f"Invalid anion SMILES {smiles!r}")
+    return (Descriptors.MolWt(mol), float(mol.GetNumHeavyAtoms()), float(_count(mol, "C")),
+            float(_count(mol, "N")), float(_count(mol, "O")), float(_count(mol, "F")),
+            rdMolDescriptors.CalcTPSA(mol), Crippen.MolMR(mol))
+
+
+ANION_FEATURES = ["anion_molar_mass_g_mol", "anion_n_heavy_atoms", "anion_n_C", "anion_n_N", "anion_n_O",
+                  "anion_n_F", "anion_tpsa_A2", "anion_molar_refractivity"]
+
+
+def anion_descriptors(salts: list[str] | None = None) -> pd.DataFrame:
+    """RDKit descriptors of each salt's anion (index: salt label).
+
+    Columns: molar mass (g/mol), heavy-atom count, C/N/O/F counts, TPSA (Å²) and Crippen molar
+    refractivity, so a salt unseen in meta-training still has a chemistry description.
+
+    Raises
+    ------
+    KeyError
+        A salt without an anion SMILES in :data:`ANION_SMILES` (add it there).
+    """
+    salts = sorted(ANION_SMILES) if salts is None else list(salts)
+    unknown = [s for s in salts if s not in ANION_SMILES]
+    if unknown:
+        raise KeyError(f"No anion SMILES for salt(s) {unknown}; add them to nanonb.data.calisol.ANION_SMILES.")
+    return pd.DataFrame([_anion_row(ANION_SMILES[s]) for s in salts], index=salts, columns=ANION_FEATURES)
+
+
+SOLVENT_FEATURES = ["solv_dielectric_constant", "solv_log10_viscosity_mPa_s", "solv_molar_mass_g_mol",
+                    "solv_molar_refractivity", "solv_tpsa_A2", "solv_logp", "solv_n_hba"]
+
+
+def solvent_descriptors(solvents: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-solvent descriptors (index: CALiSol solvent column name), with imputation.
+
+    Dielectric constant and viscosity come from :func:`solvent_table`; missing values are imputed
+    with the median over the solvents that have a sourced value (viscosity: median of log10). The
+    rest is computed with RDKit from the SMILES: molar mass (g/mol), Crippen molar refractivity
+    (a size/polarisability proxy, instead of a tabulated density), TPSA (Å²), Crippen logP and the
+    number of H-bond acceptors.
+
+    Returns
+    -------
+    desc:
+        One row per solvent, columns :data:`SOLVENT_FEATURES` (without the ``solv_`` meaning of a
+        mixture: here they are pure-solvent values).
+    imputed:
+        Boolean frame (same index), True where dielectric constant / viscosity were imputed.
+    """
+    Chem, Crippen, Descriptors, rdMolDescriptors = _require_rdkit()
+    tab = solvent_table().set_index("solvent")
+    solvents = list(tab.index) if solvents is None else list(solvents)
+    unknown = [s for s in solvents if s not in tab.index]
+    if unknown:
+        raise KeyError(f"Solvent(s) {unknown} are not in nanonb/data/solvents.csv; add a row (SMILES, "
+                       "sourced dielectric constant / viscosity or empty).")
+    eps = tab["dielectric_constant"].astype(float)
+    logeta = np.log10(tab["viscosity_mPa_s"].astype(float))
+    rows, imp = [], []
+    for s in solvents:
+        mol = Chem.MolFromSmiles(tab.at[s, "smiles"])
+        if mol is None:
+            raise ValueError(f"Invalid SMILES for solvent {s!r} in solvents.csv: {tab.at[s, 'smiles']!r}")
+        e, le = eps[s], logeta[s]
+        imp.append((bool(np.isnan(e)), bool(np.isnan(le))))
+        rows.append((eps.median() if np.isnan(e) else e, logeta.median() if np.isnan(le) else le,
+                     Descriptors.MolWt(mol), Crippen.MolMR(mol), rdMolDescriptors.CalcTPSA(mol),
+                     Crippen.MolLogP(mol), float(rdMolDescriptors.CalcNumHBA(mol))))
+    desc = pd.DataFrame(rows, index=solvents, columns=SOLVENT_FEATURES)
+    imputed = pd.DataFrame(imp, index=solvents, columns=["dielectric_constant", "viscosity_mPa_s"])
+    return desc, imputed
+
+
+def calisol_features(
+    df: pd.DataFrame, report: DataQualityReport | None = None, solvents: list[str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Tabular model inputs for each row of a cleaned CALiSol frame (physical units).
+
+    Columns, in this fixed order:
+
+    - ``temperature_K``, ``inv_temperature_1000_per_K`` (1000/T, 1/K), ``salt_concentration`` (in
+      the row's unit), ``c_is_molal`` (1 for mol/kg, 0 for mol/l), ``ratio_w``, ``ratio_v``,
+      ``ratio_mol`` (how the fractions are expressed);
+    - ``frac_<solvent>`` for every solvent with a non-zero fraction somewhere in ``df`` (file order);
+    - fraction-weighted solvent descriptors :data:`SOLVENT_FEATURES` (dielectric constant,
+      log10 viscosity in mPa s, molar mass, molar refractivity, TPSA, logP, H-bond acceptors),
+      weighted by the fractions as given (w, v or mol: not converted);
+    - anion descriptors :data:`ANION_FEATURES`.
+
+    ``solvents`` fixes the ``frac_`` columns (default: those present in ``df``). If ``report`` is
+    given, the solvent-property imputations are added to it.
+    """
+    solv = [c for c in solvent_columns(df) if (df[c] > 0).any()] if solvents is None else list(solvents)
+    fr = df[solv].to_numpy(dtype=float)
+    feats = pd.DataFrame(index=df.index)
+    feats["temperature_K"] = df["T"].astype(float)
+    feats["inv_temperature_1000_per_K"] = 1000.0 / df["T"].astype(float)
+    feats["salt_concentration"] = df["c"].astype(float)
+    feats["c_is_molal"] = (df["c units"] == "mol/kg").astype(float)
+    for t in ["w", "v", "mol"]:
+        feats[f"ratio_{t}"] = (df["solvent ratio type"] == t).astype(float)
+    unknown_ratio = ~df["solvent ratio type"].isin(["w", "v", "mol"])
+    if unknown_ratio.any():
+        raise ValueError(f"Unknown solvent ratio types {sorted(df.loc[unknown_ratio, 'solvent ratio type'].unique())}")
+    for s in solv:
+        feats[f"frac_{s}"] = df[s].astype(float)
+    desc, imputed = solvent_descriptors(solv)
+    mix = fr @ desc.to_numpy()
+    for j, name in enumerate(SOLVENT_FEATURES):
+        feats[name] = mix[:, j]
+    an = anion_descriptors(sorted(df["salt"].unique()))
+    feats[ANION_FEATURES] = an.loc[df["salt"].to_numpy()].to_numpy()
+    if report is not None:
+        for prop, med in [("dielectric_constant", desc["solv_dielectric_constant"]),
+                          ("viscosity_mPa_s", desc["solv_log10_viscosity_mPa_s"])]:
+            who = [s for s in solv if imputed.at[s, prop]]
+            hit = (df[who] > 0).any(axis=1) if who else pd.Series(False, index=df.index)
+            value = med[who].iloc[0] if who else float("nan")
+            shown = f"{10 ** value:.3g} mPa s" if prop == "viscosity_mPa_s" else f"{value:.3g}"
+            rule = f"solvent_{prop.split('_')[0]}_imputed"
+            if rule not in report:
+                report.add(rule, int(hit.sum()),
+                           f"imputed the median of sourced values ({shown}) for solvents without one",
+                           f"{len(who)} solvents: {', '.join(who)}" if who else "")
+    return feats, list(feats.columns)
+
+
+# ---------------------------------------------------------------------------- tasks
+def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """z-score columns, except those already in [0, 1] (flags, fractions, fingerprint bits)."""
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    unit = (x.min(axis=0) >= 0) & (x.max(axis=0) <= 1)
+    const = std < 1e-12
+    mean = np.where(unit | const, 0.0, mean)
+    std = np.where(unit | const, 1.0, std)
+    return (x - mean) / std, mean, std
+
+
+def calisol_taskset(
+    df: pd.DataFrame | None = None,
+    min_points: int = 20,
+    data_dir: str | os.PathLike | None = None,
+    standardize: bool = True,
+) -> TaskSet:
+    """One few-shot task per electrolyte system with at least ``min_points`` measurements.
+
+    Parameters
+    ----------
+    df:
+        A frame from :func:`load_calisol` (loaded with ``data_dir`` if None).
+    min_points:
+        Smallest task kept (the few-shot protocol uses 20).
+    data_dir:
+        Passed to :func:`load_calisol` when ``df`` is None.
+    standardize:
+        z-score the input columns over the rows of the kept tasks (columns already in [0, 1] —
+        flags and solvent fractions — are left as they are). The statistics are label-free and
+        stored as ``ts.feature_mean`` / ``ts.feature_std`` (raw = x * std + mean).
+
+    Returns
+    -------
+    TaskSet
+        Tasks named ``"<salt>|<solvent>+<solvent>"`` (solvents in file order), ``groups =
+        (salt, *solvents)`` so ``group_kfold`` (key ``groups[0]``) is leave-salt-out; targets
+        ``log10_k`` in log10(mS/cm); ``meta`` with doi, T, c, c units, ratio type, k and flags;
+        ``descriptors`` = the standardized inputs. Extra attributes: ``feature_names``,
+        ``feature_mean``, ``feature_std``, ``quality_report`` and ``build_seconds``.
+    """
+    t0 = time.perf_counter()
+    if df is None:
+        df, report = load_calisol(data_dir=data_dir)
+    else:
+        report = DataQualityReport("CALiSol-23 features", n_raw=len(df), n_clean=len(df))
+    if min_points < 1:
+        raise ValueError(f"min_points must be >= 1, got {min_points}")
+    sizes = df["system"].value_counts()
+    keep = sorted(sizes[sizes >= min_points].index)
+    if not keep:
+        raise ValueError(f"No system has >= {min_points} points (largest: {sizes.max()}).")
+    sub = df[df["system"].isin(keep)].reset_index(drop=True)
+    present = [c for c in solvent_columns(df) if (df[c] > 0).any()]  # fixed order, whatever min_points
+    feats, names = calisol_features(sub, report, solvents=present)
+    x = feats.to_numpy(dtype=np.float64)
+    if not np.isfinite(x).all():
+        bad = feats.columns[~np.isfinite(x).all(axis=0)].tolist()
+        raise ValueError(f"Non-finite CALiSol features in columns {bad}")
+    z, mean, std = _standardize(x)
+    inputs = z if standardize else x
+    solv_order = solvent_columns(df)
+    tasks = []
+    for name in keep:
+        idx = np.flatnonzero((sub["system"] == name).to_numpy())
+        rows = sub.iloc[idx]
+        salt = rows["salt"].iloc[0]
+        solvents = [s for s in solv_order if s in rows["solvents"].iloc[0].split("+")]
+        tasks.append(Task(
+            name=name,
+            inputs=inputs[idx].astype(np.float32),
+            targets=rows["log10_k"].to_numpy(dtype=np.float64),
+            meta=rows[META_COLUMNS].reset_index(drop=True),
+            groups=(salt, *solvents),
+            descriptors=z[idx],
+            target_name=TARGET_NAME,
+            target_unit=TARGET_UNIT,
+        ))
+    ts = TaskSet(tasks, name="CALiSol-23", feature_names=names)
+    ts.feature_mean = mean
+    ts.feature_std = std
+    ts.quality_report = report
+    ts.build_seconds = time.perf_counter() - t0
+    return ts
