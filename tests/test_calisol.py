@@ -330,6 +330,8 @@ def test_imputations_reported(taskset):
     assert "solvent_dielectric_imputed" in rep and "solvent_viscosity_imputed" in rep
     assert rep.n_rows("solvent_viscosity_imputed") > 0
     assert "TFP" in rep["solvent_viscosity_imputed"].detail
+    assert rep.n_rows("below_min_points_20") == 13_270 - sum(len(t) for t in taskset)
+    assert "85 systems with < 20 points; 56 tasks kept" in rep["below_min_points_20"].detail
     assert taskset.build_seconds > 0
 
 

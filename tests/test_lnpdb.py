@@ -204,6 +204,7 @@ def test_taskset_one_task_per_study(taskset, loaded):
     raw = loaded[0].set_index("LNP_ID").loc[t.meta["LNP_ID"], "Experiment_value"].to_numpy()
     np.testing.assert_allclose(t.targets, raw)
     assert ts.build_seconds > 0
+    assert ts.quality_report.n_rows("below_min_points_30") == 18
 
 
 @pytest.mark.data

@@ -492,6 +492,9 @@ def calisol_taskset(
     keep = sorted(sizes[sizes >= min_points].index)
     if not keep:
         raise ValueError(f"No system has >= {min_points} points (largest: {sizes.max()}).")
+    small = sizes[sizes < min_points]
+    report.add(f"below_min_points_{min_points}", int(small.sum()), "excluded from the task set (kept in df)",
+               f"{len(small)} systems with < {min_points} points; {len(keep)} tasks kept")
     sub = df[df["system"].isin(keep)].reset_index(drop=True)
     present = [c for c in solvent_columns(df) if (df[c] > 0).any()]  # fixed order, whatever min_points
     feats, names = calisol_features(sub, report, solvents=present)

@@ -414,13 +414,16 @@ def lnpdb_taskset(
     if df is None:
         df, report = load_lnpdb(data_dir=data_dir)
     else:
-        report = None
+        report = DataQualityReport("LNPDB features", n_raw=len(df), n_clean=len(df))
     if min_points < 1:
         raise ValueError(f"min_points must be >= 1, got {min_points}")
     sizes = df["Experiment_ID"].value_counts()
     keep = sorted(sizes[sizes >= min_points].index)
     if not keep:
         raise ValueError(f"No study has >= {min_points} rows (largest: {sizes.max()}).")
+    small = sizes[sizes < min_points]
+    report.add(f"below_min_points_{min_points}", int(small.sum()), "excluded from the task set (kept in df)",
+               ", ".join(f"{k} ({v} rows)" for k, v in small.items()) + f"; {len(keep)} tasks kept")
     sub = df[df["Experiment_ID"].isin(keep)].reset_index(drop=True)
     x, names = lnpdb_features(sub, n_bits=n_bits, radius=radius)
     from nanonb.data.calisol import _standardize
