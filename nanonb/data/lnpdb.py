@@ -323,39 +323,49 @@ def lipid_descriptors(smiles: list[str] | np.ndarray) -> np.ndarray:
     return out
 
 
-def _lipid_table(smiles: np.ndarray, n_bits: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fingerprints and descriptors of unique SMILES, cached on disk (``.npz``, no pickle).
-
-    The cache key hashes the SMILES list, ``n_bits``, ``radius``, the descriptor list and the RDKit
-    version; computing them for LNPDB's 12,228 lipids takes ~30 s (Crippen logP dominates), reading
-    the cache well under a second.
-    """
+def _disk_cached(kind: str, key_parts: list[str], shape: tuple[int, int], compute) -> np.ndarray:
+    """``compute()`` memoised as ``<cache_dir>/features/lnpdb_<kind>_<hash>.npz`` (no pickle)."""
     import hashlib
 
-    import rdkit
-
     h = hashlib.sha256()
-    for part in (rdkit.__version__, str(n_bits), str(radius), ",".join(LIPID_DESCRIPTORS), *smiles):
+    for part in key_parts:
         h.update(part.encode())
         h.update(b"\0")
-    path = cache_dir() / "features" / f"lnpdb_lipids_{h.hexdigest()[:20]}.npz"
+    path = cache_dir() / "features" / f"lnpdb_{kind}_{h.hexdigest()[:20]}.npz"
     if not os.environ.get("NANONB_NO_PARSE_CACHE") and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
-                fp, desc = z["fp"], z["desc"]
-            if fp.shape == (len(smiles), n_bits) and desc.shape == (len(smiles), len(LIPID_DESCRIPTORS)):
-                return fp, desc
+                arr = z["a"]
+            if arr.shape == shape:
+                return arr
         except Exception:  # unreadable cache: recompute
             pass
-    fp = morgan_fingerprints(smiles, n_bits=n_bits, radius=radius)
-    desc = lipid_descriptors(smiles)
+    arr = compute()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
-        np.savez_compressed(tmp, fp=fp, desc=desc)
+        np.savez_compressed(tmp, a=arr)
         os.replace(tmp, path)
     except OSError:
         pass
+    return arr
+
+
+def _lipid_table(smiles: np.ndarray, n_bits: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fingerprints and descriptors of unique SMILES, cached in memory and on disk (``.npz``).
+
+    The disk-cache keys hash the SMILES list and the RDKit version (plus ``n_bits``/``radius`` for
+    the fingerprints, the descriptor list for the descriptors). For LNPDB's 12,228 lipids the
+    descriptors take ~15-20 s (Crippen logP dominates) and the fingerprints a few seconds; reading
+    the cache takes well under a second.
+    """
+    import rdkit
+
+    smiles = [str(s) for s in smiles]
+    fp = _disk_cached("fp", [rdkit.__version__, str(n_bits), str(radius), *smiles], (len(smiles), n_bits),
+                      lambda: morgan_fingerprints(smiles, n_bits=n_bits, radius=radius))
+    desc = _disk_cached("desc", [rdkit.__version__, ",".join(LIPID_DESCRIPTORS), *smiles],
+                        (len(smiles), len(LIPID_DESCRIPTORS)), lambda: lipid_descriptors(smiles))
     return fp, desc
 
 
