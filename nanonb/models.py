@@ -203,6 +203,12 @@ class InvariantGNN(nn.Module):
 MODELS = {"MLP": MLP, "InvariantGNN": InvariantGNN}
 
 
+def register_model(cls: type[nn.Module]) -> type[nn.Module]:
+    """Register a model class so saved learners can rebuild it by name (usable as a decorator)."""
+    MODELS[cls.__name__] = cls
+    return cls
+
+
 def build_model(name: str, **kwargs) -> nn.Module:
     """Instantiate a model by class name (used when loading saved learners)."""
     if name not in MODELS:
