@@ -43,9 +43,12 @@ def element_table() -> np.ndarray:
     Columns are :data:`ELEMENT_FEATURES`, taken from pymatgen's element data, each standardized
     over Z = 1..86 (row 0 is unused). Missing values are filled with the column median.
     """
+    import warnings
+
     from pymatgen.core.periodic_table import Element
 
     rows = []
+    warnings.filterwarnings("ignore", message="No Pauling electronegativity")  # noble gases: NaN, filled below
     for z in range(1, MAX_Z + 1):
         el = Element.from_Z(z)
 

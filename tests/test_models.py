@@ -1,0 +1,90 @@
+"""Models: invariances of the graph network, extensivity, element descriptors, higher compatibility."""
+
+import higher
+import numpy as np
+import pytest
+import torch
+from ase.cluster import Icosahedron
+
+from nanonb.graphs import Structure, collate
+from nanonb.models import MLP, InvariantGNN, build_model, element_table
+
+
+def cluster(seed=0):
+    atoms = Icosahedron("Cu", 3)
+    rng = np.random.default_rng(seed)
+    numbers = atoms.get_atomic_numbers()
+    numbers[rng.choice(len(numbers), 20, replace=False)] = 78  # Pt
+    pos = atoms.get_positions() + rng.normal(scale=0.05, size=(len(numbers), 3))
+    return Structure(numbers, pos)
+
+
+def random_rotation(rng):
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    return q * np.sign(np.diag(r))  # orthogonal; may include a reflection
+
+
+def test_invariant_under_rotation_translation_permutation():
+    torch.manual_seed(0)
+    model = InvariantGNN(width=16, n_blocks=2).double()
+    s = cluster()
+    rng = np.random.default_rng(1)
+    base = model(collate([s], dtype=torch.float64))
+    for _ in range(3):
+        perm = rng.permutation(len(s))
+        pos = s.positions @ random_rotation(rng).T + rng.normal(size=3) * 10
+        t = Structure(s.numbers[perm], pos[perm])
+        out = model(collate([t], dtype=torch.float64))
+        assert torch.allclose(base, out, atol=1e-5), (base, out)
+    # a real change (swap element identities) does change the prediction
+    swapped = Structure(np.where(s.numbers == 29, 78, 29), s.positions)
+    assert not torch.allclose(base, model(collate([swapped], dtype=torch.float64)), atol=1e-5)
+
+
+def test_energy_is_extensive_and_forward_is_per_atom():
+    torch.manual_seed(0)
+    model = InvariantGNN(width=8, n_blocks=1)
+    s = cluster()
+    far = Structure(s.numbers, s.positions + 100.0)  # a second, non-interacting copy
+    both = Structure(np.concatenate([s.numbers, far.numbers]), np.vstack([s.positions, far.positions]))
+    e1 = model.energy(collate([s]))
+    e2 = model.energy(collate([both]))
+    assert torch.allclose(e2, 2 * e1, rtol=1e-5)
+    assert torch.allclose(model(collate([s])), e1 / len(s), rtol=1e-5)
+
+
+def test_unseen_element_is_not_blank():
+    t = element_table()
+    assert t.shape[1] == 6 and np.all(np.isfinite(t[1:]))
+    pt, pd_ = t[78], t[46]
+    assert np.abs(pt).sum() > 0 and not np.allclose(pt, pd_)
+
+
+def test_batching_matches_single_structures():
+    torch.manual_seed(0)
+    model = InvariantGNN(width=8, n_blocks=1)
+    a, b = cluster(0), Structure.from_atoms(Icosahedron("Au", 2))
+    batched = model(collate([a, b]))
+    single = torch.cat([model(collate([a])), model(collate([b]))])
+    assert torch.allclose(batched, single, atol=1e-6)
+    assert collate([a, b]).z.shape[0] == len(a) + len(b)  # no padding
+
+
+@pytest.mark.parametrize("model", [MLP(3, (8,)), InvariantGNN(width=8, n_blocks=1)])
+def test_models_run_inside_higher(model):
+    x = torch.randn(6, 3) if isinstance(model, MLP) else collate([cluster(i) for i in range(3)])
+    y = torch.randn(6 if isinstance(model, MLP) else 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with higher.innerloop_ctx(model, opt, copy_initial_weights=False) as (fmodel, diffopt):
+        l0 = ((fmodel(x) - y) ** 2).mean()
+        for _ in range(3):
+            diffopt.step(((fmodel(x) - y) ** 2).mean())
+        l1 = ((fmodel(x) - y) ** 2).mean()
+        l1.backward()
+    assert l1 < l0
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_build_model_errors():
+    with pytest.raises(ValueError, match="Unknown model"):
+        build_model("Transformer")
