@@ -162,7 +162,7 @@ def test_load_flakes_cache_and_determinism(tmp_path, monkeypatch):
     ts = load_flakes(cache_dir=tmp_path, **kw)
     assert ts.names == ["rectangular|none", "rectangular|N", "ribbon-zigzag|none", "ribbon-zigzag|N"]
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert len(files) == 2 and files[0].endswith(".csv") and files[1].endswith(".npz")
+    assert len(files) == 2 and files[0].endswith(".csv") and files[1].endswith(".npz")  # no pickle
     with np.load(tmp_path / files[1], allow_pickle=False) as z:  # no pickle needed
         assert z["counts"].sum() == len(z["numbers"])
     t = ts["rectangular|N"]
@@ -171,6 +171,15 @@ def test_load_flakes_cache_and_determinism(tmp_path, monkeypatch):
     assert t.descriptors.shape == (len(t), len(DESCRIPTOR_NAMES))
     assert {"n_heavy", "shape", "dopant", "energy_ev", "huckel_gap_ev"} <= set(t.meta.columns)
     assert np.all(t.meta["n_heavy"].to_numpy() <= 16)
+    # n_shared counts the other tasks holding the same molecule (benzene is a rectangle and a ribbon)
+    fps = [flakes._fingerprint(s) for task in ts for s in task.inputs]
+    shared = np.concatenate([task.meta["n_shared"].to_numpy() for task in ts])
+    assert np.array_equal(shared, [fps.count(fp) - 1 for fp in fps])
+    assert shared.max() >= 1
+    unique = load_flakes(cache_dir=tmp_path, unique_across_tasks=True, **kw)
+    fps_u = [flakes._fingerprint(s) for task in unique for s in task.inputs]
+    assert len(fps_u) == len(set(fps_u))
+    assert all(task.meta["n_shared"].eq(0).all() for task in unique)
     # the cached label equals a fresh xTB call on the cached structure
     assert t.targets[0] == pytest.approx(xtb_gap(t.inputs[0])[0], abs=1e-6)
 

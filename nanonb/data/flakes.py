@@ -32,7 +32,7 @@ same element are never bonded (no B–B or N–N bonds). Every structure is ther
 even-electron and labelled as a closed shell (``uhf=0``). Single dopants (odd electron count,
 radicals) are not generated. The ``B`` family is opt-in: removing two electrons from a symmetric
 flake half-empties a degenerate HOMO pair; in our measurement (seed 0, 20 flakes per shape,
-<= 48 heavy atoms, 120 flakes) the median gap was 0.21 eV and 28 % were below 0.1 eV:
+<= 48 heavy atoms, 120 flakes) the median gap was 0.22 eV and 23 % were below 0.1 eV:
 near-diradicals for which a closed-shell single point is a poor label.
 """
 
@@ -71,7 +71,7 @@ DESCRIPTOR_NAMES = (
     "n_C", "n_B", "n_N", "n_H", "n_heavy", "radius_gyration", "edge_fraction",
     "zigzag_edge_fraction", "armchair_edge_fraction", "dopant_separation",
 )
-_CACHE_VERSION = "flakes-v2"
+_CACHE_VERSION = "flakes-v4"
 
 _SQ3 = np.sqrt(3.0)
 _A1 = np.array([_SQ3 * CC_BOND, 0.0])
@@ -434,19 +434,22 @@ def generate_family(
     min_heavy: int = 6,
     max_heavy: int = 60,
     max_tries: int = 4000,
+    exclude: set | None = None,
 ) -> list[Flake]:
     """``n`` distinct flakes of one family (shape × dopant), deterministic for ``seed``.
 
     Sizes are drawn so that heavy-atom counts span ``[min_heavy, max_heavy]``; duplicates (up to
-    symmetry) are skipped. Fewer than ``n`` flakes are returned (with a warning) when the family
-    has fewer distinct members in the size range.
+    symmetry and isomorphism, by :func:`_fingerprint`) are skipped, and so are molecules whose
+    fingerprint is in ``exclude`` (the set is updated with the new ones, so that families generated
+    in turn share no molecule). Fewer than ``n`` flakes are returned (with a warning) when the
+    family has fewer distinct members in the size range.
     """
     if shape not in SHAPES:
         raise ValueError(f"Unknown shape {shape!r}; choose one of {SHAPES}.")
     key = int.from_bytes(hashlib.sha256(f"{shape}|{dopant}".encode()).digest()[:4], "little")
     rng = np.random.default_rng([seed, key])
     out: list[Flake] = []
-    seen: set = set()
+    seen: set = exclude if exclude is not None else set()
     last_new = 0
     for k in range(max_tries):
         if len(out) >= n or k - last_new > 600:  # stop once the family looks exhausted
@@ -565,7 +568,8 @@ def load_flakes(
     shapes: Sequence[str] = SHAPES,
     dopants: Sequence[str] = DEFAULT_DOPANTS,
     min_heavy: int = 6,
-    max_heavy: int = 48,
+    max_heavy: int = 42,
+    unique_across_tasks: bool = False,
 ) -> TaskSet:
     """Graphene nanoflake HOMO–LUMO gaps (GFN2-xTB), one task per shape × dopant family.
 
@@ -591,17 +595,26 @@ def load_flakes(
     min_heavy, max_heavy:
         Heavy-atom (C/B/N) count range. Train on small and test on large flakes with
         ``task.meta["n_heavy"]``.
+    unique_across_tasks:
+        Small undoped flakes fit several shapes (benzene is a hexagon, a triangle, a rectangle and
+        a ribbon), so by default the same molecule can sit in several tasks; ``meta["n_shared"]``
+        counts the *other* tasks holding an identical molecule (filter on it to keep meta-test
+        molecules unseen). ``True`` keeps each molecule only in the first family (in ``shapes``
+        order) that makes it: no sharing, but the undoped families shrink (seed 0, <= 42 heavy
+        atoms: the six undoped shapes share a pool of about 90 distinct flakes).
 
     Returns
     -------
     TaskSet
         Tasks named ``"<shape>|<dopant>"`` with structures as inputs, groups ``(shape, dopant)``,
         descriptors :data:`DESCRIPTOR_NAMES` and meta columns ``shape, dopant, n_heavy, size,
-        aspect, irregularity, centre_x, centre_y, energy_ev, huckel_gap_ev, xtb_seconds`` plus the
-        descriptors.
+        aspect, irregularity, centre_x, centre_y, energy_ev, huckel_gap_ev, xtb_seconds,
+        n_shared`` plus the descriptors. ``huckel_gap_ev`` is the plain Hückel gap (reference
+        parameters of :mod:`nanonb.physics`), a physics baseline kept out of the descriptors.
     """
     params = {"v": _CACHE_VERSION, "n": int(n_per_family), "seed": int(seed), "shapes": list(shapes),
-              "dopants": list(dopants), "min_heavy": int(min_heavy), "max_heavy": int(max_heavy)}
+              "dopants": list(dopants), "min_heavy": int(min_heavy), "max_heavy": int(max_heavy),
+              "unique": bool(unique_across_tasks)}
     tag = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     npz_path, csv_path = root / f"flakes_{tag}.npz", root / f"flakes_{tag}.csv"
@@ -614,10 +627,16 @@ def _build_cache(params: dict, npz_path: Path, csv_path: Path, progress: bool) -
     from tqdm.auto import tqdm
 
     flakes: list[Flake] = []
+    seen: set = set()  # with "unique": every molecule lands in the first family that makes it
     for shape in params["shapes"]:
         for dopant in params["dopants"]:
             flakes.extend(generate_family(shape, dopant, params["n"], params["seed"],
-                                          params["min_heavy"], params["max_heavy"]))
+                                          params["min_heavy"], params["max_heavy"],
+                                          exclude=seen if params["unique"] else None))
+    fps = [_fingerprint(f.structure) for f in flakes]
+    tasks_of: dict = {}
+    for f, fp in zip(flakes, fps):
+        tasks_of.setdefault(fp, set()).add(f"{f.info['shape']}|{f.info['dopant']}")
     rows = []
     for f in tqdm(flakes, desc="GFN2-xTB single points", disable=not progress):
         t0 = time.perf_counter()
@@ -629,6 +648,8 @@ def _build_cache(params: dict, npz_path: Path, csv_path: Path, progress: bool) -
         seconds = time.perf_counter() - t0
         rows.append({**f.info, "homo_lumo_gap": gap, "energy_ev": energy,
                      "huckel_gap_ev": _huckel_gap(f.structure), "xtb_seconds": seconds})
+    for row, fp in zip(rows, fps):
+        row["n_shared"] = len(tasks_of[fp]) - 1
     df = pd.DataFrame(rows)
     ok = np.isfinite(df["homo_lumo_gap"].to_numpy())
     df = df[ok].reset_index(drop=True)
@@ -658,7 +679,7 @@ def _read_cache(npz_path: Path, csv_path: Path) -> TaskSet:
     structures = [Structure(numbers[s:s + c], positions[s:s + c]) for s, c in zip(starts, counts)]
     df["task"] = df["shape"] + "|" + df["dopant"]
     meta_cols = ["shape", "dopant", "n_heavy", "size", "aspect", "irregularity", "centre_x", "centre_y", "energy_ev",
-                 "huckel_gap_ev", "xtb_seconds", *[c for c in DESCRIPTOR_NAMES if c != "n_heavy"]]
+                 "huckel_gap_ev", "xtb_seconds", "n_shared", *[c for c in DESCRIPTOR_NAMES if c != "n_heavy"]]
     tasks = []
     for name in dict.fromkeys(df["task"]):
         idx = np.flatnonzero(df["task"].to_numpy() == name)
