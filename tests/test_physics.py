@@ -299,6 +299,23 @@ def test_tbgapnet_adapts_inside_higher_innerloop():
     assert float(model.head.scale.detach()) == 1.0
 
 
+def test_head_only_adaptation_with_frozen_body_features():
+    higher = pytest.importorskip("higher")
+    torch.manual_seed(1)
+    model = TBGapNet(hidden=16)
+    batch = collate([_flake("BN", seed=s) for s in range(4)])
+    with torch.no_grad():
+        feats = model.body(batch)  # ANIL-style: body run once, only the head adapts
+        target = model(batch) * 1.3 - 0.2
+    opt = torch.optim.SGD(model.head.parameters(), lr=0.02)
+    with higher.innerloop_ctx(model.head, opt) as (fhead, diffopt):
+        first = float(((fhead(feats) - target) ** 2).mean().detach())
+        for _ in range(5):
+            diffopt.step(((fhead(feats) - target) ** 2).mean())
+        last = float(((fhead(feats) - target) ** 2).mean().detach())
+    assert last < 0.5 * first
+
+
 def test_calibrate_fits_affine_map():
     model = TBGapNet()
     structs = [_flake("none", seed=s) for s in range(4)] + [_benzene()]
