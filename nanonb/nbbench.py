@@ -1,0 +1,366 @@
+"""Notebook benchmark: ``python -m nanonb.bench notebooks [--quick] [--out notebooks.json]``.
+
+Measures what a user meets when opening the tutorial notebooks:
+
+* every notebook in ``notebooks/`` is executed top to bottom in a **fresh kernel** (nbclient, the
+  kernel of the current Python environment, working directory = a temporary copy of the notebook
+  folder, so the repository copy stays untouched). Wall time includes the kernel start-up (what
+  "Restart Kernel and Run All Cells" costs). Peak memory is the larger of (a) the kernel process
+  tree's summed resident set size, sampled every 50 ms with psutil, and (b) the kernel process's
+  own high-water mark ``VmHWM`` from ``/proc`` (exact, Linux only).
+* widget interaction latency: in a fresh kernel, :class:`nanonb.widgets.AdaptationExplorer` is built
+  around the shipped learner (:func:`nanonb.pretrained.load_pretrained`) with the "inner steps"
+  slider at 10, and the "shots" slider is moved programmatically ``n_interactions`` times between 5
+  and 6 shots (every move re-adapts and redraws; no caching is allowed to short-cut it, see
+  :func:`_latency_code`). Each latency is the time from setting ``slider.value`` until the
+  explorer's synchronous observers return (adaptation, prediction, figure, readout).
+
+Budgets (:data:`BUDGETS`): each notebook < 120 s and < 1.5 GB; widget interaction p95 < 250 ms.
+
+Result rows use the shared schema of :mod:`nanonb.bench` with ``split="budget"``. The schema only
+knows ``kind`` ``"meta"`` or ``"baseline"``; these rows measure tooling, not learners, so they all
+use ``kind="baseline"`` (read it as "reference measurement"). ``method`` is the notebook name
+(without ``.ipynb``) or ``"widget_interaction"``; ``metric`` is ``runtime_s``, ``peak_mem_mb``,
+``latency_ms`` (mean/sem/median over the interactions) or ``latency_p95_ms``; ``k`` is 0 for
+notebooks and the number of shots for the widget. ``n_tasks`` is 1 for notebooks and the number
+of interactions for the widget. Budget checks are in ``result["checks"]`` and
+``result["all_within_budget"]``; ``strict=True`` raises after printing when a budget is exceeded
+or a notebook fails.
+
+``--quick`` runs only ``00_welcome.ipynb`` and 10 interactions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .bench import make_result
+
+#: budget per notebook / interaction
+BUDGETS: dict[str, float] = {"runtime_s": 120.0, "peak_mem_mb": 1500.0, "latency_p95_ms": 250.0}
+QUICK_NOTEBOOKS = ("00_welcome.ipynb",)
+DEFAULT_INTERACTIONS, QUICK_INTERACTIONS = 50, 10
+REPO_NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+# ------------------------------------------------------------------------------------ memory
+class _TreeMemorySampler:
+    """Samples the summed RSS (bytes) of a process and all its descendants in a background thread."""
+
+    def __init__(self, pid: int, interval_s: float = 0.05):
+        self.pid, self.interval_s = pid, interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> _TreeMemorySampler:
+        self._thread.start()
+        return self
+
+    def _sample(self) -> int:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._sample())
+            self._stop.wait(self.interval_s)
+
+    def stop(self) -> int:
+        self.peak_bytes = max(self.peak_bytes, self._sample())
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.peak_bytes
+
+
+def _vm_hwm_bytes(pid: int) -> int:
+    """Peak resident set size of one process (``VmHWM`` in ``/proc/<pid>/status``), 0 if unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+# ------------------------------------------------------------------------------ execution
+def _kernel_env() -> dict[str, str]:
+    """The current environment minus ``MPLBACKEND`` (it would replace the inline backend in kernels)."""
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)
+    return env
+
+
+def execute_notebook(nb, cwd: str | Path, timeout_s: float = 600.0, kernel_name: str = "python3") -> dict[str, Any]:
+    """Execute a notebook object in a fresh kernel; measure wall time and peak memory.
+
+    Parameters
+    ----------
+    nb:
+        ``nbformat.NotebookNode`` (modified in place: outputs are filled in).
+    cwd:
+        Working directory of the kernel.
+    timeout_s:
+        Per-cell timeout in seconds.
+    kernel_name:
+        Kernel spec; ``"python3"`` is the current environment's ipykernel.
+
+    Returns
+    -------
+    dict
+        ``runtime_s`` (s, kernel start to last cell), ``peak_mem_mb`` (MB = 1e6 bytes),
+        ``peak_tree_rss_mb``, ``kernel_hwm_mb``, ``error`` (``None`` or ``"ExcName: message"``).
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    state: dict[str, Any] = {}
+
+    def on_start(**_: Any) -> None:
+        proc = getattr(getattr(client.km, "provisioner", None), "process", None)
+        if proc is not None:
+            state["pid"] = proc.pid
+            state["sampler"] = _TreeMemorySampler(proc.pid).start()
+
+    def on_cell(**_: Any) -> None:  # the kernel is still alive here (not in on_notebook_complete)
+        if "pid" in state:
+            state["hwm"] = max(state.get("hwm", 0), _vm_hwm_bytes(state["pid"]))
+
+    client = NotebookClient(nb, timeout=int(timeout_s), kernel_name=kernel_name,
+                            resources={"metadata": {"path": str(cwd)}},
+                            on_notebook_start=on_start, on_cell_executed=on_cell)
+    error = None
+    t0 = time.perf_counter()
+    try:
+        client.execute(env=_kernel_env())
+    except CellExecutionError as exc:
+        error = f"{exc.ename}: {exc.evalue}"
+    except (CellTimeoutError, DeadKernelError) as exc:
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    runtime = time.perf_counter() - t0
+    if "sampler" in state:
+        state["tree"] = state["sampler"].stop()
+    tree, hwm = state.get("tree", 0) / 1e6, state.get("hwm", 0) / 1e6
+    return {"runtime_s": runtime, "peak_mem_mb": max(tree, hwm), "peak_tree_rss_mb": tree, "kernel_hwm_mb": hwm,
+            "error": error}
+
+
+def _stdout(nb) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                   for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout")
+
+
+# ------------------------------------------------------------------------- widget latency
+def _latency_code(n: int, shots: tuple[int, int], inner_steps: int, seed: int) -> str:
+    """Kernel-side code that times ``n`` programmatic "shots" slider moves and prints one JSON line."""
+    return f"""
+import json, time
+import ipywidgets as widgets
+from nanonb.pretrained import load_pretrained
+from nanonb.widgets import AdaptationExplorer
+
+def _find(root, cls, description):
+    seen, stack = set(), [root]
+    while stack:
+        w = stack.pop()
+        if id(w) in seen:
+            continue
+        seen.add(id(w))
+        if isinstance(w, cls) and getattr(w, "description", None) == description:
+            return w
+        stack.extend(getattr(w, "children", ()) or ())
+    raise LookupError(f"no {{cls.__name__}} with description {{description!r}} in the explorer")
+
+t0 = time.perf_counter()
+explorer = AdaptationExplorer(load_pretrained(), seed={seed})
+root = explorer if isinstance(explorer, widgets.Widget) else explorer.widget
+shots, steps = _find(root, widgets.IntSlider, "shots"), _find(root, widgets.IntSlider, "inner steps")
+steps.value = {inner_steps}
+shots.value = {shots[1]}
+build_s = time.perf_counter() - t0
+lat = []
+for i in range({n}):
+    t = time.perf_counter()
+    shots.value = {shots[0]} if shots.value != {shots[0]} else {shots[1]}
+    lat.append((time.perf_counter() - t) * 1000.0)
+print("NBBENCH_LATENCY " + json.dumps({{"latency_ms": lat, "build_s": build_s}}))
+"""
+
+
+def measure_widget_latency(n_interactions: int = DEFAULT_INTERACTIONS, shots: tuple[int, int] = (5, 6),
+                           inner_steps: int = 10, seed: int = 0, timeout_s: float = 600.0) -> dict[str, Any]:
+    """Time programmatic slider moves of :class:`nanonb.widgets.AdaptationExplorer` in a fresh kernel.
+
+    Returns
+    -------
+    dict
+        ``latency_ms`` (list, ms per move), ``p50_ms``, ``p95_ms``, ``build_s`` (explorer construction,
+        s), ``runtime_s``/``peak_mem_mb`` of the kernel, ``error``.
+    """
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(_latency_code(n_interactions, shots, inner_steps, seed))]
+    with tempfile.TemporaryDirectory(prefix="nanonb-nbbench-") as tmp:
+        run = execute_notebook(nb, tmp, timeout_s=timeout_s)
+    out = {**run, "latency_ms": [], "p50_ms": float("nan"), "p95_ms": float("nan"), "build_s": float("nan")}
+    for line in _stdout(nb).splitlines():
+        if line.startswith("NBBENCH_LATENCY "):
+            data = json.loads(line.split(" ", 1)[1])
+            lat = data["latency_ms"]
+            out.update(latency_ms=lat, build_s=data["build_s"], p50_ms=_percentile(lat, 50),
+                       p95_ms=_percentile(lat, 95))
+    if not out["latency_ms"] and out["error"] is None:
+        out["error"] = "the latency cell printed no result"
+    return out
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
+
+
+# ---------------------------------------------------------------------------- protocol
+def _row(method: str, metric: str, mean: float, median: float | None = None, sem: float = 0.0, k: int = 0,
+         n: int = 1) -> dict:
+    return {"split": "budget", "method": method, "kind": "baseline", "k": int(k), "metric": metric,
+            "mean": float(mean), "sem": float(sem), "median": float(mean if median is None else median),
+            "n_tasks": int(n)}
+
+
+def run_notebooks(quick: bool = False, seed: int = 0, progress: bool = True, notebooks_dir: str | Path | None = None,
+                  names: Sequence[str] | None = None, n_interactions: int | None = None, widget: bool = True,
+                  timeout_s: float = 600.0, strict: bool = False, log: Callable[[str], None] = print,
+                  **_: Any) -> dict:
+    """Execute the notebooks in fresh kernels and time widget interaction; check the budgets.
+
+    Parameters
+    ----------
+    quick:
+        Only ``00_welcome.ipynb`` and :data:`QUICK_INTERACTIONS` interactions.
+    seed:
+        Seed passed to the explorer (episode sampling).
+    progress:
+        Log one line per notebook.
+    notebooks_dir:
+        Folder of ``*.ipynb`` (default: the repository's ``notebooks/``).
+    names:
+        Notebook file names to run (default: all, sorted; quick: :data:`QUICK_NOTEBOOKS`).
+    n_interactions:
+        Slider moves to time (default 50, quick 10); ``widget=False`` skips the latency measurement.
+    timeout_s:
+        Per-cell timeout (s) of the executions.
+    strict:
+        Raise ``RuntimeError`` (after logging) if a notebook fails or a budget is exceeded.
+
+    Returns
+    -------
+    dict
+        :func:`nanonb.bench.make_result` dict with extra keys ``budgets``, ``checks`` (one per
+        measured quantity: ``method``, ``metric``, ``value``, ``budget``, ``ok``), ``errors``,
+        ``all_within_budget`` and ``environment``.
+    """
+    import nbformat
+
+    t_all = time.perf_counter()
+    src = Path(notebooks_dir) if notebooks_dir is not None else REPO_NOTEBOOKS
+    if not src.is_dir():
+        raise FileNotFoundError(f"notebook folder {src} not found; pass notebooks_dir=... "
+                                "(--set notebooks_dir=PATH)")
+    if names is None:
+        names = list(QUICK_NOTEBOOKS) if quick else sorted(p.name for p in src.glob("*.ipynb"))
+    names = [n if n.endswith(".ipynb") else f"{n}.ipynb" for n in names]
+    missing = [n for n in names if not (src / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"notebooks {missing} not found in {src}")
+    n_int = n_interactions if n_interactions is not None else (QUICK_INTERACTIONS if quick else DEFAULT_INTERACTIONS)
+    say = log if progress else (lambda _msg: None)
+
+    rows: list[dict] = []
+    checks: list[dict] = []
+    errors: dict[str, str] = {}
+    per_notebook: dict[str, dict] = {}
+
+    def check(method: str, metric: str, value: float) -> bool:
+        ok = bool(value < BUDGETS[metric])
+        checks.append({"method": method, "metric": metric, "value": float(value), "budget": BUDGETS[metric],
+                       "ok": ok})
+        return ok
+
+    with tempfile.TemporaryDirectory(prefix="nanonb-nbbench-") as tmp:
+        work = Path(tmp) / src.name
+        shutil.copytree(src, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        for name in names:
+            nb = nbformat.read(work / name, as_version=4)
+            r = execute_notebook(nb, work, timeout_s=timeout_s)
+            method = name.removesuffix(".ipynb")
+            per_notebook[method] = {k: v for k, v in r.items()}
+            rows += [_row(method, "runtime_s", r["runtime_s"]), _row(method, "peak_mem_mb", r["peak_mem_mb"])]
+            ok = check(method, "runtime_s", r["runtime_s"]) & check(method, "peak_mem_mb", r["peak_mem_mb"])
+            if r["error"]:
+                errors[method] = r["error"]
+            say(f"  {name:40s} {r['runtime_s']:7.1f} s  peak {r['peak_mem_mb']:7.0f} MB  "
+                f"{'ok' if ok and not r['error'] else 'OVER BUDGET' if not r['error'] else 'FAILED: ' + r['error']}")
+
+    widget_info: dict[str, Any] = {}
+    if widget and n_int > 0:
+        w = measure_widget_latency(n_int, seed=seed, timeout_s=timeout_s)
+        lat = w["latency_ms"]
+        widget_info = {k: v for k, v in w.items() if k != "latency_ms"} | {"n": len(lat)}
+        if w["error"]:
+            errors["widget_interaction"] = w["error"]
+        if lat:
+            sem = statistics.stdev(lat) / len(lat) ** 0.5 if len(lat) > 1 else 0.0
+            rows += [_row("widget_interaction", "latency_ms", statistics.fmean(lat), w["p50_ms"], sem, k=5,
+                          n=len(lat)),
+                     _row("widget_interaction", "latency_p95_ms", w["p95_ms"], k=5, n=len(lat))]
+            ok = check("widget_interaction", "latency_p95_ms", w["p95_ms"])
+            say(f"  widget interaction ({len(lat)} slider moves, 5<->6 shots, 10 inner steps): "
+                f"p50 {w['p50_ms']:.0f} ms, p95 {w['p95_ms']:.0f} ms (explorer built in {w['build_s']:.1f} s) "
+                f"{'ok' if ok else 'OVER BUDGET'}")
+        else:
+            say(f"  widget interaction FAILED: {w['error']}")
+
+    all_ok = all(c["ok"] for c in checks) and not errors
+    config = {"quick": quick, "seed": seed, "notebooks_dir": str(src), "notebooks": list(names),
+              "n_interactions": n_int if widget else 0, "timeout_s": timeout_s}
+    result = make_result("notebooks", rows, time.perf_counter() - t_all, config, budgets=dict(BUDGETS),
+                         checks=checks, errors=errors, all_within_budget=all_ok, per_notebook=per_notebook,
+                         widget=widget_info, environment=_environment())
+    if strict and not all_ok:
+        bad = [c for c in checks if not c["ok"]]
+        raise RuntimeError(f"notebook budgets not met: over budget {bad}; errors {errors}")
+    return result
+
+
+def _environment() -> dict[str, Any]:
+    import platform
+
+    import psutil
+
+    return {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "mem_total_gb": round(psutil.virtual_memory().total / 1e9, 1), "executable": sys.executable}
