@@ -88,6 +88,7 @@ def _lab_env(tmp: Path) -> dict[str, str]:
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(json.dumps(values))
     env = dict(os.environ)
+    env.pop("MPLBACKEND", None)  # an inherited MPLBACKEND=Agg would replace the kernels' inline backend
     env.update({
         "XDG_CONFIG_HOME": str(tmp / "xdg-config"), "XDG_CACHE_HOME": str(tmp / "xdg-cache"),
         "JUPYTER_CONFIG_DIR": str(tmp / "jupyter-config"), "JUPYTER_DATA_DIR": str(tmp / "jupyter-data"),
