@@ -78,6 +78,7 @@ class GraphBatch:
     edge_j: torch.Tensor
     graph: torch.Tensor
     n_atoms: torch.Tensor
+    forces: torch.Tensor | None = None  # (N, 3) eV/Å when every structure carries forces
 
     @property
     def n_graphs(self) -> int:
@@ -92,7 +93,7 @@ def collate(structures: Sequence[Structure], cutoff: float = DEFAULT_CUTOFF,
     """Concatenate structures into a :class:`GraphBatch` without padding."""
     if len(structures) == 0:
         raise ValueError("collate needs at least one structure")
-    zs, ps, ei, ej, gs, ns = [], [], [], [], [], []
+    zs, ps, ei, ej, gs, ns, fs = [], [], [], [], [], [], []
     offset = 0
     for k, s in enumerate(structures):
         i, j = s.edges(cutoff)
@@ -102,7 +103,9 @@ def collate(structures: Sequence[Structure], cutoff: float = DEFAULT_CUTOFF,
         ej.append(j + offset)
         gs.append(np.full(len(s), k))
         ns.append(len(s))
+        fs.append(s.forces)
         offset += len(s)
+    forces = None if any(f is None for f in fs) else torch.from_numpy(np.concatenate(fs)).to(dtype)
     return GraphBatch(
         z=torch.from_numpy(np.concatenate(zs)),
         pos=torch.from_numpy(np.concatenate(ps)).to(dtype),
@@ -110,4 +113,5 @@ def collate(structures: Sequence[Structure], cutoff: float = DEFAULT_CUTOFF,
         edge_j=torch.from_numpy(np.concatenate(ej)),
         graph=torch.from_numpy(np.concatenate(gs)),
         n_atoms=torch.tensor(ns, dtype=torch.long),
+        forces=forces,
     )

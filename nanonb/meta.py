@@ -86,6 +86,17 @@ def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ((pred - y) ** 2).mean()
 
 
+def predict_energy_forces(model, batch: GraphBatch, create_graph: bool = True):
+    """Per-atom target and conservative forces ``-dE/dpos`` from a (possibly patched) graph model.
+
+    Returns ``(per_atom (B,), forces (N, 3))`` in the model's (standardized) units.
+    """
+    pos = batch.pos.detach().requires_grad_(True)
+    energy = model(batch, output="energy", pos=pos)
+    forces = -torch.autograd.grad(energy.sum(), pos, create_graph=create_graph)[0]
+    return energy / batch.n_atoms.to(energy.dtype), forces
+
+
 # ---------------------------------------------------------------------- config
 @dataclass
 class MetaConfig:
@@ -94,6 +105,12 @@ class MetaConfig:
     ``k_support`` is the range of support sizes sampled during meta-training (so one learner
     serves 1- to 10-shot use); ``k_query`` the query size per training episode.
     ``inner_lr`` is the SGD step on the standardized-target MSE (the initial value for Meta-SGD).
+    ``inner_grad_clip`` rescales each inner-loop gradient to at most this global norm
+    (differentiably), which keeps deep graph networks from diverging in the inner loop.
+    ``force_weight > 0`` adds a force term to every loss (inner and outer) for structure tasks whose
+    structures carry forces: forces are predicted as ``-dE/dpositions`` of the model's extensive
+    energy (conservative by construction), in standardized units ``F / y_std`` (per Å). Not for ANIL,
+    whose inner loop never sees positions.
     """
 
     algorithm: str = "fomaml"
@@ -110,6 +127,8 @@ class MetaConfig:
     val_every: int = 25
     val_episodes: int = 4
     grad_clip: float = 10.0
+    inner_grad_clip: float | None = None
+    force_weight: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -214,15 +233,35 @@ class MetaLearner:
             override = {"lr": list(self.inner_lrs)}
         else:
             opt = torch.optim.SGD(params, lr=self.config.inner_lr if lr is None else lr)
-        detach_grads = (lambda gs: [None if g is None else g.detach() for g in gs]) if (
-            track and self.config.first_order) else None
+        detach = track and bool(self.config.first_order)
+        clip = self.config.inner_grad_clip
+
+        def grad_callback(grads):
+            grads = [None if g is None else (g.detach() if detach else g) for g in grads]
+            if clip is not None:
+                norm = torch.sqrt(sum((g * g).sum() for g in grads if g is not None))
+                scale = torch.clamp(clip / (norm + 1e-12), max=1.0)
+                grads = [None if g is None else g * scale for g in grads]
+            return grads
+
         with higher.innerloop_ctx(module, opt, copy_initial_weights=False, track_higher_grads=track,
                                   override=override) as (fmodel, diffopt):
             for _ in range(steps):
-                out = fmodel(inp)
-                out = out.squeeze(-1) if out.dim() > 1 else out
-                diffopt.step(_mse(out, y_s), grad_callback=detach_grads)
+                diffopt.step(self._loss(fmodel, inp, y_s), grad_callback=grad_callback)
         return fmodel
+
+    def _use_forces(self, x) -> bool:
+        return (self.config.force_weight > 0 and self.config.algorithm != "anil"
+                and isinstance(x, GraphBatch) and x.forces is not None)
+
+    def _loss(self, fmodel, x, y: torch.Tensor) -> torch.Tensor:
+        """MSE on standardized targets, plus the weighted force MSE when forces are used."""
+        if self._use_forces(x):
+            pred, f_pred = predict_energy_forces(fmodel, x)
+            f_true = x.forces / self.scaler.y_std
+            return _mse(pred, y) + self.config.force_weight * _mse(f_pred, f_true)
+        out = fmodel(x)
+        return _mse(out.squeeze(-1) if out.dim() > 1 else out, y)
 
     def _query_pred(self, fmodel, x_q):
         if self.config.algorithm == "anil":
@@ -236,14 +275,17 @@ class MetaLearner:
         if self.config.algorithm == "fomaml":
             # First order: the query gradient at the adapted weights is used as the meta-gradient.
             fmodel = self._inner_loop(x_s, y_s, self.config.inner_steps, None, track=False)
-            loss = _mse(fmodel(x_q), y_q)
+            loss = self._loss(fmodel, x_q, y_q)
             grads = torch.autograd.grad(loss, list(fmodel.parameters()), allow_unused=True)
             for p, g in zip(self.model.parameters(), grads):
                 if g is not None:
                     p.grad = g.detach().clone() if p.grad is None else p.grad + g.detach()
             return loss.detach()
         fmodel = self._inner_loop(x_s, y_s, self.config.inner_steps, None, track=True)
-        loss = _mse(self._query_pred(fmodel, x_q), y_q)
+        if self.config.algorithm == "anil":
+            loss = _mse(self._query_pred(fmodel, x_q), y_q)
+        else:
+            loss = self._loss(fmodel, x_q, y_q)
         loss.backward()
         return loss.detach()
 
@@ -286,6 +328,12 @@ class MetaLearner:
                 kq = min(cfg.k_query, len(task) - k)
                 ep = eligible.episode(task, k, kq, seed=int(rng.integers(2**31 - 1)))
                 losses.append(self._episode_loss(ep))
+            mean_loss = float(torch.stack(losses).mean())
+            if not np.isfinite(mean_loss):
+                raise FloatingPointError(
+                    f"{cfg.algorithm} meta-training diverged at iteration {start + it + 1} (query loss "
+                    f"{mean_loss}): lower inner_lr (now {cfg.inner_lr}), set inner_grad_clip (now "
+                    f"{cfg.inner_grad_clip}) or lower outer_lr (now {cfg.outer_lr}).")
             for p in self.parameters():
                 if p.grad is not None:
                     p.grad /= cfg.meta_batch_size
@@ -297,7 +345,7 @@ class MetaLearner:
                         a.clamp_(min=0.0)
             step = start + it + 1
             self.history["iteration"].append(step)
-            self.history["train_loss"].append(float(torch.stack(losses).mean()))
+            self.history["train_loss"].append(mean_loss)
             if val is not None and (step % cfg.val_every == 0 or it == n_iter - 1):
                 self.history["val_iteration"].append(step)
                 self.history["val_loss"].append(self.validation_loss(val))

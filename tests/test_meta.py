@@ -141,3 +141,24 @@ def test_meta_learning_beats_scratch_on_sine_tasks():
     s = summarize(evaluate([learner, scratch], test, shots=(5,), n_episodes=3, progress=False), "mae")
     mae = dict(zip(s["method"], s["mean"]))
     assert mae["maml"] < 0.6 * mae["scratch"], mae
+
+
+def test_force_supervision_trains_and_uses_forces():
+    from nanonb.data.nanoalloys import load_nanoalloys
+
+    ts = load_nanoalloys(n_per_pair=8, elements=("Cu", "Ag", "Au"), progress=False)
+    assert collate_has_forces(ts)
+    kw = dict(model_kwargs={"width": 8, "n_blocks": 1, "n_rbf": 8}, n_iterations=2, k_support=(2, 3), k_query=3,
+              meta_batch_size=2, inner_steps=1)
+    plain = MetaLearner(algorithm="fomaml", **kw).fit(ts, progress=False)
+    forced = MetaLearner(algorithm="fomaml", force_weight=1.0, **kw).fit(ts, progress=False)
+    assert plain.history["train_loss"] != forced.history["train_loss"]  # the force term entered the loss
+    ep = ts.episode(ts[0], 3, seed=0)
+    x = forced.scaler.x(ep.query)
+    assert forced._use_forces(x) and not plain._use_forces(x)
+
+
+def collate_has_forces(ts):
+    from nanonb.graphs import collate
+
+    return collate(ts[0].inputs[:2]).forces is not None

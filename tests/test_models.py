@@ -88,3 +88,19 @@ def test_models_run_inside_higher(model):
 def test_build_model_errors():
     with pytest.raises(ValueError, match="Unknown model"):
         build_model("Transformer")
+
+
+def test_forces_are_minus_gradient_of_energy_finite_differences():
+    from nanonb.meta import predict_energy_forces
+
+    torch.manual_seed(0)
+    model = InvariantGNN(width=8, n_blocks=2).double()
+    batch = collate([cluster(3)], dtype=torch.float64)
+    _, forces = predict_energy_forces(model, batch, create_graph=False)
+    h = 1e-5
+    for atom, axis in [(0, 0), (7, 1), (30, 2)]:
+        plus, minus = batch.pos.clone(), batch.pos.clone()
+        plus[atom, axis] += h
+        minus[atom, axis] -= h
+        fd = -(model.energy(batch, plus) - model.energy(batch, minus)) / (2 * h)
+        assert abs(float(fd) - float(forces[atom, axis])) < 1e-6
