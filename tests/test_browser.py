@@ -186,8 +186,8 @@ _CELL_ERRORS = """() => window.jupyterapp.shell.currentWidget.content.model.toJS
     .flatMap(c => (c.outputs || []).filter(o => o.output_type === 'error')
     .map(o => o.ename + ': ' + o.evalue))"""
 # Marks the explorer's elements with data-nanonb="slider|handle|readout|figure|canvas". The readout and
-# figure are looked up inside the cell that holds the slider (nearest enclosing element first); the
-# nglview canvas preferably there too, else anywhere in the notebook.
+# figure (an ipywidgets Image, an ipympl canvas or an inline PNG) are looked up inside the cell that holds
+# the slider (nearest enclosing element first); the nglview canvas preferably there too, else anywhere.
 _MARK = """([label, readoutText]) => {
   document.querySelectorAll('[data-nanonb]').forEach(e => e.removeAttribute('data-nanonb'));
   const sliders = [...document.querySelectorAll('.widget-hslider')].filter(s => {
@@ -198,8 +198,8 @@ _MARK = """([label, readoutText]) => {
   for (let a = s.parentElement; a && cell.contains(a); a = a.parentElement) {
     if (!found.readout) found.readout = [...a.querySelectorAll('.widget-html, .widget-htmlmath, .widget-label')]
         .find(h => h.textContent.includes(readoutText));
-    if (!found.figure) found.figure = [...a.querySelectorAll('.jupyter-matplotlib-canvas-div, .jp-RenderedImage img')]
-        .find(isFig);
+    if (!found.figure) found.figure = [...a.querySelectorAll(
+        'img.widget-image, .jupyter-matplotlib-canvas-div, .jp-RenderedImage img')].find(isFig);
     if (!found.canvas) found.canvas = [...a.querySelectorAll('canvas')]
         .find(c => !c.closest('.jupyter-matplotlib') && c.width > 50);
   }

@@ -85,6 +85,13 @@ def test_run_notebooks_records_failing_notebook(tmp_path: Path) -> None:
     assert not r["all_within_budget"]
 
 
+def test_latency_code_compiles() -> None:
+    for baselines in (True, False):
+        code = nbbench._latency_code(7, (5, 6), 10, 3, baselines)
+        compile(code, "<latency>", "exec")
+        assert "range(7)" in code and "steps.value = 10" in code and "seed=3" in code
+
+
 def test_missing_notebooks_are_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not found"):
         nbbench.run_notebooks(notebooks_dir=tmp_path / "nope", widget=False)
