@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .meta import Scaler, _mse
+from .meta import Scaler, _mse, pooled_train
 from .models import build_model
 from .tasks import Task, TaskSet
 
@@ -95,35 +95,11 @@ class Pooled(_NetBaseline):
         self.history: list[float] = []
 
     def fit(self, train: TaskSet, progress: bool = False) -> Pooled:
-        from tqdm.auto import tqdm
-
         t0 = time.perf_counter()
         self.scaler = Scaler.fit(train)
         self.model = self._new_model(train)
-        cutoff = getattr(self.model, "cutoff", 0.0)
-        points = [(t, i) for t in train for i in range(len(t))]
-        rng = np.random.default_rng(self.seed)
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
-        for _ in tqdm(range(self.epochs), desc="pooled pre-training", disable=not progress, leave=False):
-            order = rng.permutation(len(points))
-            losses = []
-            for b in range(0, len(order), self.batch_size):
-                idx = order[b: b + self.batch_size]
-                by_task: dict[str, list[int]] = {}
-                for j in idx:
-                    by_task.setdefault(points[j][0].name, []).append(points[j][1])
-                sub = [train[n].subset(ix) for n, ix in by_task.items()]
-                inputs = np.vstack([s.inputs for s in sub]) if sub[0].is_tabular else [
-                    s for t in sub for s in t.inputs]
-                y = np.concatenate([s.targets for s in sub])
-                opt.zero_grad(set_to_none=True)
-                loss = _mse(self.model(self.scaler.x(inputs, cutoff)), self.scaler.y(y))
-                loss.backward()
-                opt.step()
-                losses.append(float(loss))
-            sched.step()
-            self.history.append(float(np.mean(losses)))
+        self.history = pooled_train(self.model, train, self.scaler, self.epochs, self.batch_size, self.lr,
+                                    self.seed, progress)
         self.fit_time_s = time.perf_counter() - t0
         return self
 
