@@ -1,0 +1,404 @@
+"""Small pretrained learners shipped with nanonb, and the command that rebuilds them.
+
+The files in ``nanonb/pretrained_weights/`` are produced by::
+
+    python -m nanonb.pretrained build            # writes into nanonb/pretrained_weights/
+    python -m nanonb.pretrained build --out DIR  # anywhere else
+
+which meta-trains on the embedded EMT nanoalloy data (:func:`nanonb.data.nanoalloys.load_nanoalloys`)
+with every element pair containing the held-out element (Pt by default) removed, so the shipped
+learners have never seen Pt. Everything is fixed: the data seed, the training seed, the budget and
+``torch.set_num_threads(1)`` (single-threaded CPU kernels give the same floating-point sums on every
+run of the same machine). What is built (:data:`BUILD_CONFIG`):
+
+- ``nanoalloys-anil``: an ANIL :class:`~nanonb.meta.MetaLearner` on a small
+  :class:`~nanonb.models.InvariantGNN` (width 32, 2 interaction blocks), saved with
+  :meth:`MetaLearner.save <nanonb.meta.MetaLearner.save>` (``.pt`` state dict + ``.json``).
+- ``nanoalloys-pooled``: the :class:`~nanonb.baselines.Pooled` baseline (same network, trained on all
+  meta-train clusters pooled), so notebooks can compare with pooled / pooled+fine-tune without training.
+
+``manifest.json`` records the exact command, seed, configuration, library versions, a fingerprint of
+the training data, the sha256 of every weight file, held-out sanity numbers measured at build time,
+and reference predictions (after 25 iterations and at the end) that the tests use to check that a
+rebuild reproduces the shipped files.
+
+Load with :func:`load_pretrained` (meta-learners) and :func:`load_pretrained_baseline`; both read the
+tensors with ``torch.load(weights_only=True)`` (no pickle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "pretrained_weights"
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+#: Iteration at which a reference prediction is recorded (lets a test check the code path in seconds).
+CHECKPOINT_ITERATION = 25
+
+#: Everything that determines the shipped files. Changing it requires a rebuild.
+BUILD_CONFIG: dict[str, Any] = {
+    "data": {"dataset": "nanoalloys", "n_per_pair": 80, "seed": 0, "holdout": "Pt"},
+    "seed": 0,
+    "torch_num_threads": 1,
+    "learners": {
+        "nanoalloys-anil": {
+            "algorithm": "anil", "model": "InvariantGNN",
+            "model_kwargs": {"width": 32, "n_blocks": 2, "n_rbf": 16},
+            "inner_lr": 0.1, "inner_steps": 5, "outer_lr": 3e-3, "meta_batch_size": 4,
+            "k_support": [1, 10], "k_query": 15, "n_iterations": 300,
+        },
+    },
+    "baselines": {
+        "nanoalloys-pooled": {
+            "method": "Pooled", "model": "InvariantGNN",
+            "model_kwargs": {"width": 32, "n_blocks": 2, "n_rbf": 16},
+            "epochs": 10, "batch_size": 32, "lr": 2e-3,
+        },
+    },
+    # reference episodes (held-out tasks) for the reproducibility fingerprints and sanity numbers
+    "check": {"k": 5, "episode_seed": 0, "n_points": 8, "sanity_episodes": 3},
+}
+
+DEFAULT_LEARNER = "nanoalloys-anil"
+DEFAULT_BASELINE = "nanoalloys-pooled"
+
+
+# ---------------------------------------------------------------------- helpers
+@contextmanager
+def _single_thread():
+    """Run torch on one CPU thread (bitwise reproducible reductions), restoring the old setting."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(BUILD_CONFIG["torch_num_threads"])
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import ase
+    import higher
+
+    from . import __version__
+
+    return {"nanonb": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "higher": getattr(higher, "__version__", "unknown"), "ase": ase.__version__,
+            "python": platform.python_version(), "machine": platform.machine(), "system": platform.system()}
+
+
+def _load_data(cache_dir=None, progress: bool = False):
+    from .data.nanoalloys import load_nanoalloys
+
+    d = BUILD_CONFIG["data"]
+    tasks = load_nanoalloys(n_per_pair=d["n_per_pair"], seed=d["seed"], cache_dir=cache_dir, progress=progress)
+    train, test = tasks.split_by_group(d["holdout"])
+    return tasks, train, test
+
+
+def data_fingerprint(tasks) -> str:
+    """sha256 of all task names and targets (eV/atom, float64): identifies the training data exactly."""
+    h = hashlib.sha256()
+    for t in tasks:
+        h.update(t.name.encode())
+        h.update(np.ascontiguousarray(t.targets, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def reference_predictions(method, test, k: int | None = None, seed: int | None = None,
+                          n_points: int | None = None) -> dict[str, list[float]]:
+    """Predictions (eV/atom) after adapting on one fixed ``k``-shot episode of every held-out task.
+
+    Uses the first ``n_points`` query points of ``test.episode(task, k, seed=seed)``. These are the
+    numbers stored in the manifest and compared by the reproducibility tests.
+    """
+    c = BUILD_CONFIG["check"]
+    k = c["k"] if k is None else k
+    seed = c["episode_seed"] if seed is None else seed
+    n_points = c["n_points"] if n_points is None else n_points
+    out = {}
+    for task in test:
+        ep = test.episode(task, k, seed=seed)
+        out[task.name] = [float(v) for v in np.asarray(method.adapt(ep.support).predict(ep.query))[:n_points]]
+    return out
+
+
+def _train_learner(name: str, train, progress: bool = False, checkpoint: Callable[[Any], None] | None = None,
+                   stop_after: int | None = None):
+    """Meta-train one learner of :data:`BUILD_CONFIG` (same code path for the build and the tests).
+
+    ``checkpoint(learner)`` is called after iteration :data:`CHECKPOINT_ITERATION`; ``stop_after``
+    trains only that many iterations (the state then equals the full build's state at that iteration,
+    because nothing in the training loop depends on the total number of iterations).
+    """
+    from .meta import MetaLearner
+
+    cfg = dict(BUILD_CONFIG["learners"][name])
+    n_full = cfg.pop("n_iterations")
+    n_iter = n_full if stop_after is None else int(stop_after)
+    learner = MetaLearner(**cfg, n_iterations=n_iter, seed=BUILD_CONFIG["seed"])
+
+    def cb(lrn, it):
+        if it == CHECKPOINT_ITERATION and checkpoint is not None:
+            checkpoint(lrn)
+
+    with _single_thread():
+        learner.fit(train, val=None, progress=progress, callback=cb)
+    return learner
+
+
+def _train_pooled(name: str, train, progress: bool = False):
+    from .baselines import Pooled
+
+    cfg = BUILD_CONFIG["baselines"][name]
+    pooled = Pooled(model=cfg["model"], model_kwargs=cfg["model_kwargs"], epochs=cfg["epochs"],
+                    batch_size=cfg["batch_size"], lr=cfg["lr"], seed=BUILD_CONFIG["seed"])
+    with _single_thread():
+        pooled.fit(train, progress=progress)
+    return pooled
+
+
+def _save_pooled(pooled, path: Path, extra: dict) -> Path:
+    from dataclasses import asdict
+
+    path = Path(path).with_suffix("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(pooled.model.state_dict(), path.with_suffix(".pt"))
+    meta = {"method": "Pooled", "model": pooled.model_name, "model_kwargs": pooled.model_kwargs,
+            "epochs": pooled.epochs, "batch_size": pooled.batch_size, "lr": pooled.lr, "seed": pooled.seed,
+            "scaler": asdict(pooled.scaler), "history": pooled.history, "nanonb_format": 1, **extra}
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return path
+
+
+class _SupportMean:
+    """Predicts the mean of the support targets (the trivial few-shot reference)."""
+
+    name, kind = "support mean", "baseline"
+
+    def adapt(self, support):
+        mu = float(np.mean(support.targets))
+
+        class _P:
+            def predict(self, task):
+                return np.full(len(task), mu)
+
+        return _P()
+
+
+def _sanity(methods: Sequence, test, k: int, n_episodes: int) -> dict[str, float]:
+    """Held-out MAE (meV/atom) at ``k`` shots, mean over tasks of the mean over episodes."""
+    from .evaluate import evaluate
+
+    df = evaluate(list(methods), test, shots=(k,), n_episodes=n_episodes, seed=BUILD_CONFIG["seed"], progress=False)
+    per_task = df.groupby(["method", "task"], sort=False)["mae"].mean().groupby("method", sort=False).mean()
+    return {m: round(float(v) * 1000.0, 3) for m, v in per_task.items()}
+
+
+# ---------------------------------------------------------------------- build
+def build(out: str | Path | None = None, only: Sequence[str] | None = None, progress: bool = True,
+          cache_dir=None, command: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """Train and save the pretrained learners of :data:`BUILD_CONFIG`; return the manifest.
+
+    Parameters
+    ----------
+    out:
+        Output folder (default: the package's ``pretrained_weights/``).
+    only:
+        Names to build (default: all). A partial build writes ``manifest.json`` with only those.
+    progress:
+        Show tqdm progress bars.
+    cache_dir:
+        Nanoalloy data cache folder (default: the user cache; the data are generated on first use, ~20 s).
+    command:
+        Command line to record in the manifest (default: reconstructed from the arguments).
+    """
+    from .baselines import FineTune
+
+    t_all = time.perf_counter()
+    out = WEIGHTS_DIR if out is None else Path(out)
+    names_l, names_b = list(BUILD_CONFIG["learners"]), list(BUILD_CONFIG["baselines"])
+    wanted = names_l + names_b if only is None else list(only)
+    unknown = set(wanted) - set(names_l) - set(names_b)
+    if unknown:
+        raise ValueError(f"Unknown pretrained name(s) {sorted(unknown)}; available: {names_l + names_b}")
+    if command is None:
+        command = "python -m nanonb.pretrained build" + ("" if out == WEIGHTS_DIR else f" --out {out}") + (
+            "" if only is None else " --only " + " ".join(wanted))
+    tasks, train, test = _load_data(cache_dir, progress)
+    log(f"data: {len(train)} meta-train pairs, held-out ({BUILD_CONFIG['data']['holdout']}): {', '.join(test.names)}")
+    c = BUILD_CONFIG["check"]
+    manifest: dict[str, Any] = {
+        "format": FORMAT_VERSION, "command": command, "seed": BUILD_CONFIG["seed"],
+        "config": copy.deepcopy(BUILD_CONFIG), "checkpoint_iteration": CHECKPOINT_ITERATION,
+        "environment": _versions(),
+        "data": {"fingerprint_sha256": data_fingerprint(tasks), "n_tasks": len(tasks),
+                 "n_points": int(sum(len(t) for t in tasks)), "meta_train": train.names, "meta_test": test.names,
+                 "target": "mixing energy (eV/atom)"},
+        "learners": {}, "baselines": {}, "timings_s": {},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    sanity_methods: list = [_SupportMean()]
+    for name in [n for n in names_l if n in wanted]:
+        t0 = time.perf_counter()
+        ckpt: dict[str, Any] = {}
+        learner = _train_learner(name, train, progress,
+                                 checkpoint=lambda lrn, ck=ckpt: ck.update(reference_predictions(lrn, test)))
+        dt = time.perf_counter() - t0
+        path = learner.save(out / name)
+        info = json.loads(path.with_suffix(".json").read_text())
+        info["build"] = {"command": command, "seed": BUILD_CONFIG["seed"], "name": name}
+        path.with_suffix(".json").write_text(json.dumps(info, indent=1))
+        manifest["learners"][name] = {
+            "files": {p.name: _sha256(p) for p in (path.with_suffix(".pt"), path.with_suffix(".json"))},
+            "reference_predictions_ev_per_atom": {"final": reference_predictions(learner, test),
+                                                  f"iteration_{CHECKPOINT_ITERATION}": ckpt},
+            "final_train_loss_mean_last_25": float(np.mean(learner.history["train_loss"][-25:])),
+        }
+        manifest["timings_s"][name] = round(dt, 1)
+        sanity_methods.append(learner)
+        log(f"  {name}: {BUILD_CONFIG['learners'][name]['n_iterations']} meta-iterations in {dt:.1f} s")
+    for name in [n for n in names_b if n in wanted]:
+        t0 = time.perf_counter()
+        pooled = _train_pooled(name, train, progress)
+        dt = time.perf_counter() - t0
+        path = _save_pooled(pooled, out / name, {"build": {"command": command, "seed": BUILD_CONFIG["seed"],
+                                                           "name": name}})
+        manifest["baselines"][name] = {
+            "files": {p.name: _sha256(p) for p in (path.with_suffix(".pt"), path.with_suffix(".json"))},
+            "reference_predictions_ev_per_atom": {"final": reference_predictions(pooled, test)},
+        }
+        manifest["timings_s"][name] = round(dt, 1)
+        sanity_methods += [pooled, FineTune(pooled, steps=20)]
+        log(f"  {name}: {BUILD_CONFIG['baselines'][name]['epochs']} epochs in {dt:.1f} s")
+    t0 = time.perf_counter()
+    with _single_thread():
+        manifest["sanity_heldout_mae_mev_per_atom"] = {
+            "k": c["k"], "n_episodes_per_task": c["sanity_episodes"],
+            "mae": _sanity(sanity_methods, test, c["k"], c["sanity_episodes"])}
+    manifest["timings_s"]["sanity evaluation"] = round(time.perf_counter() - t0, 1)
+    manifest["timings_s"]["total"] = round(time.perf_counter() - t_all, 1)
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    log(f"held-out MAE at k={c['k']} (meV/atom): {manifest['sanity_heldout_mae_mev_per_atom']['mae']}")
+    log(f"wrote {out} in {manifest['timings_s']['total']:.0f} s")
+    return manifest
+
+
+# ---------------------------------------------------------------------- load
+def _resolve(name: str, directory: str | Path | None, kind: str) -> Path:
+    d = WEIGHTS_DIR if directory is None else Path(directory)
+    names = available(d)
+    section = names["learners"] if kind == "learners" else names["baselines"]
+    if name not in section:
+        other = names["baselines"] if kind == "learners" else names["learners"]
+        use = "baseline: use load_pretrained_baseline" if kind == "learners" else "meta-learner: use load_pretrained"
+        hint = f" ({name!r} is a {use})" if name in other else ""
+        raise ValueError(f"No pretrained {kind[:-1]} named {name!r} in {d}; available: {section}{hint}. "
+                         "Rebuild with `python -m nanonb.pretrained build`.")
+    path = d / name
+    for ext in (".pt", ".json"):
+        if not path.with_suffix(ext).exists():
+            raise FileNotFoundError(
+                f"{path.with_suffix(ext)} is missing; rebuild with `python -m nanonb.pretrained build`.")
+    return path
+
+
+def available(directory: str | Path | None = None) -> dict[str, list[str]]:
+    """Names of the shipped learners and baselines (read from ``manifest.json``)."""
+    d = WEIGHTS_DIR if directory is None else Path(directory)
+    f = d / MANIFEST
+    if not f.exists():
+        return {"learners": [], "baselines": []}
+    m = json.loads(f.read_text())
+    return {"learners": sorted(m.get("learners", {})), "baselines": sorted(m.get("baselines", {}))}
+
+
+def manifest(directory: str | Path | None = None) -> dict:
+    """The build manifest (command, seed, config, versions, checksums, sanity numbers)."""
+    d = WEIGHTS_DIR if directory is None else Path(directory)
+    return json.loads((d / MANIFEST).read_text())
+
+
+def load_pretrained(name: str = DEFAULT_LEARNER, directory: str | Path | None = None):
+    """The shipped :class:`~nanonb.meta.MetaLearner` ``name`` (tensors read with ``weights_only=True``).
+
+    >>> learner = load_pretrained()                      # doctest: +SKIP
+    >>> learner.adapt(support).predict(query)            # eV/atom  # doctest: +SKIP
+    """
+    from .meta import MetaLearner
+
+    return MetaLearner.load(_resolve(name, directory, "learners"))
+
+
+def load_pretrained_baseline(name: str = DEFAULT_BASELINE, directory: str | Path | None = None):
+    """The shipped :class:`~nanonb.baselines.Pooled` baseline (wrap in ``FineTune`` to fine-tune it)."""
+    from .baselines import Pooled
+    from .meta import Scaler
+    from .models import build_model
+
+    path = _resolve(name, directory, "baselines")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    pooled = Pooled(model=meta["model"], model_kwargs=meta["model_kwargs"], epochs=meta["epochs"],
+                    batch_size=meta["batch_size"], lr=meta["lr"], seed=meta["seed"])
+    model = build_model(meta["model"], **meta["model_kwargs"])
+    model.load_state_dict(torch.load(path.with_suffix(".pt"), weights_only=True))
+    model.eval()
+    pooled.model = model
+    pooled.scaler = Scaler(**meta["scaler"])
+    pooled.history = meta["history"]
+    return pooled
+
+
+def heldout_tasks(cache_dir=None, progress: bool = False):
+    """``(meta_train, meta_test)`` exactly as used for the build (meta-test = pairs with the held-out element)."""
+    _, train, test = _load_data(cache_dir, progress)
+    return train, test
+
+
+# ---------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="python -m nanonb.pretrained",
+                                description="Build or list nanonb's small pretrained learners.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="meta-train the shipped learners (fixed seed, ~1-2 min on one CPU core)")
+    b.add_argument("--out", default=None, help="output folder (default: the package's pretrained_weights/)")
+    b.add_argument("--only", nargs="+", default=None, help="names to build (default: all)")
+    b.add_argument("--cache-dir", default=None, help="nanoalloy data cache folder")
+    b.add_argument("--no-progress", action="store_true")
+    sub.add_parser("list", help="list the shipped learners and the build manifest summary")
+    a = p.parse_args(argv)
+    if a.cmd == "build":
+        build(a.out, a.only, progress=not a.no_progress, cache_dir=a.cache_dir,
+              command=" ".join(["python -m nanonb.pretrained", *argv]))
+        return 0
+    names = available()
+    if not names["learners"] and not names["baselines"]:
+        print(f"no pretrained files in {WEIGHTS_DIR}; run `python -m nanonb.pretrained build`")
+        return 1
+    m = manifest()
+    print(f"{WEIGHTS_DIR}\n  built with: {m['command']} (seed {m['seed']})\n  learners: {names['learners']}\n"
+          f"  baselines: {names['baselines']}\n  held-out MAE at k={m['sanity_heldout_mae_mev_per_atom']['k']} "
+          f"(meV/atom): {m['sanity_heldout_mae_mev_per_atom']['mae']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Shipped pretrained learners: integrity, loading, and reproducibility of the build command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nanonb import pretrained as pt
+from nanonb.meta import MetaLearner
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    return pt.manifest()
+
+
+@pytest.fixture(scope="module")
+def split():
+    return pt.heldout_tasks()
+
+
+def _compare(got: dict, want: dict, atol: float) -> float:
+    assert sorted(got) == sorted(want)
+    diffs = [np.max(np.abs(np.asarray(got[k]) - np.asarray(want[k]))) for k in want]
+    worst = float(max(diffs))
+    assert worst <= atol, f"predictions differ from the manifest by up to {worst:.3g} eV/atom (> {atol:g})"
+    return worst
+
+
+def test_shipped_files_are_small_and_match_the_manifest(manifest):
+    files = [f for f in pt.WEIGHTS_DIR.iterdir() if f.is_file()]
+    total = sum(f.stat().st_size for f in files)
+    assert total < 1_000_000, f"shipped weights are {total} bytes; keep them under 1 MB"
+    assert manifest["command"].startswith("python -m nanonb.pretrained build")
+    assert manifest["seed"] == pt.BUILD_CONFIG["seed"]
+    assert manifest["config"] == json.loads(json.dumps(pt.BUILD_CONFIG)), (
+        "BUILD_CONFIG changed since the shipped files were built: run `python -m nanonb.pretrained build`")
+    for section in ("learners", "baselines"):
+        for info in manifest[section].values():
+            for fname, sha in info["files"].items():
+                assert pt._sha256(pt.WEIGHTS_DIR / fname) == sha, f"{fname} was modified after the build"
+    assert pt.available() == {"learners": ["nanoalloys-anil"], "baselines": ["nanoalloys-pooled"]}
+
+
+def test_training_data_are_the_build_data(manifest, split):
+    from nanonb.data.nanoalloys import load_nanoalloys
+
+    d = pt.BUILD_CONFIG["data"]
+    tasks = load_nanoalloys(n_per_pair=d["n_per_pair"], seed=d["seed"], progress=False)
+    assert pt.data_fingerprint(tasks) == manifest["data"]["fingerprint_sha256"], (
+        "the nanoalloy generator changed: rebuild the pretrained weights")
+    train, test = split
+    assert test.names == manifest["data"]["meta_test"] and all("Pt" not in t.groups for t in train)
+
+
+def test_load_pretrained_reproduces_recorded_predictions(manifest, split):
+    _, test = split
+    learner = pt.load_pretrained()
+    assert isinstance(learner, MetaLearner) and learner.config.algorithm == "anil"
+    ref = manifest["learners"]["nanoalloys-anil"]["reference_predictions_ev_per_atom"]["final"]
+    _compare(pt.reference_predictions(learner, test), ref, atol=1e-6)
+    pooled = pt.load_pretrained_baseline()
+    ref_b = manifest["baselines"]["nanoalloys-pooled"]["reference_predictions_ev_per_atom"]["final"]
+    _compare(pt.reference_predictions(pooled, test), ref_b, atol=1e-6)
+    # adaptation must change the predictions: a learner that ignores the support would fail here
+    ep = test.episode("Cu-Pt", 5, seed=0)
+    zero_shot = learner.adapt(None).predict(ep.query)
+    assert np.max(np.abs(learner.adapt(ep.support).predict(ep.query) - zero_shot)) > 1e-4
+
+
+def test_load_errors_name_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="available"):
+        pt.load_pretrained("no-such-model")
+    with pytest.raises(ValueError, match="load_pretrained_baseline"):
+        pt.load_pretrained("nanoalloys-pooled")
+    with pytest.raises(ValueError, match="python -m nanonb.pretrained build"):
+        pt.load_pretrained(directory=tmp_path)
+
+
+def test_build_code_path_reproduces_the_checkpoint(manifest, split):
+    """The first 25 meta-iterations of the build, re-run here, give the recorded predictions (~10 s)."""
+    train, test = split
+    name = "nanoalloys-anil"
+    learner = pt._train_learner(name, train, stop_after=pt.CHECKPOINT_ITERATION)
+    ref = manifest["learners"][name]["reference_predictions_ev_per_atom"][f"iteration_{pt.CHECKPOINT_ITERATION}"]
+    # bitwise on the same machine; 1e-4 eV/atom (0.1 meV/atom) allows another CPU's float rounding
+    _compare(pt.reference_predictions(learner, test), ref, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_full_build_command_reproduces_shipped_weights(tmp_path, manifest, split):
+    """Re-run `python -m nanonb.pretrained build --only nanoalloys-anil` (~50 s) and compare."""
+    _, test = split
+    assert pt.main(["build", "--out", str(tmp_path), "--only", "nanoalloys-anil", "--no-progress"]) == 0
+    new = json.loads((tmp_path / pt.MANIFEST).read_text())
+    assert new["command"] == f"python -m nanonb.pretrained build --out {tmp_path} --only nanoalloys-anil --no-progress"
+    sd_new = torch.load(tmp_path / "nanoalloys-anil.pt", weights_only=True)
+    sd_old = torch.load(pt.WEIGHTS_DIR / "nanoalloys-anil.pt", weights_only=True)
+    assert sd_new.keys() == sd_old.keys()
+    bitwise = all(torch.equal(sd_new[k], sd_old[k]) for k in sd_old)
+    ref = manifest["learners"]["nanoalloys-anil"]["reference_predictions_ev_per_atom"]["final"]
+    worst = _compare(pt.reference_predictions(pt.load_pretrained(directory=tmp_path), test), ref, atol=1e-3)
+    print(f"rebuild: bitwise identical weights: {bitwise}; max prediction difference {worst:.2e} eV/atom")
