@@ -398,6 +398,13 @@ class LeakageReport:
     (leave-one-out): ~1 or below means meta-test points look like meta-train points (a leaky
     split); well above 1 means meta-test is genuinely new. ``near_duplicate_fraction`` is the share
     of test points closer to a train point than ``dup_quantile`` of the train NN distances.
+    ``unseen_group_fraction`` is the share of test tasks with at least one group label (element,
+    salt, study) that no meta-train task has: 0 means every test task's chemistry was seen in
+    meta-training (as in a random task split), 1 means every test task brings something new.
+
+    Verdict: *leaky* when more than 5 % of test points are near-duplicates, or when no test task
+    has an unseen group and the test points are not farther from train than train points are from
+    each other (ratio < 1.5).
     """
 
     median_nn_test_to_train: float
@@ -407,16 +414,22 @@ class LeakageReport:
     shared_groups: list[str]
     n_train_points: int
     n_test_points: int
+    unseen_group_fraction: float = 0.0
+
+    @property
+    def leaky(self) -> bool:
+        return self.near_duplicate_fraction > 0.05 or (self.unseen_group_fraction == 0 and self.ratio < 1.5)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([self.__dict__ | {"shared_groups": ",".join(self.shared_groups)}])
 
     def __str__(self) -> str:
-        verdict = "LEAKY: test looks like train" if self.ratio < 1.5 else "test is distinct from train"
+        verdict = "LEAKY: meta-test looks like meta-train" if self.leaky else "meta-test is new chemistry"
         return (
-            f"leakage: median NN distance test->train {self.median_nn_test_to_train:.3g} vs "
-            f"train->train {self.median_nn_train_to_train:.3g} (ratio {self.ratio:.2f}, {verdict}); "
+            f"leakage: {verdict}. Median NN distance test->train {self.median_nn_test_to_train:.3g} vs "
+            f"train->train {self.median_nn_train_to_train:.3g} (ratio {self.ratio:.2f}); "
             f"{100 * self.near_duplicate_fraction:.1f}% near-duplicates; "
+            f"{100 * self.unseen_group_fraction:.0f}% of test tasks have a group unseen in meta-train; "
             f"shared groups: {self.shared_groups or 'none'}"
         )
 
@@ -457,5 +470,7 @@ def leakage_report(
     if len(a) < 2:
         raise ValueError("leakage_report needs at least 2 train points.")
     m_te, m_tt, ratio, dup = _nn_report(a, b, dup_quantile)
-    shared = sorted({g for t in tr for g in t.groups} & {g for t in te for g in t.groups})
-    return LeakageReport(m_te, m_tt, ratio, dup, shared, len(a), len(b))
+    train_groups = {g for t in tr for g in t.groups}
+    shared = sorted(train_groups & {g for t in te for g in t.groups})
+    unseen = float(np.mean([bool(set(t.groups) - train_groups) for t in te]))
+    return LeakageReport(m_te, m_tt, ratio, dup, shared, len(a), len(b), unseen)

@@ -92,3 +92,12 @@ def test_leakage_report_sees_duplicates_and_distance():
     assert r1.near_duplicate_fraction == 1.0 and r1.ratio < 0.1 and r1.shared_groups == ["B"]
     assert r2.ratio > 10 and r2.near_duplicate_fraction == 0.0
     assert "LEAKY" in str(r1) and "LEAKY" not in str(r2)
+    assert r1.unseen_group_fraction == 0.0 and r2.unseen_group_fraction == 1.0
+
+
+def test_leakage_report_group_split_vs_random_split():
+    ts = taskset()
+    by_group = leakage_report(*ts.split_by_group(["A", "B"]))
+    assert by_group.unseen_group_fraction == 1.0 and not by_group.leaky
+    train, test = ts.select(["s0", "s2", "s3", "s4", "s5"]), ts.select(["s1"])  # s1 shares salt A with s0
+    assert leakage_report(train, test).unseen_group_fraction == 0.0
