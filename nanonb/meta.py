@@ -281,7 +281,7 @@ class MetaLearner:
         def grad_callback(grads):
             grads = [None if g is None else (g.detach() if detach else g) for g in grads]
             if clip is not None:
-                norm = torch.sqrt(sum((g * g).sum() for g in grads if g is not None))
+                norm = torch.sqrt(sum((g * g).sum() for g in grads if g is not None) + 1e-12)
                 scale = torch.clamp(clip / (norm + 1e-12), max=1.0)
                 grads = [None if g is None else g * scale for g in grads]
             return grads
@@ -332,6 +332,16 @@ class MetaLearner:
         return loss.detach()
 
     # ---------------------------------------------------------------- fit
+    def warm_start(self, model: nn.Module) -> MetaLearner:
+        """Start meta-training from the weights of a trained network of the same architecture
+        (e.g. the pooled baseline's), instead of pre-training again."""
+        if self.model is None:
+            n_in = model.body[0].in_features if self.config.model == "MLP" else None
+            self._build(n_in=n_in)
+        self.model.load_state_dict(model.state_dict())
+        self.history["warm_start"] = [type(model).__name__]
+        return self
+
     def parameters(self):
         return list(self.model.parameters()) + list(self.inner_lrs)
 
@@ -356,7 +366,7 @@ class MetaLearner:
             self._build(n_in=train[0].inputs.shape[1])
         if not self.history["iteration"]:
             self.scaler = Scaler.fit(train)
-            if cfg.pretrain_epochs > 0:
+            if cfg.pretrain_epochs > 0 and "warm_start" not in self.history:
                 self.history["pretrain_loss"] = pooled_train(
                     self.model, train, self.scaler, cfg.pretrain_epochs, seed=cfg.seed, progress=progress,
                     desc=f"pre-train {cfg.algorithm}", force_weight=cfg.force_weight)
