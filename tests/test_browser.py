@@ -208,7 +208,6 @@ _MARK = """([label, readoutText]) => {
   const out = {};
   for (const [k, e] of Object.entries(found)) { if (e) { e.setAttribute('data-nanonb', k); out[k] = true; } }
   out.readoutText = found.readout ? found.readout.textContent.trim() : null;
-  out.figureSrc = found.figure && found.figure.tagName === 'IMG' ? found.figure.src : null;
   out.sliderValue = (s.querySelector('.widget-readout') || {}).textContent;
   return out;
 }"""
@@ -345,9 +344,8 @@ def test_explorer_in_jupyterlab(lab: Lab, browser) -> None:
         cell.locator(".jp-Cell-outputArea").screenshot(path=str(art / "02_explorer_after.png"))
         fig_after = page.locator("[data-nanonb=figure]").screenshot(path=str(art / "04_figure_after.png"))
         changed = _changed_fraction(fig_before, fig_after)
-        src_changed = bool(before["figureSrc"]) and before["figureSrc"] != after["figureSrc"]
-        assert changed > 0.001 or src_changed, \
-            f"figure did not change after the drag ({changed:.2%} pixels differ, same image source)"
+        # pixels, not the src attribute: an ipywidgets Image gets a new blob: URL even for identical bytes
+        assert changed > 0.001, f"figure did not change after the drag (only {changed:.3%} of its pixels differ)"
         errors = page.evaluate(_CELL_ERRORS)
         assert not errors, f"cells raised after the drag: {errors}"
         page.screenshot(path=str(art / "06_final.png"))
