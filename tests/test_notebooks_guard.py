@@ -6,6 +6,8 @@ passes silently. These tests fail when a notebook under ``notebooks/`` is
 * not saved from a clean top-to-bottom run (every non-empty code cell executed, counts 1, 2, 3, ...),
 * saved with an error output (unless the cell is tagged ``raises-exception``),
 * defining a class (style rule: notebooks use classes from ``nanonb``; none defines one another needs),
+* displaying through an ``ipywidgets.Output`` (interact, interactive_output) without the
+  ``nbval-ignore-output`` cell tag (nbval has no widget front end, see :func:`test_output_widget_cells_tagged`),
 * larger than :data:`MAX_NOTEBOOK_MB`.
 
 They also check that ``tests/nbval_sanitize.cfg`` removes timings and addresses without hiding results,
@@ -37,6 +39,7 @@ MAX_NOTEBOOK_MB = 5.0
 #: cells nbval does not run may legitimately be stored unexecuted
 SKIP_TAGS = {"nbval-skip", "skip-execution"}
 CLASS_DEF = re.compile(r"^[ \t]*class[ \t]+[A-Za-z_]\w*[ \t]*[(:]", re.MULTILINE)
+OUTPUT_WIDGET = re.compile(r"\b(?:interactive_output|interactive|interact|interact_manual|Output)\s*\(")
 
 
 def _code_cells(nb) -> list[tuple[int, dict]]:
@@ -46,6 +49,12 @@ def _code_cells(nb) -> list[tuple[int, dict]]:
 def _skipped(cell) -> bool:
     tags = {t.lower() for t in cell.get("metadata", {}).get("tags", [])}
     return bool(tags & SKIP_TAGS) or cell.source.lstrip().startswith("# NBVAL_SKIP")
+
+
+def _ignores_output(cell) -> bool:
+    tags = {t.lower() for t in cell.get("metadata", {}).get("tags", [])}
+    return "nbval-ignore-output" in tags or "nbval-skip" in tags or bool(
+        re.search(r"^\s*#\s*(NBVAL_IGNORE_OUTPUT|NBVAL_SKIP)\s*$", cell.source, re.MULTILINE))
 
 
 def test_required_notebooks_present() -> None:
@@ -84,6 +93,22 @@ def test_notebook_defines_no_class(path: Path) -> None:
     found = [(i, m.group(0).strip()) for i, c in _code_cells(nb) for m in CLASS_DEF.finditer(c.source)]
     assert not found, (f"{path.name}: defines {found}; put classes in the nanonb package and import them "
                        "(no notebook may define a class another one needs)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_output_widget_cells_tagged(path: Path) -> None:
+    """Cells whose display goes through an ``ipywidgets.Output`` need the ``nbval-ignore-output`` tag.
+
+    A front end (and nbclient, which saves the notebook) routes what such a cell prints or plots into the
+    Output widget; nbval has no widget front end, so the same text arrives as a plain cell output and
+    strict nbval fails ("Unexpected output fields from running code: {'stdout'}"). The cell still runs
+    under nbval with the tag, so exceptions are still caught; widget views are never compared anyway.
+    """
+    nb = nbformat.read(path, as_version=4)
+    untagged = [i for i, c in _code_cells(nb) if OUTPUT_WIDGET.search(c.source) and not _ignores_output(c)]
+    assert not untagged, (f"{path.name}: code cells {untagged} display through an Output widget "
+                          "(interact/interactive_output/Output); add the cell tag 'nbval-ignore-output' "
+                          "(View > Cell metadata, or a first line '# NBVAL_IGNORE_OUTPUT')")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
