@@ -11,6 +11,7 @@
 #
 # Usage: tools/validate_binder.sh [WORKDIR]     (default WORKDIR: a new folder under /tmp)
 #   SKIP_REPO2DOCKER=1   skip step 4        SKIP_NOTEBOOKS=1   skip step 3
+#   REUSE_VENV=1         keep WORKDIR/venv from an earlier run (only nanonb is reinstalled)
 #   PYTHON=python3.11    interpreter for the venvs (Binder uses 3.11, see binder/runtime.txt)
 #   NOTEBOOKS="a.ipynb b.ipynb"  only these (paths relative to the notebook folder)
 #   NOTEBOOK_DIR=path   notebook folder (default: notebooks/)
@@ -38,15 +39,21 @@ grep -v -E '^\s*--(extra-)?index-url' binder/requirements.txt | sed -E 's/\+cpu\
 log "requirements used (index line dropped, +cpu removed):"
 grep -v -E '^\s*(#|$)' "$REQ" | sed 's/^/    /' | tee -a "$REPORT"
 t=$(now)
-rm -rf "$WORK/venv"
-"$PY" -m venv "$WORK/venv"
 VPY=$WORK/venv/bin/python
-"$VPY" -m pip install -q --upgrade pip
-# relative paths in the requirements file (".") are resolved from the current directory: the repo root,
-# as in repo2docker
-"$VPY" -m pip install -q -r "$REQ"
+if [ -n "${REUSE_VENV:-}" ] && [ -x "$VPY" ]; then
+  # iterate on notebooks only: reinstall just the package (non-editable, as on Binder)
+  "$VPY" -m pip install -q --no-deps --force-reinstall .
+  log "venv reused (REUSE_VENV=1), nanonb reinstalled in $(since "$t") s"
+else
+  rm -rf "$WORK/venv"
+  "$PY" -m venv "$WORK/venv"
+  "$VPY" -m pip install -q --upgrade pip
+  # relative paths in the requirements file (".") are resolved from the current directory: the repo root,
+  # as in repo2docker
+  "$VPY" -m pip install -q -r "$REQ"
+  log "venv built in $(since "$t") s, $(du -sh "$WORK/venv" | cut -f1)"
+fi
 "$VPY" -m pip check | tee -a "$REPORT"
-log "venv built in $(since "$t") s, $(du -sh "$WORK/venv" | cut -f1)"
 # -P and a neutral folder: check the *installed* package (as notebooks/ sees it), not the source tree
 (cd "$WORK" && "$VPY" -P - <<'PY') | tee -a "$REPORT"
 from importlib.metadata import version
