@@ -11,6 +11,16 @@ Two parts:
 * Constraint checks for proposals and data: non-negativity, mass balance (fractions on the
   simplex), Euclidean projection onto the simplex, charge neutrality of formulas (pymatgen oxidation
   state guesses) and a one-table :func:`constraint_report`.
+* Symmetry checks for any graph model (used by the tests and the physics notebook):
+  :func:`check_invariance` (energies under random rotations, reflections, translations and atom
+  permutations), :func:`check_force_equivariance` (forces ``-dE/dpos`` rotate with the structure)
+  and :func:`closed_loop_work` (the work of the forces around a closed loop vanishes for a
+  conservative force field).
+* Two benchmark protocols (``python -m nanonb.bench forces`` / ``tb``):
+  :func:`run_forces_bench` (meta-training with and without force supervision, invariant vs
+  E(3)-equivariant network, held-out-element nanoalloys) and :func:`run_tb_bench` (TB-embedded
+  meta-learner vs the plain graph network vs baselines, incl. :class:`HuckelCalibration`, on
+  held-out flake families and in size extrapolation, with a count of negative predicted gaps per method).
 
 π-electron convention (used by :func:`pi_electrons`, :class:`TBGapNet` and
 :mod:`nanonb.data.flakes`): every C/B/N atom bonded to other heavy atoms is one π site
@@ -37,14 +47,17 @@ tests check all of this, plus ``gradcheck`` in double precision for a non-degene
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+
+from .models import register_model
 
 # ---------------------------------------------------------------------------- constants
 ALPHA_C = -6.0  # eV, on-site energy of a C π site (sets only the absolute level position)
@@ -443,6 +456,11 @@ class TBFeatures:
     onsite0: torch.Tensor
     hop0: torch.Tensor
 
+    def detach(self) -> TBFeatures:
+        """A copy with the network outputs detached (ANIL's frozen body features)."""
+        return TBFeatures(pi=self.pi, h=self.h.detach(), e=self.e.detach(), onsite0=self.onsite0.detach(),
+                          hop0=self.hop0.detach())
+
 
 def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, n_hidden), nn.SiLU(), nn.Linear(n_hidden, n_out))
@@ -490,27 +508,53 @@ class TBBody(nn.Module):
 
 
 class TBHead(nn.Module):
-    """Hückel parameters → eigenvalue problem → calibrated gap (eV).
+    """Hückel parameters → eigenvalue problem → calibrated gap (eV) → model target.
 
     ``onsite = onsite0 + max_onsite_shift · tanh(w_a · h_i)``;
     ``hop = hop0 + max_hop_shift · tanh(w_b · [h_i + h_j, h_i ⊙ h_j, rbf])`` (symmetric in i, j);
-    ``gap = scale · gap_Hückel + shift``. The correction layers start at zero, so an untrained
+    ``gap = scale · gap_Hückel + shift`` (eV). The correction layers start at zero, so an untrained
     head is plain Hückel theory with the standard parameters (scale 1, shift 0 unless given).
+
+    ``nonnegative=True`` stores the calibration as ``scale = softplus(scale_raw)`` and
+    ``shift = softplus(shift_raw)``: since the Hückel gap (LUMO − HOMO of sorted levels) is >= 0,
+    the predicted gap is then >= 0 by construction, whatever the weights (also after any
+    inner-loop update). ``calib_scale``/``calib_shift`` are always the effective values in eV
+    (clipped to >= 1e-6 in that mode). The head returns ``(gap − target_mean) / target_std``, so a
+    meta-learner that standardizes targets with these statistics sees its usual units;
+    :meth:`gap` returns eV.
     """
 
     def __init__(self, hidden: int = 32, n_rbf: int = 8, max_onsite_shift: float = 2.0,
                  max_hop_shift: float = 1.0, calib_scale: float = 1.0, calib_shift: float = 0.0,
-                 degeneracy_tol: float = 1e-4):
+                 degeneracy_tol: float = 1e-4, nonnegative: bool = False, target_mean: float = 0.0,
+                 target_std: float = 1.0):
         super().__init__()
+        if target_std <= 0:
+            raise ValueError(f"target_std must be > 0 (eV), got {target_std}")
         self.onsite_out = nn.Linear(hidden, 1)
         self.hop_out = nn.Linear(2 * hidden + n_rbf, 1)
         for lin in (self.onsite_out, self.hop_out):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
         self.max_onsite_shift, self.max_hop_shift = float(max_onsite_shift), float(max_hop_shift)
-        self.scale = nn.Parameter(torch.tensor(float(calib_scale)))
-        self.shift = nn.Parameter(torch.tensor(float(calib_shift)))
+        self.nonnegative = bool(nonnegative)
+        self.target_mean, self.target_std = float(target_mean), float(target_std)
+        self.scale = nn.Parameter(torch.tensor(self._raw(float(calib_scale))))
+        self.shift = nn.Parameter(torch.tensor(self._raw(float(calib_shift))))
         self.huckel = HuckelLayer(degeneracy_tol=degeneracy_tol)
+
+    def _raw(self, value: float) -> float:
+        """Stored parameter for an effective calibration value (inverse softplus if nonnegative)."""
+        if not self.nonnegative:
+            return value
+        value = max(value, 1e-6)
+        return float(value + np.log(-np.expm1(-value)))  # log(exp(v) - 1), stable for large v
+
+    def calibration(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Effective ``(scale, shift)`` of ``gap = scale · gap_Hückel + shift`` (shift in eV)."""
+        if self.nonnegative:
+            return nn.functional.softplus(self.scale), nn.functional.softplus(self.shift)
+        return self.scale, self.shift
 
     def parameters_tb(self, f: TBFeatures) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted on-site energies (S,) and hoppings (P,) in eV."""
@@ -524,8 +568,13 @@ class TBHead(nn.Module):
         onsite, hop = self.parameters_tb(f)
         return self.huckel(onsite, hop, f.pi.edge_i, f.pi.edge_j, f.pi.n_sites, f.pi.n_electrons)
 
+    def gap(self, f: TBFeatures) -> torch.Tensor:
+        """Calibrated gap (eV), ``(B,)``."""
+        scale, shift = self.calibration()
+        return scale * self.spectrum(f).gap + shift
+
     def forward(self, f: TBFeatures) -> torch.Tensor:
-        return self.scale * self.spectrum(f).gap + self.shift
+        return (self.gap(f) - self.target_mean) / self.target_std
 
 
 class TBGapNet(nn.Module):
@@ -537,20 +586,38 @@ class TBGapNet(nn.Module):
     and applies the trainable affine calibration ``scale · gap + shift`` (xTB or DFT gaps are not
     Hückel gaps). No BatchNorm and no in-place parameter updates: safe in ``higher.innerloop_ctx``.
 
-    ``forward(batch) -> (B,)`` gaps in eV, with ``batch`` a :class:`nanonb.graphs.GraphBatch`
-    collated with a neighbour cutoff of at least 1.7 Å.
+    ``forward(batch)`` returns ``(gap − target_mean) / target_std`` (``(B,)``; the gap in eV with
+    the defaults 0 and 1), with ``batch`` a :class:`nanonb.graphs.GraphBatch` collated with a
+    neighbour cutoff (``cutoff``, Å) of at least 1.7 Å. ``forward(batch, output="features")``
+    returns the body's :class:`TBFeatures` (what ANIL freezes), ``output="gap"`` the gap in eV.
+    ``nonnegative=True`` makes every predicted gap >= 0 by construction (see :class:`TBHead`).
+    Registered with :func:`nanonb.models.register_model`, so
+    ``MetaLearner(model="TBGapNet", model_kwargs=tb_model_kwargs(train))`` works (ANIL adapts the
+    head: Hückel corrections and calibration).
     """
 
     def __init__(self, hidden: int = 32, n_layers: int = 2, n_rbf: int = 8,
                  alpha_c: float = ALPHA_C, beta_cc: float = BETA_CC,
                  calib_scale: float = 1.0, calib_shift: float = 0.0, charge: int = 0,
-                 max_onsite_shift: float = 2.0, max_hop_shift: float = 1.0, degeneracy_tol: float = 1e-4):
+                 max_onsite_shift: float = 2.0, max_hop_shift: float = 1.0, degeneracy_tol: float = 1e-4,
+                 nonnegative: bool = False, target_mean: float = 0.0, target_std: float = 1.0,
+                 cutoff: float = 2.0):
         super().__init__()
+        if cutoff < BOND_CUTOFF:
+            raise ValueError(f"cutoff must be >= {BOND_CUTOFF} Å so that every π bond is an edge, got {cutoff}")
         self.body = TBBody(hidden, n_layers, n_rbf, alpha_c, beta_cc, charge)
         self.head = TBHead(hidden, n_rbf, max_onsite_shift, max_hop_shift, calib_scale, calib_shift,
-                           degeneracy_tol)
+                           degeneracy_tol, nonnegative, target_mean, target_std)
+        self.cutoff = float(cutoff)
+        self.n_features = hidden
 
-    def forward(self, batch) -> torch.Tensor:
+    def forward(self, batch, output: str = "target"):
+        if output == "features":
+            return self.body(batch)
+        if output == "gap":
+            return self.head.gap(self.body(batch))
+        if output != "target":
+            raise ValueError(f"TBGapNet output must be 'target', 'gap' or 'features', not {output!r}")
         return self.head(self.body(batch))
 
     def spectrum(self, batch) -> HuckelOutput:
@@ -569,17 +636,268 @@ class TBGapNet(nn.Module):
         """Least-squares fit of the calibration (scale, shift) to ``targets`` (eV), in place.
 
         Use before training (outside any ``higher`` context) so the head starts from a sensible
-        linear map between Hückel and reference gaps. Returns ``(scale, shift)``.
+        linear map between Hückel and reference gaps. With ``nonnegative=True`` the fit is
+        non-negative least squares (scale, shift >= 0). Returns the effective ``(scale, shift)``.
         """
-        g = self.spectrum(batch).gap.double()
-        y = torch.as_tensor(np.asarray(targets, dtype=np.float64)).to(g.device)
-        if g.numel() < 2 or float(g.std()) < 1e-12:
-            raise ValueError("calibration needs at least two molecules with different Hückel gaps")
-        a = torch.stack([g, torch.ones_like(g)], dim=1)
-        sol = torch.linalg.lstsq(a, y[:, None]).solution.flatten()
-        self.head.scale.copy_(sol[0])
-        self.head.shift.copy_(sol[1])
-        return float(sol[0]), float(sol[1])
+        g = self.spectrum(batch).gap.double().cpu().numpy()
+        scale, shift = fit_calibration(g, np.asarray(targets, dtype=np.float64), self.head.nonnegative)
+        self.head.scale.copy_(torch.tensor(self.head._raw(scale)))
+        self.head.shift.copy_(torch.tensor(self.head._raw(shift)))
+        s, b = self.head.calibration()
+        return float(s), float(b)
+
+
+def fit_calibration(huckel_gap: np.ndarray, target: np.ndarray, nonnegative: bool = False,
+                    prior: tuple[float, float] | None = None, ridge: float = 0.0) -> tuple[float, float]:
+    """Fit ``target ≈ scale · huckel_gap + shift`` (eV) by (ridge-regularized) least squares.
+
+    Parameters
+    ----------
+    huckel_gap, target:
+        ``(n,)`` Hückel gaps and reference gaps in eV.
+    nonnegative:
+        Constrain ``scale, shift >= 0`` (non-negative least squares).
+    prior, ridge:
+        Shrink ``(scale, shift)`` towards ``prior = (s0, b0)`` with the penalty
+        ``ridge · ((scale − s0)² + (shift − b0)²)`` added to the squared error (eV²); with
+        ``ridge > 0`` a single point suffices (the few-shot calibration of :class:`HuckelCalibration`).
+    """
+    from scipy.optimize import lsq_linear
+
+    g = np.asarray(huckel_gap, dtype=np.float64).ravel()
+    y = np.asarray(target, dtype=np.float64).ravel()
+    if g.shape != y.shape:
+        raise ValueError(f"huckel_gap {g.shape} and target {y.shape} must have the same length")
+    a = np.stack([g, np.ones_like(g)], axis=1)
+    if ridge > 0:
+        if prior is None:
+            raise ValueError("ridge > 0 needs a prior (scale, shift) to shrink towards")
+        r = np.sqrt(ridge)
+        a = np.vstack([a, np.diag([r, r])])
+        y = np.concatenate([y, r * np.asarray(prior, dtype=np.float64)])
+    elif len(g) < 2 or np.ptp(g) < 1e-12:
+        raise ValueError("calibration needs at least two molecules with different Hückel gaps (or ridge > 0)")
+    bounds = (0.0, np.inf) if nonnegative else (-np.inf, np.inf)
+    sol = lsq_linear(a, y, bounds=bounds).x
+    return float(sol[0]), float(sol[1])
+
+
+register_model(TBGapNet)
+
+
+# ---------------------------------------------------------------------------- symmetry checks
+def random_rotation(rng: np.random.Generator, proper: bool = True) -> np.ndarray:
+    """Haar-random 3×3 orthogonal matrix: a rotation (det +1) or, with ``proper=False``, a reflection (det −1)."""
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if (np.linalg.det(q) > 0) != proper:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def _model_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model).to(dtype).eval()
+
+
+def _cutoff(model, cutoff: float | None) -> float:
+    from .graphs import DEFAULT_CUTOFF
+
+    return float(cutoff if cutoff is not None else getattr(model, "cutoff", DEFAULT_CUTOFF))
+
+
+def _energy(model: nn.Module, batch, pos: torch.Tensor | None = None) -> torch.Tensor:
+    """Extensive energy ``(B,)`` if the model has one (``output="energy"``), else its target output.
+
+    ``pos`` (Å) replaces ``batch.pos``; models without a ``pos`` argument get a batch copy.
+    """
+    import dataclasses
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    if "pos" in params and "output" in params:
+        return model(batch, output="energy", pos=pos)
+    if pos is not None:
+        batch = dataclasses.replace(batch, pos=pos)
+    return model(batch)
+
+
+def _forces(model: nn.Module, batch) -> torch.Tensor:
+    pos = batch.pos.detach().clone().requires_grad_(True)
+    e = _energy(model, batch, pos)
+    return -torch.autograd.grad(e.sum(), pos)[0]
+
+
+def _moved(s, rot: np.ndarray | None = None, shift: np.ndarray | None = None, perm: np.ndarray | None = None):
+    from .graphs import Structure
+
+    pos = s.positions if rot is None else s.positions @ rot.T
+    pos = pos if shift is None else pos + shift
+    numbers = s.numbers
+    if perm is not None:
+        pos, numbers = pos[perm], numbers[perm]
+    return Structure(numbers, pos)
+
+
+def check_invariance(model: nn.Module, structure, n_trials: int = 5, seed: int = 0,
+                     dtype: torch.dtype = torch.float64, translation_scale: float = 10.0,
+                     cutoff: float | None = None) -> dict[str, float]:
+    """Largest change of the predicted energy under random symmetry operations.
+
+    The model is evaluated on a copy in ``dtype`` (float64 by default: deviations are then
+    round-off, ~1e-12 relative, instead of float32's ~1e-6). The neighbour list is rebuilt for
+    every transformed structure, so the whole pipeline is checked, not only the network.
+
+    Parameters
+    ----------
+    model:
+        A graph model: its extensive energy (``output="energy"``) is used when it has one, else its
+        target output (e.g. :class:`TBGapNet`'s gap).
+    structure:
+        A :class:`nanonb.graphs.Structure` (or a list of them, all checked).
+    n_trials:
+        Random operations per kind.
+    seed:
+        Seed of the random operations.
+    translation_scale:
+        Standard deviation (Å) of the random translations.
+    cutoff:
+        Neighbour cutoff (Å); default ``model.cutoff``.
+
+    Returns
+    -------
+    dict
+        ``rotation``, ``reflection``, ``translation``, ``permutation``: max ``|E(g·x) − E(x)|``
+        over trials and structures (model units, e.g. eV or standardized); ``scale``: max ``|E(x)|``
+        (for relative judgement).
+    """
+    from .graphs import collate
+
+    structures = list(structure) if isinstance(structure, (list, tuple)) else [structure]
+    m = _model_copy(model, dtype)
+    rc = _cutoff(model, cutoff)
+    rng = np.random.default_rng(seed)
+    out = {"rotation": 0.0, "reflection": 0.0, "translation": 0.0, "permutation": 0.0, "scale": 0.0}
+    with torch.no_grad():
+        for s in structures:
+            base = _energy(m, collate([s], cutoff=rc, dtype=dtype))
+            out["scale"] = max(out["scale"], float(base.abs().max()))
+            for _ in range(n_trials):
+                ops = {
+                    "rotation": _moved(s, rot=random_rotation(rng)),
+                    "reflection": _moved(s, rot=random_rotation(rng, proper=False)),
+                    "translation": _moved(s, shift=rng.normal(size=3) * translation_scale),
+                    "permutation": _moved(s, perm=rng.permutation(len(s))),
+                }
+                for kind, moved in ops.items():
+                    e = _energy(m, collate([moved], cutoff=rc, dtype=dtype))
+                    out[kind] = max(out[kind], float((e - base).abs().max()))
+    return out
+
+
+def check_force_equivariance(model: nn.Module, structure, n_trials: int = 5, seed: int = 0,
+                             dtype: torch.dtype = torch.float64, translation_scale: float = 10.0,
+                             cutoff: float | None = None) -> dict[str, float]:
+    """Largest violation of force equivariance, ``F(g·x) = g·F(x)``, for forces ``F = −dE/dpos``.
+
+    Rotations and reflections ``R``: ``max |F(Rx) − F(x) Rᵀ|``; translations: ``max |F(x + t) − F(x)|``;
+    permutations ``P``: ``max |F(Px) − P F(x)|``. Units: model energy units per Å (eV/Å for an
+    energy model). Same arguments as :func:`check_invariance`; ``scale`` is ``max |F(x)|``.
+    """
+    from .graphs import collate
+
+    structures = list(structure) if isinstance(structure, (list, tuple)) else [structure]
+    m = _model_copy(model, dtype)
+    rc = _cutoff(model, cutoff)
+    rng = np.random.default_rng(seed)
+    out = {"rotation": 0.0, "reflection": 0.0, "translation": 0.0, "permutation": 0.0, "scale": 0.0}
+
+    def forces(s) -> np.ndarray:
+        return _forces(m, collate([s], cutoff=rc, dtype=dtype)).detach().cpu().numpy()
+
+    for s in structures:
+        f0 = forces(s)
+        out["scale"] = max(out["scale"], float(np.abs(f0).max()))
+        for _ in range(n_trials):
+            for kind, proper in (("rotation", True), ("reflection", False)):
+                rot = random_rotation(rng, proper=proper)
+                dev = np.abs(forces(_moved(s, rot=rot)) - f0 @ rot.T).max()
+                out[kind] = max(out[kind], float(dev))
+            dev = np.abs(forces(_moved(s, shift=rng.normal(size=3) * translation_scale)) - f0).max()
+            out["translation"] = max(out["translation"], float(dev))
+            perm = rng.permutation(len(s))
+            dev = np.abs(forces(_moved(s, perm=perm)) - f0[perm]).max()
+            out["permutation"] = max(out["permutation"], float(dev))
+    return out
+
+
+def closed_loop_work(model: nn.Module | None, structure, n_points: int = 128, amplitude: float = 0.05,
+                     seed: int = 0, dtype: torch.dtype = torch.float64, force_fn=None,
+                     cutoff: float | None = None) -> dict:
+    """Work done by the forces around a closed loop of small displacements (≈ 0 if conservative).
+
+    Every atom moves along the ellipse ``r(t) = r0 + A (cos 2πt − 1) u + A sin 2πt w``,
+    ``t ∈ [0, 1)``, with random Gaussian displacement fields ``u, w`` of RMS ``amplitude`` Å per
+    Cartesian component. The work ``W = ∮ F · dr = ∫₀¹ F(r(t)) · r'(t) dt`` is integrated with the
+    trapezoidal rule on ``n_points`` equally spaced points, which converges exponentially for a
+    smooth periodic integrand, so a conservative force field (``F = −∇E``) gives ``W`` at round-off
+    level while a non-conservative one (e.g. a curl term) does not. The neighbour list is built once
+    at ``r0`` and kept along the loop (displacements ≪ cutoff; the cosine cutoff keeps the energy
+    smooth).
+
+    Parameters
+    ----------
+    model:
+        Energy model (forces ``−dE/dpos``); ignored when ``force_fn`` is given.
+    structure:
+        A :class:`nanonb.graphs.Structure`.
+    n_points:
+        Quadrature points on the loop.
+    amplitude:
+        Displacement scale (Å).
+    force_fn:
+        Optional ``callable(pos: Tensor (N, 3) Å) -> Tensor (N, 3)`` force field to test instead of
+        ``model`` (e.g. a direct, non-conservative force head).
+
+    Returns
+    -------
+    dict
+        ``work`` (energy units, eV for an energy model), ``abs_work`` (``∫ |F · r'| dt``, the
+        scale to compare with), ``relative`` (``|work| / abs_work``), ``t`` and
+        ``cumulative_work`` (``(n_points + 1,)`` arrays along the loop, for plotting).
+    """
+    from .graphs import collate
+
+    rng = np.random.default_rng(seed)
+    batch = None
+    if force_fn is None:
+        if model is None:
+            raise ValueError("closed_loop_work needs a model or a force_fn")
+        m = _model_copy(model, dtype)
+        batch = collate([structure], cutoff=_cutoff(model, cutoff), dtype=dtype)
+
+        def force_fn(pos):
+            pos = pos.detach().clone().requires_grad_(True)
+            return -torch.autograd.grad(_energy(m, batch, pos).sum(), pos)[0]
+
+    r0 = torch.as_tensor(structure.positions, dtype=dtype)
+    u = torch.as_tensor(rng.normal(size=r0.shape) * amplitude, dtype=dtype)
+    w = torch.as_tensor(rng.normal(size=r0.shape) * amplitude, dtype=dtype)
+    t = np.arange(n_points) / n_points
+    integrand = []
+    for ti in t:
+        c, s = np.cos(2 * np.pi * ti), np.sin(2 * np.pi * ti)
+        pos = r0 + (c - 1.0) * u + s * w
+        vel = 2 * np.pi * (-s * u + c * w)
+        integrand.append(float((force_fn(pos).detach() * vel).sum()))
+    f = np.asarray(integrand)
+    dt = 1.0 / n_points
+    work = float(f.sum() * dt)  # trapezoid on a periodic function = rectangle rule
+    abs_work = float(np.abs(f).sum() * dt)
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (f + np.roll(f, -1)) * dt)])
+    return {"work": work, "abs_work": abs_work, "relative": abs(work) / max(abs_work, 1e-300),
+            "t": np.append(t, 1.0), "cumulative_work": cum}
 
 
 # ---------------------------------------------------------------------------- constraints
@@ -764,10 +1082,499 @@ def constraint_report(**named) -> pd.DataFrame:
     return df
 
 
+# ---------------------------------------------------------------------------- benchmarks: shared helpers
+class NamedMethod:
+    """A fitted method under another name (several meta-learners share ``algorithm="fomaml"``)."""
+
+    def __init__(self, method, name: str, kind: str | None = None, zero_shot: bool = True):
+        self.method, self.name = method, name
+        self.kind = kind or getattr(method, "kind", "meta")
+        self.zero_shot = zero_shot
+
+    def adapt(self, support):
+        return self.method.adapt(support)
+
+    def __repr__(self) -> str:
+        return f"NamedMethod({self.name!r}, {self.method!r})"
+
+
+def _zero_shot(m) -> bool:
+    """Whether ``m.adapt(None)`` is meaningful (meta-learners, pooled nets, calibrated Hückel)."""
+    from .baselines import Pooled
+    from .meta import MetaLearner
+
+    if isinstance(m, NamedMethod):
+        return m.zero_shot
+    return isinstance(m, (MetaLearner, Pooled, HuckelCalibration))
+
+
+def run_episodes(methods, test, shots=(1, 5, 10), n_episodes: int = 10, seed: int = 0, progress: bool = False,
+                 force_mae: bool = False):
+    """Every method on the same seeded episodes; keeps the predictions (for constraint checks).
+
+    Episode seeds come from :func:`nanonb.evaluate.episode_seed`, so ``k >= 1`` episodes are the
+    ones :func:`nanonb.evaluate.evaluate` draws. ``k = 0`` is zero-shot: the query is the whole task and
+    only methods that can predict without a support set take part (see :func:`_zero_shot`).
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        Rows ``method, kind, task, k, episode, mae, rmse, n_query, n_negative, adapt_s`` (errors in
+        target units; ``n_negative`` = predictions < 0) plus ``force_mae`` (eV/Å, NaN where not
+        available) when ``force_mae=True``; and ``{method: concatenated predictions}``.
+    """
+    from tqdm.auto import tqdm
+
+    from .evaluate import episode_seed
+
+    rows, preds = [], {}
+    jobs = [(t, k, e) for t in test for k in shots if k < len(t) for e in range(n_episodes if k > 0 else 1)]
+    for task, k, e in tqdm(jobs, desc="episodes", disable=not progress, leave=False):
+        if k == 0:
+            support, query = None, task
+        else:
+            ep = test.episode(task, k, seed=episode_seed(seed, task.name, k, e))
+            support, query = ep.support, ep.query
+        for m in methods:
+            if k == 0 and not _zero_shot(m):
+                continue
+            t0 = time.perf_counter()
+            adapted = m.adapt(support)
+            pred = np.asarray(adapted.predict(query), dtype=np.float64).reshape(-1)
+            dt = time.perf_counter() - t0
+            if pred.shape != query.targets.shape or not np.isfinite(pred).all():
+                raise RuntimeError(f"{m.name} returned {pred.shape} predictions with "
+                                   f"{int((~np.isfinite(pred)).sum())} non-finite values on task {task.name}, k={k}.")
+            err = pred - query.targets
+            row = {"method": m.name, "kind": m.kind, "task": task.name, "k": k, "episode": e,
+                   "mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
+                   "n_query": len(err), "n_negative": int((pred < 0).sum()), "adapt_s": dt}
+            if force_mae:
+                row["force_mae"] = _force_mae(adapted, query)
+            rows.append(row)
+            preds.setdefault(m.name, []).append(pred)
+    return pd.DataFrame(rows), {k: np.concatenate(v) for k, v in preds.items()}
+
+
+def _force_mae(adapted, query) -> float:
+    """MAE (eV/Å) of ``-dE/dpos`` of an adapted graph meta-learner on the query structures."""
+    from .meta import AdaptedModel, predict_energy_forces
+
+    if not isinstance(adapted, AdaptedModel) or adapted.head_only or query.is_tabular:
+        return float("nan")
+    batch = adapted.learner.scaler.x(query, adapted.learner.cutoff)
+    if batch.forces is None:
+        return float("nan")
+    _, f = predict_energy_forces(adapted.fmodel, batch, create_graph=False)
+    return float((f.detach() * adapted.learner.scaler.y_std - batch.forces).abs().mean())
+
+
+def _violation_rows(df: pd.DataFrame, split: str) -> list[dict]:
+    """Rows (metric ``constraint_violations``): negative predictions per task, summed over episodes."""
+    per_task = df.groupby(["method", "kind", "k", "task"], sort=False)["n_negative"].sum().reset_index()
+    rows = []
+    for (method, kind, k), g in per_task.groupby(["method", "kind", "k"], sort=False):
+        v = g["n_negative"].to_numpy(float)
+        rows.append({"split": split, "method": method, "kind": kind, "k": int(k), "metric": "constraint_violations",
+                     "mean": float(v.mean()), "sem": float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0,
+                     "median": float(np.median(v)), "n_tasks": len(v), "total": int(v.sum()),
+                     "n_predictions": int(df[(df.method == method) & (df.k == k)]["n_query"].sum())})
+    return rows
+
+
+def _apply_options(cfg, options: dict, log):
+    """Override dataclass fields of ``cfg`` from ``--set key=value`` options (unknown keys are reported)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cfg)}
+    known = {k: (tuple(v) if isinstance(getattr(cfg, k), tuple) and isinstance(v, list) else v)
+             for k, v in options.items() if k in names}
+    unknown = sorted(set(options) - names - {"cache_dir"})
+    if unknown:
+        log(f"  (ignoring unknown options {unknown}; known: {sorted(names)})")
+    return dataclasses.replace(cfg, **known)
+
+
+# ---------------------------------------------------------------------------- benchmark: force supervision
+@dataclass
+class ForcesBenchConfig:
+    """Force-supervision benchmark (``python -m nanonb.bench forces``).
+
+    Meta-train on the EMT nanoalloys without ``holdout`` (FOMAML, inner-loop gradient clipping), with
+    ``force_weight = 0`` and ``> 0`` (forces ``-dE/dpos`` supervised in the inner and outer loss,
+    and in the few-shot adaptation on the support), for each model in ``models``; few-shot energy
+    MAE (meV/atom) at ``shots`` on the held-out pairs. ``force_weight`` multiplies the force MSE in
+    standardized units ``(F / y_std)²`` (F in eV/Å, y_std the meta-train std of E_mix in eV/atom):
+    with y_std ≈ 0.046 eV/atom and force RMS ≈ 0.48 eV/Å the force MSE of an untrained model is ~100,
+    so 0.01 puts the two terms on a similar scale.
+    """
+
+    holdout: str = "Pt"
+    n_per_pair: int = 80
+    shots: tuple[int, ...] = (1, 5, 10)
+    n_episodes: int = 5
+    models: tuple[str, ...] = ("InvariantGNN", "EquivariantGNN")
+    force_weight: float = 0.01
+    algorithm: str = "fomaml"
+    model_kwargs: dict = field(default_factory=lambda: {"width": 32, "n_blocks": 2, "n_rbf": 16})
+    n_iterations: int = 100
+    inner_lr: float = 0.05
+    inner_steps: int = 3
+    inner_grad_clip: float = 1.0
+    outer_lr: float = 3e-3
+    meta_batch_size: int = 4
+    k_query: int = 10
+    baselines: bool = True
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> ForcesBenchConfig:
+        return cls(n_per_pair=24, shots=(1, 5), n_episodes=1, model_kwargs={"width": 8, "n_blocks": 1, "n_rbf": 8},
+                   n_iterations=3, inner_steps=2, meta_batch_size=2, k_query=5)
+
+
+def _forces_name(algorithm: str, model: str, force_weight: float) -> str:
+    tag = {"InvariantGNN": "", "EquivariantGNN": "-equivariant"}.get(model, f"-{model}")
+    return f"{algorithm}{tag}{'+forces' if force_weight > 0 else ''}"
+
+
+def run_forces_bench(quick: bool = False, seed: int = 0, progress: bool = True,
+                     config: ForcesBenchConfig | None = None, log=print, **options) -> dict:
+    """Does force supervision improve few-shot energy errors on held-out nanoalloys?
+
+    For every model in ``config.models`` (invariant SchNet-like and E(3)-equivariant PaiNN-like)
+    meta-train with and without forces on the same episodes (same seed), then evaluate every
+    learner on the same held-out-element episodes. Metrics: ``mae`` (energy, meV/atom) and
+    ``force_mae`` (meV/Å, forces ``-dE/dpos`` of the adapted model on the query structures; only for
+    the graph meta-learners). ``--set key=value`` overrides :class:`ForcesBenchConfig` fields.
+    """
+    from .baselines import SupportGP
+    from .bench import make_result, summary_to_rows
+    from .data.nanoalloys import load_nanoalloys
+    from .evaluate import summarize
+    from .meta import MetaLearner
+
+    torch.set_num_threads(1)  # measured: 2 threads on the shared 2-core machine were ~10x slower
+    cfg = config or (ForcesBenchConfig.quick() if quick else ForcesBenchConfig())
+    cfg = _apply_options(cfg, {**options, "seed": seed}, log)
+    t_all = time.perf_counter()
+    timings: dict[str, float] = {}
+    tasks = load_nanoalloys(n_per_pair=cfg.n_per_pair, seed=0, cache_dir=options.get("cache_dir"), progress=progress)
+    train, test = tasks.split_by_group(cfg.holdout)
+    log(f"forces: {len(train)} meta-train pairs, meta-test = {len(test)} pairs with {cfg.holdout}")
+    methods = []
+    histories = {}
+    for model in cfg.models:
+        for fw in (0.0, cfg.force_weight):
+            name = _forces_name(cfg.algorithm, model, fw)
+            t0 = time.perf_counter()
+            learner = MetaLearner(algorithm=cfg.algorithm, model=model, model_kwargs=dict(cfg.model_kwargs),
+                                  n_iterations=cfg.n_iterations, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps,
+                                  inner_grad_clip=cfg.inner_grad_clip, outer_lr=cfg.outer_lr,
+                                  meta_batch_size=cfg.meta_batch_size, k_query=cfg.k_query, force_weight=fw,
+                                  seed=cfg.seed)
+            learner.fit(train, progress=progress)
+            timings[f"meta-train {name}"] = time.perf_counter() - t0
+            histories[name] = learner.history["train_loss"]
+            log(f"  meta-trained {name:28s} {cfg.n_iterations} it in {timings[f'meta-train {name}']:.1f} s "
+                f"(last-10 mean train loss {np.mean(learner.history['train_loss'][-10:]):.3g})")
+            methods.append(NamedMethod(learner, name, "meta"))
+    if cfg.baselines:
+        methods.append(SupportGP(seed=cfg.seed).fit(train))
+    t0 = time.perf_counter()
+    df, _ = run_episodes(methods, test, cfg.shots, cfg.n_episodes, seed=cfg.seed, progress=progress, force_mae=True)
+    timings["evaluation"] = time.perf_counter() - t0
+    split = f"holdout-{cfg.holdout}"
+    rows = summary_to_rows(summarize(df, "mae", scale=1000.0), split)
+    fdf = df.dropna(subset=["force_mae"])
+    if len(fdf):
+        rows += summary_to_rows(summarize(fdf, "force_mae", scale=1000.0), split)
+    timings["total"] = time.perf_counter() - t_all
+    log(f"  evaluation {timings['evaluation']:.1f} s; total {timings['total']:.1f} s")
+    return make_result("forces", rows, timings["total"],
+                       asdict(cfg) | {"unit": "mae: meV/atom; force_mae: meV/Å",
+                                      "note": "+forces methods use forces in meta-training and in the "
+                                              "support-set adaptation; query forces are never used for fitting"},
+                       timings=timings, train_loss=histories)
+
+
+# ---------------------------------------------------------------------------- benchmark: TB-embedded model
+def huckel_gaps(inputs) -> np.ndarray:
+    """Plain Hückel gaps (eV, reference parameters) of a task's structures or a list of them."""
+    from .graphs import collate
+
+    structures = inputs.inputs if hasattr(inputs, "inputs") else list(inputs)
+    with torch.no_grad():
+        return TBGapNet.huckel_only(collate(structures, cutoff=2.0)).double().numpy()
+
+
+class _AffinePredictor:
+    def __init__(self, scale: float, shift: float):
+        self.scale, self.shift = scale, shift
+
+    def predict(self, inputs) -> np.ndarray:
+        return self.scale * huckel_gaps(inputs) + self.shift
+
+
+class HuckelCalibration:
+    """Physics baseline: plain Hückel gap (reference parameters) with a few-shot affine calibration.
+
+    ``fit(train)`` fits ``gap ≈ scale · gap_Hückel + shift`` (eV) on all meta-train molecules (the
+    prior) and picks the ridge strength (from ``ridges``) that minimizes the 1- and 5-shot query MAE
+    on meta-train episodes. ``adapt(support)`` refits ``(scale, shift)`` on the support, shrunk
+    towards the prior (:func:`fit_calibration`); ``adapt(None)`` uses the prior (zero-shot). Not
+    constrained (``nonnegative=False`` by default): a negative shift can give negative gaps.
+    """
+
+    kind = "baseline"
+    name = "huckel+calibration"
+
+    def __init__(self, ridges: Sequence[float] = (0.01, 0.1, 1.0, 10.0), nonnegative: bool = False, seed: int = 0):
+        self.ridges, self.nonnegative, self.seed = tuple(ridges), nonnegative, seed
+        self.prior: tuple[float, float] | None = None
+        self.ridge = float(self.ridges[0])
+
+    def fit(self, train, **_) -> HuckelCalibration:
+        g = {t.name: huckel_gaps(t) for t in train}
+        self.prior = fit_calibration(np.concatenate(list(g.values())), np.concatenate([t.targets for t in train]),
+                                     self.nonnegative)
+        rng = np.random.default_rng(self.seed)
+        scores = {}
+        for ridge in self.ridges:
+            errs = []
+            for t in train:
+                for k in (1, 5):
+                    if len(t) <= k:
+                        continue
+                    for _ in range(3):
+                        perm = rng.permutation(len(t))
+                        s, q = perm[:k], perm[k:]
+                        a, b = fit_calibration(g[t.name][s], t.targets[s], self.nonnegative, self.prior, ridge)
+                        errs.append(np.abs(a * g[t.name][q] + b - t.targets[q]).mean())
+            scores[ridge] = float(np.mean(errs))
+        self.ridge = min(scores, key=scores.get)
+        return self
+
+    def adapt(self, support=None) -> _AffinePredictor:
+        if self.prior is None:
+            raise RuntimeError("HuckelCalibration is not fitted: call fit(meta_train) first.")
+        if support is None or len(support) == 0:
+            return _AffinePredictor(*self.prior)
+        return _AffinePredictor(*fit_calibration(huckel_gaps(support), support.targets, self.nonnegative,
+                                                 self.prior, self.ridge))
+
+
+def tb_model_kwargs(train, hidden: int = 32, n_layers: int = 2, nonnegative: bool = True, **kw) -> dict:
+    """``model_kwargs`` for ``MetaLearner(model="TBGapNet")`` / ``Pooled(model="TBGapNet")`` on ``train``.
+
+    Sets ``target_mean``/``target_std`` to the meta-learner's target standardization
+    (:meth:`nanonb.meta.Scaler.fit` on ``train``, eV) and the initial calibration to the
+    (non-negative, with ``nonnegative=True``) least-squares fit of the meta-train gaps on the plain
+    Hückel gaps, so an untrained model is calibrated Hückel theory. JSON-serializable.
+    """
+    from .meta import Scaler
+
+    sc = Scaler.fit(train)
+    g = np.concatenate([huckel_gaps(t) for t in train])
+    y = np.concatenate([t.targets for t in train])
+    scale, shift = fit_calibration(g, y, nonnegative)
+    return {"hidden": int(hidden), "n_layers": int(n_layers), "nonnegative": bool(nonnegative),
+            "target_mean": sc.y_mean, "target_std": sc.y_std, "calib_scale": scale, "calib_shift": shift, **kw}
+
+
+def drop_shared_molecules(train, test):
+    """Remove from ``train`` every molecule identical to one in ``test`` (isomorphism key of
+    :mod:`nanonb.data.flakes`). Returns ``(train_clean, n_removed)``; tasks left with < 2 points are dropped."""
+    from .data.flakes import _fingerprint
+    from .tasks import TaskSet
+
+    test_keys = {_fingerprint(s) for t in test for s in t.inputs}
+    kept, removed = [], 0
+    for t in train:
+        keep = [i for i, s in enumerate(t.inputs) if _fingerprint(s) not in test_keys]
+        removed += len(t) - len(keep)
+        if len(keep) >= 2:
+            kept.append(t if len(keep) == len(t) else t.subset(keep))
+    return TaskSet(kept, name=f"{train.name} (shared molecules dropped)", feature_names=train.feature_names), removed
+
+
+def size_split(tasks, max_heavy_train: int = 24, min_test_points: int = 4):
+    """Train on the small molecules of every task, test on the large ones of the same families.
+
+    ``meta["n_heavy"] <= max_heavy_train`` go to meta-train, larger ones to meta-test (tasks with
+    fewer than ``min_test_points`` large molecules are left out of the test). Identical molecules
+    have the same size, so no molecule can be on both sides.
+    """
+    from .tasks import TaskSet
+
+    train, test = [], []
+    for t in tasks:
+        n = t.meta["n_heavy"].to_numpy()
+        small, large = np.flatnonzero(n <= max_heavy_train), np.flatnonzero(n > max_heavy_train)
+        if len(small) >= 2:
+            train.append(t.subset(small))
+        if len(large) >= min_test_points:
+            test.append(t.subset(large))
+    return (TaskSet(train, name=f"flakes n_heavy <= {max_heavy_train}", feature_names=tasks.feature_names),
+            TaskSet(test, name=f"flakes n_heavy > {max_heavy_train}", feature_names=tasks.feature_names))
+
+
+@dataclass
+class TBBenchConfig:
+    """TB benchmark (``python -m nanonb.bench tb``) on the GFN2-xTB flake gaps (eV).
+
+    ``holdouts`` maps split names to held-out groups (a dopant or shapes; :meth:`TaskSet.split_by_group`);
+    meta-train molecules identical to a meta-test molecule are removed first (``drop_shared``).
+    The size split trains on ``n_heavy <= size_threshold`` and tests on larger flakes at ``size_shots``
+    (0 = zero-shot, only methods that can predict without a support set).
+    """
+
+    n_per_family: int = 20
+    data_seed: int = 0
+    holdouts: dict = field(default_factory=lambda: {"holdout-BN": ["BN"],
+                                                    "holdout-ribbons": ["ribbon-zigzag", "ribbon-armchair"]})
+    shots: tuple[int, ...] = (1, 5, 10)
+    n_episodes: int = 10
+    size_split: bool = True
+    size_threshold: int = 24
+    size_shots: tuple[int, ...] = (0, 1, 3)
+    tb_kwargs: dict = field(default_factory=lambda: {"hidden": 32, "n_layers": 2})
+    gnn_kwargs: dict = field(default_factory=lambda: {"width": 32, "n_blocks": 2, "n_rbf": 16})
+    tb_algorithms: tuple[str, ...] = ("anil",)
+    gnn_algorithms: tuple[str, ...] = ("fomaml", "anil")
+    n_iterations: int = 150
+    inner_lr: float = 0.05
+    inner_steps: int = 5
+    inner_grad_clip: float = 1.0
+    outer_lr: float = 3e-3
+    meta_batch_size: int = 4
+    k_support: tuple[int, int] = (1, 10)
+    k_query: int = 10
+    size_k_support: tuple[int, int] = (1, 5)
+    size_k_query: int = 5
+    baselines: tuple[str, ...] = ("scratch", "pooled", "pooled+finetune", "pooled-tb", "gp", "huckel+calibration")
+    pooled_epochs: int = 40
+    finetune_steps: int = 20
+    scratch_steps: int = 100
+    drop_shared: bool = True
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> TBBenchConfig:
+        return cls(holdouts={"holdout-BN": ["BN"]}, shots=(1, 5), n_episodes=1, size_shots=(0, 1),
+                   tb_kwargs={"hidden": 8, "n_layers": 1}, gnn_kwargs={"width": 8, "n_blocks": 1, "n_rbf": 8},
+                   gnn_algorithms=("fomaml",), n_iterations=3, inner_steps=2, meta_batch_size=2,
+                   k_support=(1, 5), k_query=5, size_k_support=(1, 3), size_k_query=3,
+                   baselines=("pooled", "gp", "huckel+calibration"), pooled_epochs=2, scratch_steps=10,
+                   finetune_steps=3)
+
+
+def _tb_methods(cfg: TBBenchConfig, train, k_support, k_query, progress: bool, log, timings: dict, split: str):
+    from .baselines import FineTune, Pooled, Scratch, SupportGP
+    from .meta import MetaLearner
+
+    common = dict(n_iterations=cfg.n_iterations, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps,
+                  inner_grad_clip=cfg.inner_grad_clip, outer_lr=cfg.outer_lr, meta_batch_size=cfg.meta_batch_size,
+                  k_support=tuple(k_support), k_query=k_query, seed=cfg.seed)
+    tb_kw = tb_model_kwargs(train, **cfg.tb_kwargs)
+    specs = [(f"{a}-tb", "TBGapNet", tb_kw, a) for a in cfg.tb_algorithms]
+    specs += [(a, "InvariantGNN", dict(cfg.gnn_kwargs), a) for a in cfg.gnn_algorithms]
+    methods = []
+    for name, model, kw, algo in specs:
+        t0 = time.perf_counter()
+        learner = MetaLearner(algorithm=algo, model=model, model_kwargs=kw, **common).fit(train, progress=progress)
+        timings[f"{split}: meta-train {name}"] = time.perf_counter() - t0
+        log(f"  meta-trained {name:10s} in {timings[f'{split}: meta-train {name}']:.1f} s")
+        methods.append(NamedMethod(learner, name, "meta", zero_shot=True))
+    pooled = None
+    for b in cfg.baselines:
+        t0 = time.perf_counter()
+        if b == "scratch":
+            m = Scratch(model_kwargs=cfg.gnn_kwargs, steps=cfg.scratch_steps, seed=cfg.seed).fit(train)
+        elif b in ("pooled", "pooled+finetune"):
+            if pooled is None:
+                pooled = Pooled(model_kwargs=cfg.gnn_kwargs, epochs=cfg.pooled_epochs, seed=cfg.seed).fit(train)
+            m = pooled if b == "pooled" else FineTune(pooled, steps=cfg.finetune_steps)
+        elif b == "pooled-tb":
+            m = NamedMethod(Pooled(model="TBGapNet", model_kwargs=tb_kw, epochs=cfg.pooled_epochs,
+                                   seed=cfg.seed).fit(train), "pooled-tb", "baseline", zero_shot=True)
+        elif b == "gp":
+            m = SupportGP(seed=cfg.seed).fit(train)
+        elif b == "huckel+calibration":
+            m = HuckelCalibration(seed=cfg.seed).fit(train)
+        else:
+            raise ValueError(f"unknown baseline {b!r}; choose from {TBBenchConfig().baselines}")
+        timings[f"{split}: fit {b}"] = time.perf_counter() - t0
+        methods.append(m)
+    return methods
+
+
+def run_tb_bench(quick: bool = False, seed: int = 0, progress: bool = True, config: TBBenchConfig | None = None,
+                 log=print, **options) -> dict:
+    """TB-embedded meta-learner vs plain graph network vs baselines on held-out flake families.
+
+    Splits: every entry of ``config.holdouts`` (held-out dopant / shapes, shared molecules removed
+    from meta-train) and the size-extrapolation split (train on small flakes, test on large ones).
+    Rows: metric ``mae`` (eV) per split, method and shot count, plus ``constraint_violations``
+    (negative predicted gaps per test task, summed over episodes; see the ``constraints`` key for
+    totals). Methods of the TB-embedded model carry ``tb`` in their name. ``--set key=value``
+    overrides :class:`TBBenchConfig` fields.
+    """
+    from .bench import make_result, summary_to_rows
+    from .data.flakes import load_flakes
+    from .evaluate import summarize
+
+    torch.set_num_threads(1)
+    cfg = config or (TBBenchConfig.quick() if quick else TBBenchConfig())
+    cfg = _apply_options(cfg, {**options, "seed": seed}, log)
+    t_all = time.perf_counter()
+    timings: dict[str, float] = {}
+    tasks = load_flakes(n_per_family=cfg.n_per_family, seed=cfg.data_seed, progress=progress,
+                        cache_dir=options.get("cache_dir"))
+    log(f"tb: {len(tasks)} flake families, {sum(len(t) for t in tasks)} molecules (GFN2-xTB gaps, eV)")
+    splits = []
+    for name, hold in cfg.holdouts.items():
+        train, test = tasks.split_by_group(hold)
+        splits.append((name, train, test, cfg.shots, cfg.k_support, cfg.k_query))
+    if cfg.size_split:
+        train, test = size_split(tasks, cfg.size_threshold)
+        splits.append((f"size-extrapolation (n_heavy <= {cfg.size_threshold} -> >)", train, test, cfg.size_shots,
+                       cfg.size_k_support, cfg.size_k_query))
+    rows, constraints, leakage = [], {}, {}
+    for name, train, test, shots, ks, kq in splits:
+        removed = 0
+        if cfg.drop_shared:
+            train, removed = drop_shared_molecules(train, test)
+        leakage[name] = {"shared_molecules_removed_from_train": removed,
+                         "n_train_tasks": len(train), "n_test_tasks": len(test),
+                         "n_train_points": sum(len(t) for t in train), "n_test_points": sum(len(t) for t in test)}
+        log(f"[{name}] meta-train {len(train)} tasks ({leakage[name]['n_train_points']} molecules; {removed} "
+            f"shared with meta-test removed), meta-test {len(test)} tasks: {', '.join(test.names)}")
+        methods = _tb_methods(cfg, train, ks, kq, progress, log, timings, name)
+        t0 = time.perf_counter()
+        df, preds = run_episodes(methods, test, shots, cfg.n_episodes, seed=cfg.seed, progress=progress)
+        timings[f"{name}: evaluation"] = time.perf_counter() - t0
+        rows += summary_to_rows(summarize(df, "mae"), name)
+        rows += _violation_rows(df, name)
+        constraints[name] = {}
+        log(f"  constraint report (predicted gaps >= 0), all episodes and shots of [{name}]:")
+        for m, p in preds.items():
+            rep = constraint_report(**{f"{m} gap": p})
+            constraints[name][m] = {"n_predictions": int(rep["n_items"].iloc[0]),
+                                    "n_violations": int(rep["n_violations"].iloc[0])}
+            log(f"    {m:20s} {rep['n_violations'].iloc[0]:4d} of {rep['n_items'].iloc[0]:5d} negative  "
+                f"({rep.attrs['summary']})")
+    timings["total"] = time.perf_counter() - t_all
+    return make_result("tb", rows, timings["total"], asdict(cfg) | {"unit": "eV"}, timings=timings,
+                       constraints=constraints, leakage=leakage)
+
+
 __all__ = [
-    "ALPHA_C", "BETA_CC", "SITE_TYPES", "CheckResult", "HuckelLayer", "HuckelOutput", "PiSystem",
-    "TBBody", "TBFeatures", "TBGapNet", "TBHead", "build_pi_system", "check_charge_neutrality", "eigh_broadened",
-    "check_mass_balance", "check_nonnegative", "constraint_report", "huckel_hamiltonian",
-    "huckel_spectrum_analytic_benzene", "huckel_spectrum_analytic_polyene", "pi_electrons",
-    "project_simplex", "reference_parameters",
+    "ALPHA_C", "BETA_CC", "SITE_TYPES", "CheckResult", "ForcesBenchConfig", "HuckelCalibration", "HuckelLayer",
+    "HuckelOutput", "NamedMethod", "PiSystem", "TBBenchConfig", "TBBody", "TBFeatures", "TBGapNet", "TBHead",
+    "build_pi_system", "check_charge_neutrality", "check_force_equivariance", "check_invariance",
+    "check_mass_balance", "check_nonnegative", "closed_loop_work", "constraint_report", "drop_shared_molecules",
+    "eigh_broadened", "fit_calibration", "huckel_gaps", "huckel_hamiltonian", "huckel_spectrum_analytic_benzene",
+    "huckel_spectrum_analytic_polyene", "pi_electrons", "project_simplex", "random_rotation",
+    "reference_parameters", "run_episodes", "run_forces_bench", "run_tb_bench", "size_split", "tb_model_kwargs",
 ]

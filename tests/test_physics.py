@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -394,3 +395,137 @@ def test_constraint_report():
     assert df["check"].iloc[2].startswith("charge neutrality")
     assert "1 of 4 checks pass" in df.attrs["summary"]
     assert "NaCl2" in df["examples"].iloc[2]
+
+
+# ---------------------------------------------------------------------------- TBGapNet in the meta-learner
+def test_tbgapnet_nonnegative_mode_never_predicts_a_negative_gap():
+    torch.manual_seed(0)
+    structs = [_flake("BN", seed=s) for s in range(4)] + [_flake("none", seed=s) for s in range(2)]
+    batch = collate(structs)
+    free = _random_head(TBGapNet(calib_scale=0.5, calib_shift=-3.0))
+    assert (free(batch, output="gap") < 0).any()  # the unconstrained affine map can go negative
+    model = _random_head(TBGapNet(calib_scale=0.5, calib_shift=0.0, nonnegative=True))
+    with torch.no_grad():  # push the raw calibration far negative: softplus keeps gap >= 0
+        model.head.scale.fill_(-30.0)
+        model.head.shift.fill_(-30.0)
+    assert (model(batch, output="gap") >= 0).all()
+    spectrum_gap = model.spectrum(batch).gap.detach()
+    scale, shift = model.calibrate_(batch, (0.7 * spectrum_gap + 0.2).numpy())
+    assert scale == pytest.approx(0.7, abs=1e-5) and shift == pytest.approx(0.2, abs=1e-5)
+    assert torch.allclose(model(batch, output="gap"), 0.7 * spectrum_gap + 0.2, atol=1e-5)
+    scale, shift = model.calibrate_(batch, (0.7 * model.spectrum(batch).gap - 5.0).detach().numpy())
+    assert scale >= 0 and shift == pytest.approx(0.0, abs=1e-5)  # NNLS clips the negative shift
+
+
+def test_tbgapnet_standardized_target_and_features():
+    m = TBGapNet(target_mean=2.0, target_std=0.5)
+    batch = collate([_benzene(), _flake("N")], cutoff=m.cutoff)
+    gap = m(batch, output="gap")
+    assert torch.allclose(m(batch), (gap - 2.0) / 0.5)
+    f = m(batch, output="features")
+    assert torch.allclose(m.head(f.detach()), m(batch)) and not f.detach().h.requires_grad
+    with pytest.raises(ValueError, match="output must be"):
+        m(batch, output="energy")
+    with pytest.raises(ValueError, match="cutoff"):
+        TBGapNet(cutoff=1.5)
+
+
+def _toy_flake_taskset(n_tasks=3, n=8, noise=0.0):
+    from nanonb.data.flakes import generate_family
+    from nanonb.tasks import Task, TaskSet
+
+    tasks = []
+    for t, dopant in enumerate(["none", "N", "BN"][:n_tasks]):
+        structs = [f.structure for f in generate_family("rectangular", dopant, n, seed=1, min_heavy=10, max_heavy=24)]
+        g = TBGapNet.huckel_only(collate(structs, cutoff=2.0)).double().numpy()
+        y = (0.6 + 0.1 * t) * g + 0.3 + noise * np.random.default_rng(t).normal(size=len(g))
+        tasks.append(Task(f"rect|{dopant}", structs, y, groups=("rectangular", dopant),
+                          descriptors=np.c_[g, np.arange(len(g))], target_unit="eV"))
+    return TaskSet(tasks)
+
+
+def test_meta_learner_anil_on_tbgapnet_fits_adapts_and_reloads(tmp_path):
+    from nanonb.meta import MetaLearner
+    from nanonb.physics import tb_model_kwargs
+
+    ts = _toy_flake_taskset()
+    kw = tb_model_kwargs(ts, hidden=8, n_layers=1)
+    assert kw["nonnegative"] and kw["calib_scale"] > 0
+    learner = MetaLearner(algorithm="anil", model="TBGapNet", model_kwargs=kw, n_iterations=2, k_support=(1, 3),
+                          k_query=3, inner_steps=2, meta_batch_size=2)
+    assert learner.cutoff == 2.0
+    learner.fit(ts, progress=False)
+    assert np.isfinite(learner.history["train_loss"]).all()
+    ep = ts.episode("rect|BN", 3, seed=0)
+    zero = learner.adapt(None).predict(ep.query)
+    pred = learner.adapt(ep.support).predict(ep.query)
+    assert np.isfinite(pred).all() and (pred >= 0).all() and not np.allclose(pred, zero)
+    learner.save(tmp_path / "tb")
+    np.testing.assert_allclose(MetaLearner.load(tmp_path / "tb").adapt(ep.support).predict(ep.query), pred,
+                               atol=1e-6)
+
+
+def test_fit_calibration_and_huckel_baseline():
+    from nanonb.physics import HuckelCalibration, fit_calibration
+
+    g = np.array([1.0, 2.0, 3.0])
+    assert fit_calibration(g, 0.5 * g + 0.2) == pytest.approx((0.5, 0.2))
+    assert fit_calibration(g, 0.5 * g - 0.2, nonnegative=True)[1] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="at least two"):
+        fit_calibration(g[:1], g[:1])
+    one = fit_calibration(g[:1], np.array([2.0]), prior=(0.5, 0.2), ridge=1.0)  # one point + prior
+    assert 0.5 < one[0] and 0.2 < one[1]  # moved from the prior towards the point
+    ts = _toy_flake_taskset()
+    base = HuckelCalibration().fit(ts)
+    t = ts["rect|BN"]  # y = 0.8 g + 0.3 exactly
+    ep = ts.episode(t, 5, seed=0)
+    assert np.abs(base.adapt(ep.support).predict(ep.query) - ep.query.targets).max() < 0.05
+    zero = base.adapt(None).predict(ep.query)
+    assert np.abs(zero - ep.query.targets).max() > 0.05  # the prior (slope ~0.7) is not the task
+
+
+def test_drop_shared_molecules_and_size_split():
+    from nanonb.physics import drop_shared_molecules, size_split
+    from nanonb.tasks import Task, TaskSet
+
+    ts = _toy_flake_taskset(2)
+    a, b = ts[0], ts[1]
+    shared = Task("other", [a.inputs[0], b.inputs[1], _benzene()], [1.0, 2.0, 3.0])
+    moved = Structure(a.inputs[2].numbers[::-1], a.inputs[2].positions[::-1] @ np.diag([-1, 1, 1]) + 4.0)
+    test = TaskSet([shared, Task("moved", [moved, _benzene()], [1.0, 2.0])])
+    clean, n = drop_shared_molecules(ts, test)
+    assert n == 3  # a[0], a[2] (mirrored, permuted, translated) and b[1]
+    assert sum(len(t) for t in clean) == sum(len(t) for t in ts) - 3
+    tasks = TaskSet([Task(t.name, t.inputs, t.targets, meta=pd.DataFrame({"n_heavy": [
+        int((s.numbers != 1).sum()) for s in t.inputs]}), groups=t.groups) for t in ts])
+    thr = int(np.median(np.concatenate([t.meta["n_heavy"] for t in tasks])))
+    train, test = size_split(tasks, thr, min_test_points=1)
+    assert all((t.meta["n_heavy"] <= thr).all() for t in train)
+    assert all((t.meta["n_heavy"] > thr).all() for t in test) and len(test) > 0
+
+
+def test_run_episodes_zero_shot_and_negative_counts():
+    from nanonb.physics import HuckelCalibration, NamedMethod, _violation_rows, run_episodes
+
+    ts = _toy_flake_taskset(2)
+    calib = HuckelCalibration().fit(ts)
+    calib.prior = (0.5, -100.0)  # every zero-shot prediction negative
+    no_zero = NamedMethod(HuckelCalibration().fit(ts), "no-zero-shot", "baseline", zero_shot=False)
+    df, preds = run_episodes([calib, no_zero], ts, shots=(0, 2), n_episodes=2)
+    z = df[df.k == 0]
+    assert set(z.method) == {"huckel+calibration"} and (z.n_query == [len(t) for t in ts]).all()
+    assert (z.n_negative == z.n_query).all()
+    assert set(df[df.k == 2].method) == {"huckel+calibration", "no-zero-shot"}
+    assert len(preds["huckel+calibration"]) == df[df.method == "huckel+calibration"].n_query.sum()
+    rows = _violation_rows(df, "s")
+    r0 = next(r for r in rows if r["k"] == 0)
+    assert r0["metric"] == "constraint_violations" and r0["total"] == sum(len(t) for t in ts)
+
+
+def test_check_invariance_of_tbgapnet():
+    from nanonb.physics import check_invariance
+
+    m = _random_head(TBGapNet(hidden=8))
+    dev = check_invariance(m, [_flake("BN"), _benzene()], n_trials=2)
+    assert dev["scale"] > 0.1
+    assert max(dev[k] for k in ("rotation", "reflection", "translation", "permutation")) < 1e-5
