@@ -10,9 +10,10 @@ Measures what a user meets when opening the tutorial notebooks:
   own high-water mark ``VmHWM`` from ``/proc`` (exact, Linux only).
 * widget interaction latency: in a fresh kernel, :class:`nanonb.widgets.AdaptationExplorer` is built
   around the shipped learner (:func:`nanonb.pretrained.load_pretrained`) on the held-out nanoalloy
-  tasks with the shipped pooled / pooled+fine-tune baselines, the "inner steps" slider at 10, and
-  the "shots" slider is moved programmatically ``n_interactions`` times between 5 and 6 shots. Every
-  move re-adapts the meta-learner and redraws the PNG figure and the readout; the explorer caches
+  tasks (Cu-Pt) with the baselines of notebook 03 (pooled+fine-tune, support GP), the "inner steps"
+  slider at 10, and the "shots" slider is moved programmatically ``n_interactions`` times between 5
+  and 6 shots. Every move re-adapts the meta-learner and redraws the PNG figure and the readout; the
+  explorer caches
   baseline predictions per (task, shots, episode), so only the first visit of a shot count adapts
   the baselines too (reported separately as ``first_visit_ms``). Each latency is the time from
   setting ``slider.value`` until the explorer's synchronous observers return. The browser adds
@@ -181,11 +182,11 @@ def _latency_code(n: int, shots: tuple[int, int], inner_steps: int, seed: int, b
     """Kernel-side code that times ``n`` programmatic "shots" slider moves and prints one JSON line.
 
     The explorer is built as in ``notebooks/03_few_shot_adaptation.ipynb``: the shipped ANIL learner on
-    the held-out (Pt) nanoalloy tasks, with the shipped pooled network and pooled+fine-tune as
-    baselines (``baselines=True``). The sliders are found by their descriptions (the stable interface
-    of :class:`nanonb.widgets.AdaptationExplorer`). Baseline predictions are cached per (task, shots,
-    episode) by the explorer, so only the first visit of each shot count pays for them; the
-    ``first_visit_ms`` entries report those moves separately.
+    the held-out (Pt) nanoalloy tasks, task Cu-Pt, one torch thread, with pooled+fine-tune (20 steps)
+    and the support GP as baselines (``baselines=True``). The sliders are found by their descriptions
+    (the stable interface of :class:`nanonb.widgets.AdaptationExplorer`). Baseline predictions are
+    cached per (task, shots, episode) by the explorer, so only the first visit of each shot count pays
+    for them; the ``first_visit_ms`` entries report those moves separately.
     """
     return f"""
 import json, time
@@ -205,14 +206,15 @@ def _find(root, cls, description):
         stack.extend(getattr(w, "children", ()) or ())
     raise LookupError(f"no {{cls.__name__}} with description {{description!r}} in the explorer")
 
+import torch
+torch.set_num_threads(1)  # as the notebook does
 t0 = time.perf_counter()
-_, test = heldout_tasks()
-base = {{}}
+train, test = heldout_tasks()
+base = []
 if {baselines!r}:
-    from nanonb.baselines import FineTune
-    pooled = load_pretrained_baseline()
-    base = {{"pooled": pooled, "pooled+finetune": FineTune(pooled, steps=20)}}
-explorer = AdaptationExplorer(load_pretrained(), test, baselines=base, shots={shots[0]}, seed={seed})
+    from nanonb.baselines import FineTune, SupportGP
+    base = [FineTune(load_pretrained_baseline(), steps=20), SupportGP(n_restarts=0).fit(train)]
+explorer = AdaptationExplorer(load_pretrained(), test, baselines=base, task="Cu-Pt", shots={shots[0]}, seed={seed})
 shots, steps = _find(explorer, widgets.IntSlider, "shots"), _find(explorer, widgets.IntSlider, "inner steps")
 steps.value = {inner_steps}
 build_s = time.perf_counter() - t0
