@@ -286,6 +286,8 @@ def test_explorer_in_jupyterlab(lab: Lab, browser) -> None:
         _wait(page, f"() => {_KERNEL}.status === 'idle' && ({_ALL_EXECUTED})()", RUN_TIMEOUT_S,
               "all cells to finish", lab)
         timings["run_all_cells_s"] = time.monotonic() - t1
+        page.wait_for_timeout(1000)  # widget comm traffic after the last cell can flip the kernel busy again
+        _wait(page, f"() => {_KERNEL}.status === 'idle'", 60, "the kernel to settle after run-all", lab)
         page.screenshot(path=str(art / "01_after_run_all.png"))
         errors = page.evaluate(_CELL_ERRORS)
         assert not errors, f"cells raised: {errors}"
