@@ -92,6 +92,11 @@ def test_latency_code_compiles() -> None:
         assert "range(7)" in code and "steps.value = 10" in code and "seed=3" in code
 
 
+def test_without_drops_one_occurrence_each() -> None:
+    assert nbbench._without([5.0, 1.0, 5.0, 2.0], [5.0]) == [1.0, 5.0, 2.0]
+    assert nbbench._percentile([], 95) != nbbench._percentile([], 95)  # nan for no data
+
+
 def test_missing_notebooks_are_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not found"):
         nbbench.run_notebooks(notebooks_dir=tmp_path / "nope", widget=False)
