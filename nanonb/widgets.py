@@ -2,6 +2,8 @@
 
 - :class:`StructureView` — an nglview view of a cluster or molecule (an ``ase.Atoms`` or a
   :class:`nanonb.graphs.Structure`), atoms coloured by element, with a small legend.
+- :class:`LiveFigure` — a matplotlib figure as an image widget, redrawn in place (live loss curves).
+- :class:`SupportMean` — the trivial few-shot reference (predict the support mean).
 - :class:`AdaptationExplorer` — pick a held-out task (``task``), the number of support points
   (``shots``), the inner-loop settings (``inner steps``, ``inner lr``) and see the adapted model's
   parity plot, its MAE next to the baselines and the support structures, redrawn on every change.
@@ -57,6 +59,55 @@ def _as_atoms(structure):
     if hasattr(structure, "get_chemical_symbols") and hasattr(structure, "get_positions"):
         return structure
     raise TypeError(f"StructureView needs an ase.Atoms or a nanonb.graphs.Structure, got {type(structure).__name__}")
+
+
+# ---------------------------------------------------------------------- figures as widgets
+def figure_png(fig, dpi: float | None = None) -> bytes:
+    """Render a matplotlib ``Figure`` with Agg into PNG bytes (one draw, fast zlib level)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image as PILImage
+
+    if dpi is not None:
+        fig.set_dpi(dpi)
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    buf = io.BytesIO()
+    PILImage.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
+    return buf.getvalue()
+
+
+class LiveFigure(widgets.Image):
+    """A matplotlib figure shown as an ``ipywidgets.Image`` that can be redrawn in place.
+
+    Draw on :attr:`fig` / :attr:`ax` (a ``matplotlib.figure.Figure``, not pyplot, so nothing is shown
+    twice), then call :meth:`refresh`. Unlike printing or ``plt.show()`` inside an ``Output``
+    widget, updates never leak into the cell's outputs, so they work the same in JupyterLab,
+    Voilà, nbconvert and nbval.
+
+    >>> live = LiveFigure(figsize=(6, 3))   # display(live) in a notebook
+    >>> _ = live.ax.plot([0, 1], [1, 0]); live.refresh()
+    """
+
+    def __init__(self, figsize: tuple[float, float] = (6.0, 3.2), dpi: int = 80, ncols: int = 1, **kwargs):
+        from matplotlib.figure import Figure
+
+        super().__init__(format="png", **kwargs)
+        self.fig = Figure(figsize=figsize, dpi=dpi)
+        axes = self.fig.subplots(1, ncols)
+        self.axes = list(np.atleast_1d(axes))
+        self.ax = self.axes[0]
+
+    def clear(self) -> None:
+        """Clear every axes (keeps the layout)."""
+        for a in self.axes:
+            a.cla()
+
+    def refresh(self, tight: bool = True) -> None:
+        """Re-render the figure into the widget."""
+        if tight:
+            self.fig.tight_layout()
+        self.value = figure_png(self.fig)
 
 
 # ---------------------------------------------------------------------- structure view
@@ -142,16 +193,25 @@ class StructureView(widgets.VBox):
     @property
     def legend_text(self) -> str:
         """The legend as plain text, e.g. ``"Cu × 30 Pt × 25 (55 atoms)"``."""
-        import re
-
-        return re.sub(r"<[^>]+>", "", self.legend.value).replace("&nbsp;", " ").strip()
+        return _plain(self.legend.value)
 
 
 # ---------------------------------------------------------------------- adaptation explorer
-class _SupportMean:
+class SupportMean:
+    """Trivial few-shot reference: predict the mean of the support targets for every query point.
+
+    Same verbs as the baselines (``fit`` / ``adapt(support).predict(task)``); the explorer always
+    shows it. A learner that does not beat it has not learned anything usable from the support set.
+    """
+
     name, kind = "support mean", "baseline"
 
+    def fit(self, train=None, **_) -> SupportMean:
+        return self
+
     def adapt(self, support: Task):
+        if support is None or len(support) == 0:
+            raise ValueError("SupportMean needs at least one support point.")
         mu = float(np.mean(support.targets))
 
         class _Const:
@@ -159,6 +219,14 @@ class _SupportMean:
                 return np.full(len(task), mu)
 
         return _Const()
+
+
+def _plain(html_text: str) -> str:
+    """Text of a small HTML snippet: tags dropped, entities unescaped, whitespace collapsed."""
+    import re
+
+    text = re.sub(r"<(?:br|/tr|/div)[^>]*>", " ", html_text)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split()).replace("⚠ ", "")
 
 
 def _default_units(task: Task) -> tuple[float, str]:
@@ -242,7 +310,7 @@ class AdaptationExplorer(widgets.VBox):
         if baselines is None:
             baselines = []
         items = list(baselines.items()) if isinstance(baselines, Mapping) else [(b.name, b) for b in baselines]
-        self.baselines: list[tuple[str, Any]] = items + [("support mean", _SupportMean())]
+        self.baselines: list[tuple[str, Any]] = items + [("support mean", SupportMean())]
         self._baseline_cache: dict[tuple, dict[str, np.ndarray]] = {}
         self.seed = int(seed)
         d_scale, d_unit = _default_units(taskset[0])
@@ -407,7 +475,7 @@ class AdaptationExplorer(widgets.VBox):
             if err is not None:
                 self.message.value = f'<div style="color:#b00020">⚠ {err}</div>'
                 self.readout.value = "<b>MAE</b>: — (no valid episode for these settings)"
-                self.result = {"ok": False, "message": err, "task": task.name, "k": k}
+                self.result = {"ok": False, "message": _plain(err), "task": task.name, "k": k}
                 return self.result
             ep = self.taskset.episode(task, k, seed=self.seed)
             adapt_kw = self._adapt_kwargs()
@@ -574,17 +642,19 @@ class AdaptationExplorer(widgets.VBox):
         self.image.value = self._png()
 
     def _png(self) -> bytes:
-        """Render the figure once with Agg and encode it as PNG (fast zlib level)."""
-        from PIL import Image as PILImage
-
-        canvas = self._fig.canvas
-        canvas.draw()
-        rgba = np.asarray(canvas.buffer_rgba())
-        buf = io.BytesIO()
-        PILImage.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
-        return buf.getvalue()
+        return figure_png(self._fig)
 
     # ------------------------------------------------------------------ convenience
+    @property
+    def message_text(self) -> str:
+        """The current warning as plain text ("" when the settings are fine)."""
+        return _plain(self.message.value)
+
+    @property
+    def readout_text(self) -> str:
+        """The MAE readout as plain text."""
+        return _plain(self.readout.value)
+
     @property
     def figure(self):
         """The matplotlib ``Figure`` behind :attr:`image` (e.g. ``explorer.figure.savefig(...)``)."""
