@@ -203,7 +203,7 @@ def _quickstart_figure(methods, test, summ, cfg: NanoalloyConfig, path) -> None:
     from .plots import quickstart_figure
 
     k = 5 if 5 in cfg.shots else cfg.shots[-1]
-    show = [m for m in methods if m.name in ("maml", "metasgd", "pooled+finetune", "scratch")][:3] or methods[:2]
+    show = [m for m in methods if m.name in ("anil", "gp", "pooled+finetune")] or methods[:2]
     data = {}
     for m in show:
         yt, yp = [], []
