@@ -377,6 +377,7 @@ class ActiveConfig:
     data: str = "nanoalloys"
     fold: int = 0
     n_per_pair: int = 80
+    inputs: str = "native"
     model: str = "InvariantGNN"
     model_kwargs: dict = field(default_factory=dict)
     bml_iterations: int = 600
@@ -384,6 +385,7 @@ class ActiveConfig:
     bml_meta_batch: int = 4
     bml_k_support: tuple[int, int] = (0, 20)
     bml_k_query: int = 20
+    bml_calibrated: bool = True
     ens_members: int = 5
     ens_algorithm: str = "anil"
     ens_iterations: int = 200
@@ -398,6 +400,7 @@ class ActiveConfig:
     k_query: int | None = 50
     acquisitions: tuple[str, ...] = ("greedy", "ucb", "ei", "thompson", "maxvar")
     ensemble_acquisitions: tuple[str, ...] = ("ei",)
+    calibrated_acquisitions: tuple[str, ...] = ("ei",)
     seeds: tuple[int, ...] = (0, 1, 2)
     n_init: int = 3
     batch_size: int = 1
@@ -406,6 +409,7 @@ class ActiveConfig:
     max_tasks: int | None = 6
     min_task_size: int = 60
     top_fraction: float = 0.05
+    bo_refit_every: int = 3
     refine_iterations: int = 200
     refine_acquisition: str = "ei"
     seed: int = 0
@@ -414,25 +418,44 @@ class ActiveConfig:
     def for_data(cls, data: str, quick: bool = False) -> ActiveConfig:
         """Defaults per data set; ``quick`` shrinks everything to seconds (for tests)."""
         if data == "nanoalloys":
-            cfg = cls(data=data, model="InvariantGNN", model_kwargs={"width": 32, "n_blocks": 2, "n_rbf": 16},
-                      bml_iterations=400, ens_members=4, ens_iterations=150, ens_inner_lr=0.1,
-                      budget=30, max_pool=None, max_tasks=None, min_task_size=40)
+            cfg = cls(data=data, inputs="descriptors", model="MLP", model_kwargs={"hidden": [64, 64]},
+                      bml_iterations=1000, bml_meta_batch=8, ens_iterations=300, budget=30, max_pool=None,
+                      max_tasks=None, min_task_size=40)
         elif data == "calisol":
             cfg = cls(data=data, fold=1, model="MLP", model_kwargs={"hidden": [64, 64]}, bml_iterations=1000,
                       bml_meta_batch=8, ens_iterations=300, budget=40)
         elif data == "lnpdb":
             cfg = cls(data=data, fold=0, model="MLP", model_kwargs={"hidden": [64, 64]}, bml_iterations=1000,
-                      bml_meta_batch=8, ens_iterations=300, budget=40)
+                      bml_meta_batch=8, bml_k_support=(0, 30), bml_k_query=30, ens_iterations=300,
+                      shots=(10, 30), budget=40)
         else:
             raise ValueError(f"unknown data set {data!r}; choose from {sorted(GOALS)}")
         if quick:
             small = {"width": 8, "n_blocks": 1, "n_rbf": 8} if cfg.model == "InvariantGNN" else {"hidden": [16]}
+            if data == "lnpdb":
+                cfg.shots = (10,)
             cfg = cls(**{**asdict(cfg), "model_kwargs": small, "bml_iterations": 15, "ens_members": 2,
-                         "ens_iterations": 5, "pooled_epochs": 1, "shots": (5,), "n_episodes": 1,
+                         "ens_iterations": 5, "pooled_epochs": 1, "n_episodes": 1,
                          "acquisitions": ("ei", "thompson"), "seeds": (0,), "budget": 8, "max_pool": 40,
+                         "shots": cfg.shots[:1],
                          "max_tasks": 2, "min_task_size": 20, "refine_iterations": 5, "k_query": 20,
                          "n_per_pair": 24})
         return cfg
+
+
+def descriptor_tasks(ts: TaskSet) -> TaskSet:
+    """The same tasks with the descriptors as (tabular) model inputs, e.g. an MLP on cluster descriptors.
+
+    Targets, metadata, groups and descriptors are unchanged; only ``inputs`` is replaced.
+    """
+    tasks = []
+    for t in ts:
+        if t.descriptors is None:
+            raise ValueError(f"task {t.name!r} has no descriptors to use as inputs")
+        tasks.append(Task(t.name, np.asarray(t.descriptors, dtype=np.float32), t.targets, t.meta, t.groups,
+                          t.descriptors, t.target_name, t.target_unit))
+    names = getattr(ts, "feature_names", None)
+    return TaskSet(tasks, name=f"{ts.name} (descriptor inputs)", feature_names=names)
 
 
 def _load_split(cfg: ActiveConfig, progress: bool, data_dir=None, cache_dir=None) -> tuple[TaskSet, TaskSet, str]:
@@ -440,6 +463,8 @@ def _load_split(cfg: ActiveConfig, progress: bool, data_dir=None, cache_dir=None
         from .data.nanoalloys import load_nanoalloys
 
         ts = load_nanoalloys(n_per_pair=cfg.n_per_pair, seed=0, cache_dir=cache_dir, progress=progress)
+        if cfg.inputs == "descriptors":
+            ts = descriptor_tasks(ts)
         train, test = ts.split_by_group("Pt")
         return train, test, "holdout-Pt"
     if data_dir is None and not os.environ.get("NANONB_DATA_DIR"):
@@ -491,11 +516,13 @@ def run_active_bench(quick: bool = False, seed: int = 0, progress: bool = True, 
     ``options`` override :class:`ActiveConfig` fields (``--set key=value``).
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
     n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors: one thread is fastest, and immune to oversubscribed CPUs
+    torch.set_num_threads(1)  # small tensors and matrices: one thread is fastest, and immune to busy CPUs
     try:
-        return _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, options)
+        with threadpool_limits(limits=1):
+            return _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, options)
     finally:
         torch.set_num_threads(n_threads)
 
@@ -539,6 +566,13 @@ def _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, o
                               k_query=cfg.bml_k_query, seed=seed)
     bml.fit(train, progress=progress)
     tick("meta-train bml", t0)
+    learners = [bml]
+    if cfg.bml_calibrated:
+        t0 = time.perf_counter()
+        bml_cal = BayesianMetaLearner(bml.config, name="bml_cal", calibrate=True)
+        bml_cal.fit(train, progress=progress)
+        learners.append(bml_cal)
+        tick("meta-train bml_cal (80% of the tasks + calibration on the rest)", t0)
     t0 = time.perf_counter()
     ens = EnsembleMetaLearner(n_members=cfg.ens_members, algorithm=cfg.ens_algorithm, model=cfg.model,
                               model_kwargs=dict(cfg.model_kwargs), n_iterations=cfg.ens_iterations,
@@ -557,7 +591,7 @@ def _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, o
 
     # ---------------------------------------------------------------- calibration on held-out tasks
     t0 = time.perf_counter()
-    methods = [bml, ens, gp, rgp]
+    methods = [*learners, ens, gp, rgp]
     df = evaluate_uncertainty(methods, test, shots=cfg.shots, n_episodes=cfg.n_episodes, k_query=cfg.k_query,
                               seed=seed, progress=progress)
     tick("uncertainty evaluation", t0)
@@ -573,10 +607,13 @@ def _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, o
         camp_tasks = camp_tasks[: cfg.max_tasks]
     if not camp_tasks:
         raise ValueError(f"no held-out task has >= {cfg.min_task_size} points for a campaign; lower min_task_size")
-    bo_gp = SupportGPDist(n_restarts=1, warm_start=True, seed=seed, name="gp_bo").fit(train)
+    bo_gp = SupportGPDist(n_restarts=1, warm_start=True, refit_every=cfg.bo_refit_every, seed=seed,
+                          name="gp_bo").fit(train)
     strategies: dict[str, tuple] = {"random": (bml, "random"), "gp_bo": (bo_gp, "ei")}
     strategies.update({f"bml-{a}": (bml, a) for a in cfg.acquisitions})
     strategies.update({f"ensemble-{a}": (ens, a) for a in cfg.ensemble_acquisitions})
+    if cfg.bml_calibrated:
+        strategies.update({f"bml_cal-{a}": (learners[1], a) for a in cfg.calibrated_acquisitions})
     kinds = {"random": "baseline", "gp_bo": "baseline"}
     runs_df, runs = compare_strategies(strategies, camp_tasks, cfg.seeds, progress=progress, n_init=cfg.n_init,
                                        batch_size=cfg.batch_size, budget=cfg.budget, goal=goal,
@@ -601,7 +638,10 @@ def _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, o
         data=cfg.data, timings=timings, calibration=curves.to_dict(orient="records"),
         campaigns=runs_df.to_dict(orient="records"), model_error=error_curves.to_dict(orient="records"),
         refinement=refinement, learned={"bml_noise_std": bml.noise_std, "ensemble_scale": ens.scale,
-                                        "ensemble_noise_std": ens.noise_std},
+                                        "ensemble_noise_std": ens.noise_std,
+                                        "bml_cal_var_factors": list(learners[-1].var_factors),
+                                        "calibration_tasks": {"bml_cal": learners[-1].calib_names,
+                                                              "ensemble": ens.calib_names}},
         leakage=str(leakage_report(train, test)))
 
 

@@ -100,3 +100,105 @@ def quickstart_figure(summary: pd.DataFrame, parity_data: Mapping[str, tuple[np.
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------- uncertainty and active learning
+UNCERTAINTY_COLORS = {
+    "bml": "#1f77b4", "ensemble": "#2ca02c", "gp": "#8c564b", "pooled+gp": "#ff7f0e",
+    "random": "#7f7f7f", "gp_bo": "#8c564b",
+}
+_ACQ_STYLES = {"ei": "-", "ucb": "--", "greedy": ":", "thompson": "-.", "maxvar": (0, (1, 3))}
+
+
+def _ucolor(name: str) -> str:
+    base = name.split("-")[0].split(" ")[0]
+    return UNCERTAINTY_COLORS.get(name, UNCERTAINTY_COLORS.get(base, color(name)))
+
+
+def calibration(curves, ax=None, k: int | None = None, methods: Sequence[str] | None = None,
+                title: str | None = None):
+    """Calibration curve: observed vs expected coverage of central predictive intervals.
+
+    ``curves`` is the frame of :func:`nanonb.uncertainty.calibration_summary` (columns ``method``,
+    ``k``, ``level``, ``observed``; one line per method and shot count, or only shot count ``k``)
+    or a mapping ``name -> frame with level, observed`` (e.g. from
+    :func:`nanonb.uncertainty.calibration_curve`). Points below the diagonal: intervals too narrow
+    (over-confident); above: too wide.
+    """
+    ax = _ax(ax, figsize=(4.5, 4.5))
+    if isinstance(curves, Mapping):
+        items = [(name, None, c) for name, c in curves.items()]
+    else:
+        df = curves if k is None else curves[curves["k"] == k]
+        if df.empty:
+            raise ValueError(f"no calibration curve for k={k}; available k: {sorted(curves['k'].unique())}")
+        ks = sorted(df["k"].unique())
+        items = [(m, kk, g) for (m, kk), g in df.groupby(["method", "k"], sort=False)]
+        if len(ks) == 1:
+            items = [(m, None, g) for m, _, g in items]
+    styles = ["-", "--", ":", "-."]
+    kpos = {kk: i for i, kk in enumerate(sorted({kk for _, kk, _ in items if kk is not None}))}
+    for name, kk, g in items:
+        if methods is not None and name not in methods:
+            continue
+        g = g.sort_values("level")
+        label = name if kk is None else f"{name} (K={kk})"
+        ax.plot(g["level"], g["observed"], marker="o", ms=3, color=_ucolor(name), label=label,
+                ls=styles[kpos.get(kk, 0) % len(styles)])
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="ideal")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("expected coverage (nominal level)")
+    ax.set_ylabel("observed coverage")
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def campaign_curves(curves: pd.DataFrame, ax=None, strategies: Sequence[str] | None = None, band: bool = True,
+                    ylabel: str = "best so far (0 = worst, 1 = best candidate)"):
+    """Best-so-far against the number of experiments: median over tasks and seeds, IQR band.
+
+    ``curves`` is :func:`nanonb.active.best_so_far_curves` output (columns ``strategy``,
+    ``experiment``, ``best``).
+    """
+    ax = _ax(ax, figsize=(5.5, 4))
+    for name, g in curves.groupby("strategy", sort=False):
+        if strategies is not None and name not in strategies:
+            continue
+        q = g.groupby("experiment")["best"].quantile([0.25, 0.5, 0.75]).unstack()
+        acq = name.split("-", 1)[1] if "-" in name else ""
+        ls = _ACQ_STYLES.get(acq, "-") if name not in ("random", "gp_bo") else ("--" if name == "random" else "-")
+        ax.plot(q.index, q[0.5], color=_ucolor(name), ls=ls, lw=1.6, label=name)
+        if band:
+            ax.fill_between(q.index, q[0.25], q[0.75], color=_ucolor(name), alpha=0.08)
+    ax.set_xlabel("experiments (initial random points included)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def predictive_intervals(y_true: np.ndarray, mean: np.ndarray, std: np.ndarray, level: float = 0.9, ax=None,
+                         unit: str = "", label: str | None = None):
+    """Parity plot with central ``level`` intervals; points outside their interval are drawn in red."""
+    from scipy.stats import norm
+
+    ax = _ax(ax)
+    y_true, mean, std = (np.asarray(a, dtype=float) for a in (y_true, mean, std))
+    half = norm.ppf(0.5 + level / 2) * std
+    inside = np.abs(y_true - mean) <= half
+    ax.errorbar(y_true, mean, yerr=half, fmt="none", ecolor="0.7", alpha=0.6, lw=0.8)
+    ax.scatter(y_true[inside], mean[inside], s=12, c="#1f77b4",
+               label=f"{label + ': ' if label else ''}inside {100 * level:g}% interval ({inside.mean():.0%})")
+    ax.scatter(y_true[~inside], mean[~inside], s=14, c="#d62728", label="outside")
+    lo, hi = float(min(y_true.min(), mean.min())), float(max(y_true.max(), mean.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    u = f" ({unit})" if unit else ""
+    ax.set_xlabel(f"true{u}")
+    ax.set_ylabel(f"predicted mean{u}")
+    ax.legend(fontsize=7)
+    return ax

@@ -212,7 +212,9 @@ class BayesConfig:
     ``k_support`` is the range of support sizes sampled during meta-training (0 = prior predictive
     also trained), ``k_query`` the number of query points per episode (at least ``min_query``).
     ``noise_init`` and ``prior_scale_init`` are in standardized target units. ``lr`` is the Adam
-    step on the body and the prior/noise parameters.
+    step on the body and the prior/noise parameters. ``calibrate=True`` holds out a random
+    ``calib_fraction`` of the meta-train tasks (or uses ``val``) and fits two variance factors on
+    them after training (see :meth:`BayesianMetaLearner.calibrate`).
     """
 
     model: str = "InvariantGNN"
@@ -229,6 +231,9 @@ class BayesConfig:
     val_episodes: int = 4
     grad_clip: float = 10.0
     keep_best: bool = False
+    calibrate: bool = False
+    calib_fraction: float = 0.2
+    calib_episodes: int = 5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -250,7 +255,8 @@ class BayesianPredictor:
         phi_q = lr.features(inputs)
         mu0, chol, s2 = lr._prior()
         with torch.no_grad():
-            return blr_predict(self.phi_s, self.y_s, phi_q, mu0, chol, s2, full_cov=full_cov)
+            mean, var = blr_predict(self.phi_s, self.y_s, phi_q, mu0, chol, s2, full_cov=full_cov)
+        return mean, lr._calibrated(var, s2)
 
     def predict(self, inputs: Task | np.ndarray | list) -> np.ndarray:
         """Posterior predictive mean (target units)."""
@@ -279,27 +285,39 @@ class _BMLTaskModel:
         self.phi = learner.features(task)
         self.y = torch.as_tensor((task.targets - learner.scaler.y_mean) / learner.scaler.y_std, dtype=torch.float64)
 
-    def predict_dist(self, train_idx, test_idx) -> tuple[np.ndarray, np.ndarray]:
+    def raw(self, train_idx, test_idx) -> tuple[np.ndarray, np.ndarray, float]:
+        """Uncalibrated ``(mean, var_f, noise_var)`` in standardized units (``var = var_f + noise_var``)."""
         tr = torch.as_tensor(np.asarray(train_idx, dtype=int))
         te = torch.as_tensor(np.asarray(test_idx, dtype=int))
-        mu0, chol, s2 = self.learner._prior()
         with torch.no_grad():
+            mu0, chol, s2 = self.learner._prior()
             m, v = blr_predict(self.phi[tr], self.y[tr], self.phi[te], mu0, chol, s2)
+        return m.numpy(), np.maximum(v.numpy() - float(s2), 0.0), float(s2)
+
+    def predict_dist(self, train_idx, test_idx) -> tuple[np.ndarray, np.ndarray]:
+        m, var_f, s2 = self.raw(train_idx, test_idx)
+        a, b = self.learner.var_factors
         sc = self.learner.scaler
-        return m.numpy() * sc.y_std + sc.y_mean, np.sqrt(v.numpy()) * sc.y_std
+        return m * sc.y_std + sc.y_mean, np.sqrt(a * var_f + b * s2) * sc.y_std
 
     def sample(self, train_idx, test_idx, n_samples: int, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Joint posterior-predictive samples ``(n_samples, len(test_idx))`` at ``test_idx`` (target units)."""
+        """Joint posterior samples of the latent function ``f = w . phi`` at ``test_idx`` (target units).
+
+        Drawn in weight space (``w ~ N(mean_w, cov_w)``, ``p`` dimensions), so the cost does not
+        grow with the number of candidates. Measurement noise is not added (Thompson sampling
+        samples the objective, not a future measurement).
+        """
         tr = torch.as_tensor(np.asarray(train_idx, dtype=int))
         te = torch.as_tensor(np.asarray(test_idx, dtype=int))
         mu0, chol, s2 = self.learner._prior()
         with torch.no_grad():
-            m, c = blr_predict(self.phi[tr], self.y[tr], self.phi[te], mu0, chol, s2, full_cov=True)
-        sc = self.learner.scaler
+            mean_w, cov_w = blr_posterior(self.phi[tr], self.y[tr], mu0, chol, s2)
+        cov_w = self.learner.var_factors[0] * cov_w.numpy()
+        lc = np.linalg.cholesky(0.5 * (cov_w + cov_w.T) + 1e-12 * np.eye(len(cov_w)))
         rng = rng if rng is not None else np.random.default_rng()
-        lc = np.linalg.cholesky(c.numpy() + 1e-10 * np.eye(len(m)))
-        z = rng.standard_normal((n_samples, len(m)))
-        return (m.numpy()[None, :] + z @ lc.T) * sc.y_std + sc.y_mean
+        w = mean_w.numpy()[None, :] + rng.standard_normal((n_samples, len(lc))) @ lc.T
+        sc = self.learner.scaler
+        return (w @ self.phi[te].numpy().T) * sc.y_std + sc.y_mean
 
 
 class BayesianMetaLearner:
@@ -331,6 +349,8 @@ class BayesianMetaLearner:
         self.history: dict[str, list] = {"iteration": [], "train_nll": [], "noise_std": [],
                                          "val_iteration": [], "val_nll": []}
         self.fit_time_s = 0.0
+        self.var_factors: tuple[float, float] = (1.0, 1.0)
+        self.calib_names: list[str] = []
         if not (self.config.model == "MLP" and "n_in" not in self.config.model_kwargs):
             self._build()
 
@@ -358,6 +378,14 @@ class BayesianMetaLearner:
     def _prior(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(mu0, L, sigma^2)`` in float64 (standardized target units)."""
         return (self.mu0.double(), lower_cholesky(self.chol_raw.double()), torch.exp(2 * self.log_noise.double()))
+
+    def _calibrated(self, var: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+        """Predictive (co)variance with the calibration factors: ``a var_f + b sigma^2``."""
+        a, b = self.var_factors
+        if a == 1.0 and b == 1.0:
+            return var
+        eye = torch.eye(len(var), dtype=var.dtype) if var.dim() == 2 else 1.0
+        return a * (var - s2 * eye) + b * s2 * eye
 
     @property
     def noise_std(self) -> float:
@@ -396,6 +424,18 @@ class BayesianMetaLearner:
         cfg = self.config
         n_iter = cfg.n_iterations if n_iterations is None else int(n_iterations)
         kmin, kmax = cfg.k_support
+        cal = val
+        if cfg.calibrate and val is None:
+            if not self.calib_names:
+                n_cal = max(1, int(round(cfg.calib_fraction * len(train))))
+                if n_cal >= len(train):
+                    raise ValueError(f"{len(train)} meta-train task(s) are too few to hold out calibration tasks; "
+                                     "pass val= or use calibrate=False.")
+                order = np.random.default_rng(cfg.seed).permutation(len(train))
+                self.calib_names = sorted(train.tasks[i].name for i in order[:n_cal])
+            names = [n for n in self.calib_names if n in train]
+            cal = train.select(names) if names else None
+            train = train.select([n for n in train.names if n not in set(self.calib_names)])
         eligible = [t for t in train if len(t) >= kmin + cfg.min_query]
         if not eligible:
             raise ValueError(f"No meta-train task has >= {kmin + cfg.min_query} points (k_support={cfg.k_support}, "
@@ -453,8 +493,38 @@ class BayesianMetaLearner:
                 callback(self, step)
         if cfg.keep_best and best[1] is not None:
             self._load_state(best[1])
+        if cfg.calibrate and cal is not None:
+            self.calibrate(cal)
         self.fit_time_s += time.perf_counter() - t0
         return self
+
+    def calibrate(self, val: TaskSet, n_episodes: int | None = None, seed: int = 4242) -> tuple[float, float]:
+        """Fit the variance factors ``(a, b)`` of ``var = a var_f + b sigma^2`` by NLL on ``val`` tasks.
+
+        ``var_f`` is the posterior variance of the function and ``sigma^2`` the learned noise.
+        Episodes: support sizes drawn from ``k_support`` (as in training), query = the rest of the
+        task (at most 50 points), ``n_episodes`` (default ``calib_episodes``) per task. The tasks
+        should be unseen in meta-training, else the factors come out optimistic. Returns ``(a, b)``.
+        """
+        cfg = self.config
+        rng = np.random.default_rng(seed)
+        kmin, kmax = cfg.k_support
+        r2, v1, v2 = [], [], []
+        for task in val:
+            if len(task) < kmin + 2:
+                continue
+            tm = self.for_task(task)
+            for _ in range(cfg.calib_episodes if n_episodes is None else n_episodes):
+                k = int(rng.integers(kmin, min(kmax, len(task) - 1) + 1))
+                perm = rng.permutation(len(task))
+                m, var_f, s2 = tm.raw(perm[:k], perm[k: k + 50])
+                r2.append((m - tm.y.numpy()[perm[k: k + 50]]) ** 2)
+                v1.append(var_f)
+                v2.append(np.full(len(m), s2))
+        if not r2:
+            raise ValueError("calibration needs tasks with at least k_support[0] + 2 points")
+        self.var_factors = _fit_variance_mix(np.concatenate(r2), np.concatenate(v1), np.concatenate(v2))
+        return self.var_factors
 
     def validation_nll(self, val: TaskSet, k: int = 5, seed: int = 12345) -> float:
         """Mean query NLL (standardized units) after conditioning on ``k`` points, fixed episodes."""
@@ -514,7 +584,8 @@ class BayesianMetaLearner:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(self._state(), path.with_suffix(".pt"))
         meta = {"config": asdict(self.config), "name": self.name, "scaler": asdict(self.scaler),
-                "history": self.history, "fit_time_s": self.fit_time_s, "nanonb_format": 1}
+                "history": self.history, "fit_time_s": self.fit_time_s, "var_factors": list(self.var_factors),
+                "calib_names": self.calib_names, "nanonb_format": 1}
         path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
         return path
 
@@ -528,6 +599,8 @@ class BayesianMetaLearner:
         learner.scaler = Scaler(**meta["scaler"])
         learner.history = meta["history"]
         learner.fit_time_s = meta.get("fit_time_s", 0.0)
+        learner.var_factors = tuple(meta.get("var_factors", (1.0, 1.0)))
+        learner.calib_names = list(meta.get("calib_names", []))
         return learner
 
     def copy(self) -> BayesianMetaLearner:
@@ -535,19 +608,25 @@ class BayesianMetaLearner:
 
 
 # ====================================================================== deep ensemble of meta-learners
-def _fit_noise_calibration(y: np.ndarray, mean: np.ndarray, var_ep: np.ndarray) -> tuple[float, float]:
-    """(scale, noise) minimizing the Gaussian NLL of ``y`` under ``N(mean, scale^2 var_ep + noise^2)``."""
+def _fit_variance_mix(r2: np.ndarray, v1: np.ndarray, v2: np.ndarray) -> tuple[float, float]:
+    """``(a, b) > 0`` minimizing the Gaussian NLL of residuals ``r`` (``r2 = r^2``) under variance ``a v1 + b v2``."""
     from scipy.optimize import minimize
 
-    r2 = (y - mean) ** 2
-
     def nll(theta):
-        v = np.exp(2 * theta[0]) * var_ep + np.exp(2 * theta[1])
+        v = np.exp(theta[0]) * v1 + np.exp(theta[1]) * v2 + 1e-300
         return float(np.mean(0.5 * np.log(v) + 0.5 * r2 / v))
 
-    x0 = np.array([0.0, 0.5 * np.log(max(float(np.mean(r2)), 1e-12))])
-    res = minimize(nll, x0, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-7, "maxiter": 2000})
+    m2 = max(float(np.mean(r2)), 1e-300)
+    x0 = np.log([max(m2 / max(float(np.mean(v1)), 1e-300), 1e-12), max(m2 / max(float(np.mean(v2)), 1e-300), 1e-12)])
+    x0 = np.log(0.5) + x0
+    res = minimize(nll, x0, method="Nelder-Mead", options={"xatol": 1e-5, "fatol": 1e-9, "maxiter": 4000})
     return float(np.exp(res.x[0])), float(np.exp(res.x[1]))
+
+
+def _fit_noise_calibration(y: np.ndarray, mean: np.ndarray, var_ep: np.ndarray) -> tuple[float, float]:
+    """(scale, noise) minimizing the Gaussian NLL of ``y`` under ``N(mean, scale^2 var_ep + noise^2)``."""
+    a, b = _fit_variance_mix((y - mean) ** 2, var_ep, np.ones_like(var_ep))
+    return float(np.sqrt(a)), float(np.sqrt(b))
 
 
 class EnsemblePredictor:
@@ -803,21 +882,26 @@ class _GPDistPredictor:
 
 
 class _DescriptorTaskModel:
-    """Per-task standardized descriptors; GP refits warm-start from the previous call's kernel."""
+    """Per-task standardized descriptors. With the owner's ``warm_start``, hyper-parameter refits
+    start from the previous call's kernel, and between refits (every ``refit_every`` calls) the GP
+    is conditioned on the new data with the hyper-parameters kept fixed."""
 
     def __init__(self, owner, task: Task, base: np.ndarray | None = None):
         self.owner, self.task = owner, task
         self.d = (TaskSet._descriptors(task) - owner.x_mean) / owner.x_std
         self.base = np.zeros(len(task)) if base is None else base
         self.kernel = None
+        self.calls = 0
 
     def predict_dist(self, train_idx, test_idx) -> tuple[np.ndarray, np.ndarray]:
         train_idx, test_idx = np.asarray(train_idx, dtype=int), np.asarray(test_idx, dtype=int)
         r = self.task.targets[train_idx] - self.base[train_idx]
-        mean, std, gp = self.owner._gp_dist(self.d[train_idx], r, self.d[test_idx],
-                                            self.kernel if self.owner.warm_start else None)
-        if gp is not None and hasattr(gp, "kernel_") and gp.optimizer is not None:
+        warm = self.kernel if self.owner.warm_start else None
+        fixed = warm is not None and self.calls % max(1, getattr(self.owner, "refit_every", 1)) != 0
+        mean, std, gp = self.owner._gp_dist(self.d[train_idx], r, self.d[test_idx], warm, fixed)
+        if gp is not None and hasattr(gp, "kernel_"):
             self.kernel = gp.kernel_
+            self.calls += 1
         return self.base[test_idx] + mean, std
 
 
@@ -831,15 +915,18 @@ class SupportGPDist:
     points no kernel can be fitted: the prediction is the support mean (the meta-train mean for an
     empty support) with the median within-task standard deviation of the meta-train tasks.
     ``warm_start=True`` (used in GP-BO campaigns via :meth:`for_task`) starts each refit from the
-    previous round's hyper-parameters instead of random restarts.
+    previous round's hyper-parameters instead of random restarts, and re-optimizes them every
+    ``refit_every`` rounds (in between, the GP is conditioned on the new points with fixed
+    hyper-parameters, as is common in Bayesian optimization).
     """
 
     kind = "baseline"
     name = "gp"
 
-    def __init__(self, n_restarts: int = 2, ard: bool | None = None, warm_start: bool = False, seed: int = 0,
-                 name: str = "gp"):
+    def __init__(self, n_restarts: int = 2, ard: bool | None = None, warm_start: bool = False, refit_every: int = 1,
+                 seed: int = 0, name: str = "gp"):
         self.n_restarts, self.ard, self.warm_start, self.seed, self.name = n_restarts, ard, warm_start, seed, name
+        self.refit_every = refit_every
 
     def fit(self, train: TaskSet, **_) -> SupportGPDist:
         d = np.vstack([TaskSet._descriptors(t) for t in train])
@@ -848,12 +935,13 @@ class SupportGPDist:
         self.y_task_std = float(np.median([t.targets.std() for t in train if len(t) > 1]))
         return self
 
-    def _gp_dist(self, d_s, y_s, d_q, warm=None):
+    def _gp_dist(self, d_s, y_s, d_q, warm=None, fixed: bool = False):
         if len(y_s) == 0:
             return np.full(len(d_q), self.y_mean), np.full(len(d_q), self.y_task_std), None
         if len(y_s) < 2:
             return np.full(len(d_q), float(y_s.mean())), np.full(len(d_q), self.y_task_std), None
-        gp = fit_gp(d_s, y_s, ard=self.ard, n_restarts=self.n_restarts, warm_kernel=warm, seed=self.seed)
+        gp = fit_gp(d_s, y_s, ard=self.ard, n_restarts=self.n_restarts, warm_kernel=warm, fixed=fixed,
+                    seed=self.seed)
         mean, std = gp.predict(d_q, return_std=True)
         std = np.where(np.isfinite(std) & (std > 0), std, self.y_task_std)
         return mean, np.maximum(std, 1e-9 * self.y_task_std), gp
@@ -907,12 +995,12 @@ class ResidualGP:
     def _base(self, task: Task) -> np.ndarray:
         return np.asarray(self.pooled.adapt().predict(task), dtype=np.float64)
 
-    def _gp_dist(self, d_s, r, d_q, warm=None):
+    def _gp_dist(self, d_s, r, d_q, warm=None, fixed: bool = False):
         v = self.res_var
         if len(r) == 0:
             return np.zeros(len(d_q)), np.full(len(d_q), math.sqrt(v)), None
         gp = fit_gp(d_s, r, ard=self.ard, n_restarts=self.n_restarts, normalize_y=False, offset=True,
-                    signal_var=v / 3, noise_bounds=(v * 1e-3, v * 10), fixed=len(r) < 3, warm_kernel=warm,
+                    signal_var=v / 3, noise_bounds=(v * 1e-3, v * 10), fixed=fixed or len(r) < 3, warm_kernel=warm,
                     seed=self.seed)
         mean, std = gp.predict(d_q, return_std=True)
         return mean, np.maximum(std, 1e-9 * math.sqrt(v)), gp

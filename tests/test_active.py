@@ -219,7 +219,7 @@ def test_active_bench_quick_emits_the_schema():
     df = pd.DataFrame(res["results"])
     assert set(SCHEMA_KEYS) <= set(df.columns)
     unc = df[df.metric.isin(["nll", "coverage50", "coverage90", "coverage95"])]
-    assert set(unc.method) == {"bml", "ensemble", "gp", "pooled+gp"}
+    assert set(unc.method) == {"bml", "bml_cal", "ensemble", "gp", "pooled+gp"}
     act = df[df.metric.isin(["experiments_to_top5", "auc_best_so_far"])]
     assert {"random", "gp_bo", "bml-ei"} <= set(act.method)
     assert set(act[act.method.isin(["random", "gp_bo"])].kind) == {"baseline"}

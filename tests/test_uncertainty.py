@@ -289,3 +289,43 @@ def test_flag_for_validation_rules_and_goal():
     assert fl[5] == "validate experimentally" and fl[1] == "" and fl[4] == ""
     with pytest.raises(ValueError, match="goal"):
         flag_for_validation(_FixedDist(mean, std), task, goal="up")
+
+
+def test_bml_calibration_fixes_overconfidence_on_shifted_tasks():
+    """Meta-trained on low-noise tasks, the BML is over-confident on noisier ones until calibrated on them."""
+    train = _tabular_taskset(n_tasks=20, n=30, seed=0, noise=0.05)
+    shifted_cal = _tabular_taskset(n_tasks=8, n=30, seed=5, noise=0.3)
+    shifted_test = _tabular_taskset(n_tasks=8, n=30, seed=6, noise=0.3)
+    bml = BayesianMetaLearner(model="MLP", model_kwargs={"hidden": (16,)}, n_iterations=200, lr=1e-2,
+                              meta_batch_size=8, k_support=(0, 10), seed=0)
+    bml.fit(train, progress=False)
+    shots = (2, 5, 10)
+    before = evaluate_uncertainty([bml], shifted_test, shots=shots, n_episodes=3, progress=False)["coverage90"].mean()
+    a, b = bml.calibrate(shifted_cal)
+    after = evaluate_uncertainty([bml], shifted_test, shots=shots, n_episodes=3, progress=False)["coverage90"].mean()
+    assert b > 4.0  # the noise variance factor grows to match the larger noise
+    # a variance fix cannot repair an over-fitted mean at every k, but on average it gets close
+    assert before < 0.65 and 0.8 <= after <= 0.98, (before, after)
+    # calibrate=True holds out tasks from training and calibrates on them
+    bml2 = BayesianMetaLearner(model="MLP", model_kwargs={"hidden": (8,)}, n_iterations=3, k_support=(0, 5),
+                               calibrate=True, calib_fraction=0.25)
+    bml2.fit(train, progress=False)
+    assert len(bml2.calib_names) == 5 and bml2.var_factors != (1.0, 1.0)
+
+
+def test_calibration_plot_draws_one_line_per_method():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nanonb.plots import calibration
+
+    curves = pd.DataFrame({"method": ["a"] * 3 + ["b"] * 3, "kind": "meta", "k": 5, "level": [0.1, 0.5, 0.9] * 2,
+                           "observed": [0.1, 0.4, 0.8, 0.2, 0.6, 0.95], "n_tasks": 3})
+    ax = calibration(curves)
+    assert len(ax.lines) == 3  # two methods + the diagonal
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [0.2, 0.6, 0.95])
+    with pytest.raises(ValueError, match="no calibration curve"):
+        calibration(curves, k=10)
+    plt.close("all")
