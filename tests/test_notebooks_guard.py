@@ -8,6 +8,7 @@ passes silently. These tests fail when a notebook under ``notebooks/`` is
 * defining a class (style rule: notebooks use classes from ``nanonb``; none defines one another needs),
 * displaying through an ``ipywidgets.Output`` (interact, interactive_output) without the
   ``nbval-ignore-output`` cell tag (nbval has no widget front end, see :func:`test_output_widget_cells_tagged`),
+* hiding a cell result with a trailing ``;`` (nbval runs cells without history, so IPython ignores it),
 * larger than :data:`MAX_NOTEBOOK_MB`.
 
 They also check that ``tests/nbval_sanitize.cfg`` removes timings and addresses without hiding results,
@@ -21,9 +22,11 @@ The nbval invocation (run from the repository root)::
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import nbformat
@@ -111,6 +114,30 @@ def test_output_widget_cells_tagged(path: Path) -> None:
                           "(View > Cell metadata, or a first line '# NBVAL_IGNORE_OUTPUT')")
 
 
+def _ends_with_semicolon(source: str) -> bool:
+    """True if the last code token of ``source`` is ``;`` (IPython's "suppress the result" marker)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return False
+    skip = (tokenize.ENDMARKER, tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)
+    last = next((t for t in reversed(tokens) if t.type not in skip), None)
+    return last is not None and last.type == tokenize.OP and last.string == ";"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_no_trailing_semicolon(path: Path) -> None:
+    """nbval runs cells with ``store_history=False``, so IPython ignores a trailing ``;``.
+
+    The saved notebook then has no result but nbval's run has one: "Unexpected output fields from
+    running code: {'text/plain'}" (nbval issue #194, IPython issue #14162). Assign instead: ``_ = f()``.
+    """
+    nb = nbformat.read(path, as_version=4)
+    bad = [i for i, c in _code_cells(nb) if _ends_with_semicolon(c.source) and not _ignores_output(c)]
+    assert not bad, (f"{path.name}: code cells {bad} end with ';' to hide their result; nbval does not honour "
+                     "that (it runs cells without history). Write '_ = ...' instead")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_size(path: Path) -> None:
     mb = path.stat().st_size / 1e6
@@ -138,6 +165,15 @@ def test_sanitize_file_parses() -> None:
     assert len(pats) == len(names) >= 8, f"nbval read {len(pats)} patterns from {len(names)} sections"
     for regex, _ in pats:
         re.compile(regex)
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("x.set(a=1);", True), ("x.set(a=1);  # back to the start", True), ("y = 1\nf(y);\n\n", True),
+    ("f(1)", False), ("s = 'a;'", False), ("for i in range(2):\n    f(i);\nprint(1)", False),
+    ("%time f(1)", False),
+])
+def test_semicolon_detection(source: str, expected: bool) -> None:
+    assert _ends_with_semicolon(source) is expected
 
 
 @pytest.mark.parametrize("raw, clean", [
