@@ -180,3 +180,46 @@ def test_explorer_on_tabular_tasks_and_speed(learner_and_tasks):
     ex = AdaptationExplorer(learner, test, shots=5, inner_steps=10)
     t = ex.time_updates(n=8, warmup=1)
     assert t["median_ms"] < 1500, t
+
+
+def test_live_figure_and_support_mean():
+    from nanonb.widgets import LiveFigure, SupportMean
+
+    live = LiveFigure(figsize=(3, 2), dpi=50)
+    live.ax.plot([0, 1], [0, 1])
+    live.refresh()
+    first = bytes(live.value)
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    live.clear()
+    live.ax.plot([0, 1], [1, 0], color="r")
+    live.refresh()
+    assert bytes(live.value) != first
+
+    rng = np.random.default_rng(0)
+    ts = TaskSet.from_arrays(rng.normal(size=(20, 2)), rng.normal(size=20), np.zeros(20))
+    ep = ts.episode(0, 4, seed=0)
+    pred = SupportMean().fit(ts).adapt(ep.support).predict(ep.query)
+    assert pred.shape == (16,) and np.allclose(pred, ep.support.targets.mean())
+    with pytest.raises(ValueError, match="at least one support point"):
+        SupportMean().adapt(None)
+
+
+def test_blitted_redraw_matches_a_full_redraw(learner_and_tasks):
+    """A slider move redraws only the moving artists; the picture must equal a fresh full draw."""
+    import io
+
+    from PIL import Image
+
+    learner, test = learner_and_tasks
+    moved = AdaptationExplorer(learner, test, shots=5, inner_steps=2, show_structures=False)
+    moved.inner_steps.value = 9  # same episode: background reused, artists blitted
+    fresh = AdaptationExplorer(learner, test, shots=5, inner_steps=9, show_structures=False)
+    a = np.asarray(Image.open(io.BytesIO(bytes(moved.image.value))).convert("RGB"), dtype=int)
+    b = np.asarray(Image.open(io.BytesIO(bytes(fresh.image.value))).convert("RGB"), dtype=int)
+    assert a.shape == b.shape
+    differ = np.mean(np.any(a != b, axis=-1))
+    print(f"blit vs full redraw: {100 * differ:.3f}% of pixels differ")
+    assert differ < 0.0005, f"{100 * differ:.2f}% of pixels differ between blitted and full redraw"
+    before = np.asarray(Image.open(io.BytesIO(bytes(AdaptationExplorer(
+        learner, test, shots=5, inner_steps=2, show_structures=False).image.value))).convert("RGB"), dtype=int)
+    assert np.mean(np.any(a != before, axis=-1)) > 0.001  # and the move did change the picture
