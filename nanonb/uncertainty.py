@@ -212,9 +212,16 @@ class BayesConfig:
     ``k_support`` is the range of support sizes sampled during meta-training (0 = prior predictive
     also trained), ``k_query`` the number of query points per episode (at least ``min_query``).
     ``noise_init`` and ``prior_scale_init`` are in standardized target units. ``lr`` is the Adam
-    step on the body and the prior/noise parameters. ``calibrate=True`` holds out a random
-    ``calib_fraction`` of the meta-train tasks (or uses ``val``) and fits two variance factors on
-    them after training (see :meth:`BayesianMetaLearner.calibrate`).
+    step on the body and the prior/noise parameters.
+
+    ``calibrate=True`` fits two variance factors (see :meth:`BayesianMetaLearner.calibrate`) on
+    ``val`` if given, else on calibration tasks held out from the meta-train set: a random
+    ``calib_fraction`` of the tasks (``calib_split="random"``) or whole groups (``"group"``: all
+    tasks sharing a group label, e.g. an element, drawn at random until ``calib_fraction`` is
+    reached), which mimics a held-out-group test split. With ``calib_crossfit=True`` an auxiliary
+    learner trained without the calibration tasks is calibrated on them and its factors are used
+    by this learner, which trains on all tasks (twice the training cost, no data lost); otherwise
+    this learner itself trains without them.
     """
 
     model: str = "InvariantGNN"
@@ -233,6 +240,9 @@ class BayesConfig:
     keep_best: bool = False
     calibrate: bool = False
     calib_fraction: float = 0.2
+    calib_split: str = "random"
+    calib_group_index: int | None = None
+    calib_crossfit: bool = False
     calib_episodes: int = 5
     seed: int = 0
 
@@ -242,6 +252,8 @@ class BayesConfig:
             raise ValueError(f"k_support must be (kmin, kmax) with 0 <= kmin <= kmax, got {self.k_support}")
         if self.min_query < 1:
             raise ValueError(f"min_query must be >= 1, got {self.min_query}")
+        if self.calib_split not in ("random", "group"):
+            raise ValueError(f"calib_split must be 'random' or 'group', not {self.calib_split!r}")
 
 
 class BayesianPredictor:
@@ -426,16 +438,21 @@ class BayesianMetaLearner:
         kmin, kmax = cfg.k_support
         cal = val
         if cfg.calibrate and val is None:
-            if not self.calib_names:
-                n_cal = max(1, int(round(cfg.calib_fraction * len(train))))
-                if n_cal >= len(train):
-                    raise ValueError(f"{len(train)} meta-train task(s) are too few to hold out calibration tasks; "
-                                     "pass val= or use calibrate=False.")
-                order = np.random.default_rng(cfg.seed).permutation(len(train))
-                self.calib_names = sorted(train.tasks[i].name for i in order[:n_cal])
+            first = not self.calib_names
+            if first:
+                self.calib_names = calibration_tasks(train, cfg.calib_fraction, cfg.calib_split, cfg.seed,
+                                                     cfg.calib_group_index)
             names = [n for n in self.calib_names if n in train]
             cal = train.select(names) if names else None
-            train = train.select([n for n in train.names if n not in set(self.calib_names)])
+            rest = train.select([n for n in train.names if n not in set(self.calib_names)])
+            if not cfg.calib_crossfit:
+                train = rest
+            elif first and cal is not None:
+                aux = BayesianMetaLearner(self.config, name=f"{self.name} (calibration copy)", calibrate=False)
+                aux.fit(rest, progress=progress)
+                self.var_factors = aux.calibrate(cal)
+                self.history["calibration_copy_tasks"] = rest.names
+            cal = None if cfg.calib_crossfit else cal
         eligible = [t for t in train if len(t) >= kmin + cfg.min_query]
         if not eligible:
             raise ValueError(f"No meta-train task has >= {kmin + cfg.min_query} points (k_support={cfg.k_support}, "
@@ -605,6 +622,43 @@ class BayesianMetaLearner:
 
     def copy(self) -> BayesianMetaLearner:
         return copy.deepcopy(self)
+
+
+def calibration_tasks(train: TaskSet, fraction: float = 0.2, split: str = "random", seed: int = 0,
+                      group_index: int | None = None) -> list[str]:
+    """Names of meta-train tasks to hold out for calibration (see :class:`BayesConfig`).
+
+    ``"random"``: ``round(fraction * n)`` tasks at random (at least 1). ``"group"``: whole groups
+    (every task carrying a group label; with ``group_index`` only the label at that position, e.g.
+    0 = the salt of an electrolyte) in random order until at least ``fraction`` of the tasks are
+    held out; a group that would push the held-out share above one half is skipped.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(train)
+    if split == "random":
+        n_cal = max(1, int(round(fraction * n)))
+        if n_cal >= n:
+            raise ValueError(f"{n} meta-train task(s) are too few to hold out calibration tasks; pass val= instead.")
+        return sorted(train.tasks[i].name for i in rng.permutation(n)[:n_cal])
+    if split != "group":
+        raise ValueError(f"split must be 'random' or 'group', not {split!r}")
+    def labels(t: Task) -> tuple[str, ...]:
+        if group_index is None:
+            return t.groups
+        return (t.groups[group_index],) if len(t.groups) > group_index else ()
+
+    groups = sorted({g for t in train for g in labels(t)})
+    held: set[str] = set()
+    for gi in rng.permutation(len(groups)):
+        new = held | {t.name for t in train if groups[gi] in labels(t)}
+        if len(new) > max(1, n // 2):
+            continue
+        held = new
+        if len(held) >= fraction * n:
+            break
+    if not held:
+        raise ValueError("no group can be held out for calibration without emptying the meta-train set")
+    return sorted(held)
 
 
 # ====================================================================== deep ensemble of meta-learners

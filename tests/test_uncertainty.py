@@ -329,3 +329,23 @@ def test_calibration_plot_draws_one_line_per_method():
     with pytest.raises(ValueError, match="no calibration curve"):
         calibration(curves, k=10)
     plt.close("all")
+
+
+def test_calibration_tasks_hold_out_whole_groups_and_crossfit_keeps_all_tasks():
+    from nanonb.uncertainty import calibration_tasks
+
+    ts = _tabular_taskset(n_tasks=12, n=20)
+    # two labels per task: a "salt" (4 values) and a per-task label
+    for i, t in enumerate(ts):
+        t.groups = (f"salt{i % 4}", f"solvent{i}")
+    held = calibration_tasks(ts, 0.2, "group", seed=1, group_index=0)
+    salts = {ts[n].groups[0] for n in held}
+    assert len(salts) == 1 and len(held) == 3  # exactly one whole salt (3 of 12 tasks >= 20 %)
+    assert all(t.name in held for t in ts if t.groups[0] in salts)
+    assert len(calibration_tasks(ts, 0.2, "random", seed=1)) == 2
+    bml = BayesianMetaLearner(model="MLP", model_kwargs={"hidden": (8,)}, n_iterations=3, k_support=(0, 5),
+                              calibrate=True, calib_split="group", calib_group_index=0, calib_crossfit=True)
+    bml.fit(ts, progress=False)
+    assert bml.var_factors != (1.0, 1.0)
+    assert set(bml.history["calibration_copy_tasks"]) == set(ts.names) - set(bml.calib_names)
+    assert bml.scaler.y_mean == pytest.approx(np.concatenate([t.targets for t in ts]).mean())  # trained on all
