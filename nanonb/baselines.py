@@ -9,6 +9,7 @@ with ``predict(task_or_inputs)`` in target units.
 - :class:`FineTune`: the pooled network fine-tuned on the support set.
 - :class:`SupportGP`: a Gaussian-process regressor on the support set using the task's
   descriptors (e.g. composition and bond fractions of a cluster).
+- :class:`SupportMean`: predict the support mean everywhere, the floor every method must clear.
 """
 
 from __future__ import annotations
@@ -177,3 +178,28 @@ class SupportGP:
             warnings.simplefilter("ignore")
             gp.fit(d, support.targets)
         return _GPPredictor(gp, float(support.targets.mean()), self.x_mean, self.x_std)
+
+
+class _Constant:
+    def __init__(self, value: float):
+        self.value = value
+
+    def predict(self, task) -> np.ndarray:
+        return np.full(len(task), self.value)
+
+
+class SupportMean:
+    """Trivial few-shot reference: predict the mean of the support targets for every query point.
+
+    A learner that does not beat it has not learned anything usable from the support set.
+    """
+
+    name, kind = "support mean", "baseline"
+
+    def fit(self, train=None, **_) -> SupportMean:
+        return self
+
+    def adapt(self, support: Task) -> _Constant:
+        if support is None or len(support) == 0:
+            raise ValueError("SupportMean needs at least one support point.")
+        return _Constant(float(np.mean(support.targets)))

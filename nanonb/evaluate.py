@@ -18,6 +18,16 @@ import pandas as pd
 from .tasks import TaskSet
 
 
+class Named:
+    """A method under another display name (e.g. two versions of one learner in a table)."""
+
+    def __init__(self, method, name: str):
+        self.method, self.name, self.kind = method, name, method.kind
+
+    def adapt(self, support):
+        return self.method.adapt(support)
+
+
 def episode_seed(seed: int, task: str, k: int, episode: int) -> int:
     """Deterministic episode seed from (seed, task name, k, episode index)."""
     return (zlib.crc32(f"{seed}|{task}|{k}|{episode}".encode()) + seed) % (2**31 - 1)

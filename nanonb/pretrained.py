@@ -188,21 +188,6 @@ def _save_pooled(pooled, path: Path, extra: dict) -> Path:
     return path
 
 
-class _SupportMean:
-    """Predicts the mean of the support targets (the trivial few-shot reference)."""
-
-    name, kind = "support mean", "baseline"
-
-    def adapt(self, support):
-        mu = float(np.mean(support.targets))
-
-        class _P:
-            def predict(self, task):
-                return np.full(len(task), mu)
-
-        return _P()
-
-
 def _sanity(methods: Sequence, test, k: int, n_episodes: int) -> dict[str, float]:
     """Held-out MAE (meV/atom) at ``k`` shots, mean over tasks of the mean over episodes."""
     from .evaluate import evaluate
@@ -255,7 +240,9 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
         "learners": {}, "baselines": {}, "timings_s": {},
     }
     out.mkdir(parents=True, exist_ok=True)
-    sanity_methods: list = [_SupportMean()]
+    from .baselines import SupportMean
+
+    sanity_methods: list = [SupportMean()]
     for name in [n for n in names_l if n in wanted]:
         t0 = time.perf_counter()
         ckpt: dict[str, Any] = {}

@@ -3,7 +3,7 @@
 - :class:`StructureView` — an nglview view of a cluster or molecule (an ``ase.Atoms`` or a
   :class:`nanonb.graphs.Structure`), atoms coloured by element, with a small legend.
 - :class:`LiveFigure` — a matplotlib figure as an image widget, redrawn in place (live loss curves).
-- :class:`SupportMean` — the trivial few-shot reference (predict the support mean).
+- :class:`SupportMean` (from :mod:`nanonb.baselines`) — the trivial few-shot reference.
 - :class:`AdaptationExplorer` — pick a held-out task (``task``), the number of support points
   (``shots``), the inner-loop settings (``inner steps``, ``inner lr``) and see the adapted model's
   parity plot, its MAE next to the baselines and the support structures, redrawn on every change.
@@ -30,6 +30,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from .baselines import SupportMean
 from .tasks import Task, TaskSet
 
 #: Distinct colours for the nanoalloy metals (so two greyish metals are never confused); other
@@ -203,30 +204,6 @@ class StructureView(widgets.VBox):
 
 
 # ---------------------------------------------------------------------- adaptation explorer
-class SupportMean:
-    """Trivial few-shot reference: predict the mean of the support targets for every query point.
-
-    Same verbs as the baselines (``fit`` / ``adapt(support).predict(task)``); the explorer always
-    shows it. A learner that does not beat it has not learned anything usable from the support set.
-    """
-
-    name, kind = "support mean", "baseline"
-
-    def fit(self, train=None, **_) -> SupportMean:
-        return self
-
-    def adapt(self, support: Task):
-        if support is None or len(support) == 0:
-            raise ValueError("SupportMean needs at least one support point.")
-        mu = float(np.mean(support.targets))
-
-        class _Const:
-            def predict(self, task):
-                return np.full(len(task), mu)
-
-        return _Const()
-
-
 def _plain(html_text: str) -> str:
     """Text of a small HTML snippet: tags dropped, entities unescaped, whitespace collapsed."""
     import re
