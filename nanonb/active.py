@@ -403,7 +403,7 @@ class ActiveConfig:
     acquisitions: tuple[str, ...] = ("greedy", "ucb", "ei", "thompson", "maxvar")
     ensemble_acquisitions: tuple[str, ...] = ("ei",)
     calibrated_acquisitions: tuple[str, ...] = ("ei",)
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = tuple(range(10))
     n_init: int = 3
     batch_size: int = 1
     budget: int = 30
@@ -665,10 +665,10 @@ def _refinement(bml, train: TaskSet, test: TaskSet, camp_tasks: list[Task], runs
         return {"note": "only one campaign task: no held-out task left to score the refinement on"}
     acq_runs = [r for r in runs if r.strategy == f"bml-{cfg.refine_acquisition}"]
     dfs = []
+    control = bml.copy()
+    control.name = "bml (more iterations, no new data)"
+    control.fit(train, n_iterations=cfg.refine_iterations, progress=progress)
     for feed, score in (halves, halves[::-1]):
-        control = bml.copy()
-        control.name = "bml (more iterations, no new data)"
-        control.fit(train, n_iterations=cfg.refine_iterations, progress=progress)
         refined = bml.copy()
         refined.name = "bml (+campaign data)"
         augmented = refine(refined, train, [r for r in acq_runs if r.task in feed], test, cfg.refine_iterations,

@@ -663,18 +663,26 @@ def calibration_tasks(train: TaskSet, fraction: float = 0.2, split: str = "rando
 
 # ====================================================================== deep ensemble of meta-learners
 def _fit_variance_mix(r2: np.ndarray, v1: np.ndarray, v2: np.ndarray) -> tuple[float, float]:
-    """``(a, b) > 0`` minimizing the Gaussian NLL of residuals ``r`` (``r2 = r^2``) under variance ``a v1 + b v2``."""
+    """``(a, b) > 0`` minimizing the Gaussian NLL of residuals ``r`` (``r2 = r^2``) under variance ``a v1 + b v2``.
+
+    A component that is zero everywhere keeps its factor at 1.
+    """
     from scipy.optimize import minimize
 
+    m2 = max(float(np.mean(r2)), 1e-300)
+    use = [float(np.mean(v)) > 0 for v in (v1, v2)]
+    if not any(use):
+        raise ValueError("both variance components are zero: nothing to calibrate")
+    x0 = np.array([np.log(0.5 * m2 / float(np.mean(v))) if u else 0.0 for v, u in zip((v1, v2), use)])
+
     def nll(theta):
-        v = np.exp(theta[0]) * v1 + np.exp(theta[1]) * v2 + 1e-300
+        t = np.clip(theta, -200.0, 200.0)
+        v = (np.exp(t[0]) * v1 if use[0] else 0.0) + (np.exp(t[1]) * v2 if use[1] else 0.0) + 1e-300
         return float(np.mean(0.5 * np.log(v) + 0.5 * r2 / v))
 
-    m2 = max(float(np.mean(r2)), 1e-300)
-    x0 = np.log([max(m2 / max(float(np.mean(v1)), 1e-300), 1e-12), max(m2 / max(float(np.mean(v2)), 1e-300), 1e-12)])
-    x0 = np.log(0.5) + x0
     res = minimize(nll, x0, method="Nelder-Mead", options={"xatol": 1e-5, "fatol": 1e-9, "maxiter": 4000})
-    return float(np.exp(res.x[0])), float(np.exp(res.x[1]))
+    theta = np.clip(res.x, -200.0, 200.0)
+    return (float(np.exp(theta[0])) if use[0] else 1.0), (float(np.exp(theta[1])) if use[1] else 1.0)
 
 
 def _fit_noise_calibration(y: np.ndarray, mean: np.ndarray, var_ep: np.ndarray) -> tuple[float, float]:
@@ -862,6 +870,28 @@ class EnsembleMetaLearner:
             scale = 1.0
         self.scale, self.noise_std_z = scale, noise
         return scale, self.noise_std
+
+    @classmethod
+    def from_learners(cls, learners: Sequence[MetaLearner], val: TaskSet | None = None,
+                      name: str = "ensemble") -> EnsembleMetaLearner:
+        """Give already meta-trained :class:`~nanonb.meta.MetaLearner` s a predictive distribution.
+
+        The learners (e.g. a saved or shipped one, or several seeds) become the members. With
+        ``val`` (tasks none of them was trained on) the variance scale and noise are calibrated
+        there; a single learner then predicts ``N(mean, noise^2)`` with a calibrated homoscedastic
+        noise. Without ``val`` the raw member spread is used (at least two learners needed).
+        """
+        learners = list(learners)
+        if not learners:
+            raise ValueError("from_learners needs at least one fitted MetaLearner")
+        if any(m.model is None or not m.history["iteration"] for m in learners):
+            raise ValueError("every learner must be meta-trained (fit or MetaLearner.load) first")
+        ens = cls(n_members=len(learners), config=learners[0].config, noise="calibrate" if val is not None else "none",
+                  name=name)
+        ens.members = learners
+        if val is not None:
+            ens.calibrate(val)
+        return ens
 
     def adapt(self, support: Task | None) -> EnsemblePredictor:
         """Adapt every member to ``support`` (meta-weights untouched)."""

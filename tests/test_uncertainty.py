@@ -349,3 +349,23 @@ def test_calibration_tasks_hold_out_whole_groups_and_crossfit_keeps_all_tasks():
     assert bml.var_factors != (1.0, 1.0)
     assert set(bml.history["calibration_copy_tasks"]) == set(ts.names) - set(bml.calib_names)
     assert bml.scaler.y_mean == pytest.approx(np.concatenate([t.targets for t in ts]).mean())  # trained on all
+
+
+def test_any_fitted_meta_learner_gets_a_predictive_distribution():
+    from nanonb.meta import MetaLearner
+
+    ts = _tabular_taskset(n_tasks=8, n=25)
+    train, val = ts.select(ts.names[:6]), ts.select(ts.names[6:])
+    learner = MetaLearner(algorithm="fomaml", model="MLP", model_kwargs={"hidden": (8,)}, n_iterations=5,
+                          k_support=(1, 5), inner_lr=0.05)
+    learner.fit(train, progress=False)
+    one = EnsembleMetaLearner.from_learners([learner], val=val)
+    task = val[0]
+    mean, std = one.adapt(task.subset(range(5))).predict_dist(task.subset(range(5, 25)))
+    np.testing.assert_allclose(mean, learner.adapt(task.subset(range(5))).predict(task.subset(range(5, 25))),
+                               rtol=1e-6)
+    assert np.allclose(std, std[0]) and std[0] == pytest.approx(one.noise_std)  # homoscedastic, calibrated
+    with pytest.raises(ValueError, match="needs n_members >= 2"):
+        EnsembleMetaLearner.from_learners([learner])
+    with pytest.raises(ValueError, match="meta-trained"):
+        EnsembleMetaLearner.from_learners([MetaLearner(model="MLP", model_kwargs={"n_in": 3})], val=val)
