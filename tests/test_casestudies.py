@@ -246,3 +246,19 @@ def test_lnpdb_quick_protocol_end_to_end(shared_data_dir):
         assert f["n_test"] >= 1
     rows = [r for r in res["results"] if r["metric"] == "spearman"]
     assert all(-1 <= r["mean"] <= 1 for r in rows)
+
+
+def test_explorer_shows_the_benchmark_episode():
+    pytest.importorskip("ipywidgets")
+    ts = _linear_taskset(n=60)
+    pooled = _ConstantPooled()
+    methods = [cs.PooledOffset(pooled), cs.RandomRanker()]
+    box = cs.case_study_explorer(methods, ts, kind="lnpdb", shots=(5, 10), n_episodes=3, seed=7)
+    r = box.show(task="task2", k=10, episode=1)
+    df = cs.evaluate_episodes(methods, ts.select(["task2"]), shots=(10,), n_episodes=3,
+                              metrics=["spearman", "top10_recall"], seed=7)
+    row = df[(df.method == "const+offset") & (df.episode == 1)].iloc[0]
+    assert r["const+offset"]["spearman"] == pytest.approx(row["spearman"])
+    assert r["const+offset"]["top10_recall"] == pytest.approx(row["top10_recall"])
+    with pytest.raises(ValueError, match="kind"):
+        cs.case_study_explorer(methods, ts, kind="alloys")
