@@ -16,9 +16,15 @@ Two principled meta-learned approaches, side by side:
 - :class:`EnsembleMetaLearner`: a deep ensemble of independently meta-trained
   :class:`~nanonb.meta.MetaLearner` s (different seeds). Mean and spread across the adapted members,
   plus a calibrated noise term (variance scale and additive noise fitted by NLL on held-out tasks).
+  :meth:`EnsembleMetaLearner.from_learners` gives any already trained MetaLearner (one or several)
+  a calibrated predictive distribution.
 
-Baselines: :class:`SupportGPDist` (a GP on the support over descriptors, wrapping
-:class:`~nanonb.baselines.SupportGP`) and :class:`ResidualGP` (a GP on the residuals of the
+The BML can be calibrated the same way (``calibrate=True``; ``calib_split="group"`` and
+``calib_crossfit=True`` hold out whole groups, e.g. an element, for a copy and keep all tasks for
+the final learner): two factors ``a var_f + b sigma^2`` fitted by NLL on unseen tasks.
+
+Baselines: :class:`SupportGPDist` (the GP on the support of :class:`~nanonb.baselines.SupportGP`,
+over descriptors, with its predictive std) and :class:`ResidualGP` (a GP on the residuals of the
 :class:`~nanonb.baselines.Pooled` network over descriptors).
 
 Calibration metrics (:func:`gaussian_nll`, :func:`coverage`, :func:`calibration_curve`,
