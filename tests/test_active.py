@@ -229,3 +229,14 @@ def test_active_bench_quick_emits_the_schema():
     assert {"calibration", "campaigns", "refinement", "timings"} <= set(res)
     with pytest.raises(ValueError, match="unknown option"):
         run_active_bench(quick=True, progress=False, data="nanoalloys", bogus=1)
+
+
+@pytest.mark.data
+def test_active_bench_quick_on_calisol(shared_data_dir):
+    res = run_active_bench(quick=True, progress=False, data="calisol", data_dir=shared_data_dir, log=lambda *a: None)
+    df = pd.DataFrame(res["results"])
+    assert res["config"]["goal"] == "max" and res["config"]["split"].startswith("leave-salt-out fold 1")
+    assert {"nll", "coverage90", "experiments_to_top5", "auc_best_so_far"} <= set(df.metric)
+    camps = pd.DataFrame(res["campaigns"])
+    assert (camps["budget"] == 8).all() and (camps.loc[camps["found"], "experiments_to_top"] <= 8).all()
+    assert set(camps["strategy"]) == {"random", "gp_bo", "bml-ei", "bml-thompson", "ensemble-ei", "bml_cal-ei"}
