@@ -49,6 +49,7 @@ from __future__ import annotations
 import copy
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
@@ -83,6 +84,7 @@ __all__ = [
     "adapt_many",
     "case_study_explorer",
     "episode_predictions",
+    "drop_low_targets",
     "evaluate_episodes",
     "fast_adapt",
     "inherit_stats",
@@ -448,7 +450,7 @@ class RandomRanker:
         return self
 
     def adapt(self, support: Task) -> _Fixed:
-        s = int(abs(hash(support.targets.tobytes())) % (2**31)) + self.seed
+        s = zlib.crc32(support.targets.tobytes()) + self.seed  # stable across processes (unlike hash())
         return _Fixed(lambda x: np.random.default_rng(s).standard_normal(len(x)))
 
 
