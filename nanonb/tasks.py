@@ -242,7 +242,13 @@ class TaskSet:
         return sorted({g for t in self.tasks for g in t.groups})
 
     def select(self, names: Iterable[str]) -> TaskSet:
-        return TaskSet([self[n] for n in names], name=self.name, feature_names=self.feature_names)
+        """The named tasks as a new TaskSet; extra attributes a loader attached (e.g. ``feature_mean``,
+        ``feature_std``, ``quality_report``) carry over, so every split keeps them."""
+        out = TaskSet([self[n] for n in names], name=self.name, feature_names=self.feature_names)
+        for key, value in self.__dict__.items():
+            if key not in out.__dict__:
+                setattr(out, key, value)
+        return out
 
     def filter(self, min_points: int = 1) -> TaskSet:
         return self.select([t.name for t in self.tasks if len(t) >= min_points])

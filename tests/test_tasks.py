@@ -101,3 +101,12 @@ def test_leakage_report_group_split_vs_random_split():
     assert by_group.unseen_group_fraction == 1.0 and not by_group.leaky
     train, test = ts.select(["s0", "s2", "s3", "s4", "s5"]), ts.select(["s1"])  # s1 shares salt A with s0
     assert leakage_report(train, test).unseen_group_fraction == 0.0
+
+
+def test_splits_keep_loader_attributes():
+    ts = taskset()
+    ts.feature_mean, ts.feature_std = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    train, test = ts.split_by_group("A")
+    for part in (train, test, *ts.group_kfold(3)[0], ts.filter(2)):
+        assert np.array_equal(part.feature_mean, ts.feature_mean)
+        assert np.array_equal(part.feature_std, ts.feature_std)

@@ -99,7 +99,7 @@ def test_vtf_fit_baseline_reads_kelvin_from_standardized_inputs():
 
 def test_raw_columns_refuse_standardized_inputs_without_statistics():
     ts = _task_set([TRUE], n=20)
-    bare = ts.select(ts.names)  # select() drops feature_mean/feature_std
+    bare = TaskSet(list(ts), feature_names=ts.feature_names)  # same tasks, no loader statistics
     with pytest.raises(ValueError, match="feature_mean"):
         RawColumns.of(bare)
 
