@@ -9,9 +9,9 @@ from pathlib import Path
 
 from .bench.nanoalloys import run_nanoalloys
 from .bench.run import main as bench_main
-from .bench.run import set_threads
 from .bench.schema import format_table, write_json
 from .data.nanoalloys import ELEMENTS
+from .threads import set_threads
 
 
 def quickstart(holdout: str = "Pt", out: str | Path = "nanonb-quickstart", quick: bool = False, seed: int = 0,

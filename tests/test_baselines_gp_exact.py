@@ -10,6 +10,7 @@ from _tabular import _ConstantPooled, _linear_taskset
 from nanonb.baselines.gp_exact import ExactGP, ResidualGP, TaskGP
 from nanonb.tasks import Task, TaskSet
 
+
 def test_exact_gp_matches_scikit_learn():
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel

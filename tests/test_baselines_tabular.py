@@ -8,6 +8,8 @@ from _tabular import _ConstantPooled, _linear_taskset
 
 from nanonb.baselines.tabular import PooledOffset, PooledRecalibration, PooledTrees, RandomRanker, SupportRF
 from nanonb.episodes import spearman
+
+
 def test_offset_baseline_equals_pooled_plus_mean_support_residual():
     ts = _linear_taskset()
     ep = ts.episode(ts[0], 5, seed=1)

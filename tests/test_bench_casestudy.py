@@ -15,7 +15,6 @@ from _tabular import _linear_taskset
 from nanonb.bench import calisol, casestudy, lnpdb
 from nanonb.bench.run import PROTOCOLS
 from nanonb.bench.schema import SCHEMA_KEYS, OptionError, format_table
-from nanonb.tasks import TaskSet
 
 
 def test_check_disjoint_catches_a_leaky_split():

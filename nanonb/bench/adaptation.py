@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
-from ..meta import MetaLearner
+from ..learners.base import MetaLearner
+from ..learners.inner import clip_scale, squared_norm
+from ..learners.metasgd import MetaSGD
 from ..tasks import Task
 
 __all__ = ["FastMeta", "Renamed", "adapt_many", "fast_adapt"]
@@ -48,7 +50,7 @@ class Renamed:
 
 
 class _FastAdapted:
-    """Predictor of :func:`fast_adapt` (target units, like :class:`nanonb.meta.AdaptedModel`)."""
+    """Predictor of :func:`fast_adapt` (target units, like :class:`nanonb.learners.base.AdaptedModel`)."""
 
     def __init__(self, learner: MetaLearner, model: torch.nn.Module, head_only: bool):
         self.learner, self.model, self.head_only = learner, model, head_only
@@ -72,14 +74,16 @@ def fast_adapt(learner: MetaLearner, support: Task, steps: int | None = None, lr
     -------
     >>> fast_adapt(learner, ep.support, steps=100, lr=0.05).predict(ep.query)  # doctest: +SKIP
     """
-    # WAVE2: one inner loop in nanonb/learners/inner.py (this repeats its gradient-clip formula).
+    # The clip factor is learners.inner.clip_scale (eps=0.0: the norm as this loop always took it); the
+    # step stays lr * scale * g in this order, which keeps the benchmark numbers bit-identical.
+    # WAVE2: learners.inner.sgd_step (its g * scale, then * lr rounds differently: re-baseline the JSON).
     cfg = learner.config
-    if cfg.algorithm == "metasgd" and lr is None:
+    if isinstance(learner, MetaSGD) and lr is None:
         return learner.adapt(support, steps=steps, lr=lr)
     steps = cfg.inner_steps if steps is None else steps
     lr = cfg.inner_lr if lr is None else lr
     model = copy.deepcopy(learner.model)
-    head_only = cfg.algorithm == "anil"
+    head_only = learner.head_only
     if support is None or len(support) == 0 or steps == 0:
         return _FastAdapted(learner, model, head_only)
     module = model.head if head_only else model
@@ -93,8 +97,7 @@ def fast_adapt(learner: MetaLearner, support: Task, steps: int | None = None, lr
         grads = torch.autograd.grad(((out - y) ** 2).mean(), params, allow_unused=True)
         scale = 1.0
         if clip is not None:
-            norm = torch.sqrt(sum((g * g).sum() for g in grads if g is not None))
-            scale = float(torch.clamp(clip / (norm + 1e-12), max=1.0))
+            scale = float(clip_scale(squared_norm(grads), clip, eps=0.0))
         with torch.no_grad():
             for p, g in zip(params, grads):
                 if g is not None:
@@ -116,16 +119,18 @@ def adapt_many(learner: MetaLearner, supports: Sequence[Task], queries: Sequence
     -------
     >>> preds = adapt_many(learner, [ep.support for ep in eps], [ep.query for ep in eps], steps=100)  # doctest: +SKIP
     """
-    # WAVE2: one inner loop in nanonb/learners/inner.py (this repeats its gradient-clip formula).
+    # The clip factor is learners.inner.clip_scale (eps=0.0: the norm as this loop always took it); the
+    # step stays lr * scale * g in this order, which keeps the benchmark numbers bit-identical.
+    # WAVE2: learners.inner.sgd_step (its g * scale, then * lr rounds differently: re-baseline the JSON).
     cfg = learner.config
-    if (cfg.algorithm == "metasgd" and lr is None) or len({len(s) for s in supports}) > 1 or len(
+    if (isinstance(learner, MetaSGD) and lr is None) or len({len(s) for s in supports}) > 1 or len(
             {len(q) for q in queries}) > 1 or len(supports[0]) == 0:
         return [learner.adapt(s, steps=steps, lr=lr).predict(q) for s, q in zip(supports, queries)]
     steps = cfg.inner_steps if steps is None else steps
     lr = cfg.inner_lr if lr is None else lr
     clip = getattr(cfg, "inner_grad_clip", None)
     model = learner.model
-    head_only = cfg.algorithm == "anil"
+    head_only = learner.head_only
     module = model.head if head_only else model
     sc = learner.scaler
     xs = torch.stack([sc.x(s, learner.cutoff) for s in supports])
@@ -150,8 +155,7 @@ def adapt_many(learner: MetaLearner, supports: Sequence[Task], queries: Sequence
         g = g_fn(params, xs, ys)
         scale = torch.ones(n)
         if clip is not None:
-            norm = torch.sqrt(sum((v * v).reshape(n, -1).sum(1) for v in g.values()))
-            scale = torch.clamp(clip / (norm + 1e-12), max=1.0)
+            scale = clip_scale(squared_norm(list(g.values()), batch_dims=1), clip, eps=0.0)
         params = {k: params[k] - lr * scale.view(-1, *([1] * (params[k].dim() - 1))) * g[k] for k in params}
     with torch.no_grad():
         pred = vmap(out)(params, xq)

@@ -32,13 +32,14 @@ import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 
-from ..baselines import FineTune, Pooled
 from ..baselines.gp_exact import ResidualGP, TaskGP
+from ..baselines.nets import FineTune, Pooled
 from ..baselines.tabular import PooledOffset, PooledRecalibration, PooledTrees, RandomRanker, SupportRF
 from ..episodes import evaluate_episodes
 from ..evaluate import summarize
-from ..meta import MetaLearner
+from ..learners.registry import make_learner
 from ..tasks import Task, TaskSet, leakage_report
+from ..threads import num_threads
 from ..vtf import VTFFit, vtf_model_kwargs
 from .adaptation import FastMeta, Renamed
 from .schema import make_result, summary_to_rows
@@ -54,7 +55,7 @@ class MetaSpec:
 
     ``model`` is ``"MLP"`` or ``"VTFNet"``; ``init`` is ``"pooled"`` (start meta-training from the
     fold's pooled network of the same architecture: pre-training + meta-training) or ``"random"``.
-    ``algorithm`` … ``inner_grad_clip`` are :class:`nanonb.meta.MetaConfig` settings; ``vtf_mask``
+    ``algorithm`` … ``inner_grad_clip`` are :class:`nanonb.learners.base.MetaConfig` settings; ``vtf_mask``
     lists feature-name prefixes hidden from the VTF body (e.g. ``("anion_",)``); ``adapt_steps`` and
     ``adapt_lr`` override the inner loop at test time (None: as in meta-training).
 
@@ -95,7 +96,7 @@ def _with_tasks(parent: TaskSet, tasks: list[Task], name: str | None = None) -> 
 def pooled_view(train: TaskSet) -> TaskSet:
     """All meta-train points as one task (same points, same scaler statistics, same loader attributes).
 
-    :class:`nanonb.baselines.Pooled` builds a sub-task per task in every minibatch; with one merged
+    :class:`nanonb.baselines.nets.Pooled` builds a sub-task per task in every minibatch; with one merged
     task it builds one, which makes pooled pre-training ~10× faster on these tabular sets.
 
     Example
@@ -118,7 +119,8 @@ def build_meta_learner(spec: MetaSpec, train: TaskSet, pooled_nets: dict, seed: 
     """Fit one meta-learner on the fold's meta-train set (pooled nets cached in ``pooled_nets``).
 
     Returns the learner wrapped for evaluation under ``spec.name`` (kind ``"meta"``), adapting with
-    :func:`nanonb.bench.adaptation.fast_adapt` / :func:`~nanonb.bench.adaptation.adapt_many` and ``spec.adapt_steps`` / ``spec.adapt_lr``.
+    :func:`~nanonb.bench.adaptation.fast_adapt` / :func:`~nanonb.bench.adaptation.adapt_many` and
+    ``spec.adapt_steps`` / ``spec.adapt_lr``.
 
     Example
     -------
@@ -131,11 +133,11 @@ def build_meta_learner(spec: MetaSpec, train: TaskSet, pooled_nets: dict, seed: 
         kw = {"n_in": n_in, "hidden": list(spec.hidden)}
     else:
         raise ValueError(f"MetaSpec.model must be 'MLP' or 'VTFNet', not {spec.model!r}")
-    learner = MetaLearner(algorithm=spec.algorithm, model=spec.model, model_kwargs=kw, inner_lr=spec.inner_lr,
-                          inner_steps=spec.inner_steps, outer_lr=spec.outer_lr,
-                          meta_batch_size=spec.meta_batch_size, k_support=tuple(spec.k_support),
-                          k_query=spec.k_query, n_iterations=spec.n_iterations, seed=seed,
-                          **({} if spec.inner_grad_clip is None else {"inner_grad_clip": spec.inner_grad_clip}))
+    learner = make_learner(spec.algorithm, model=spec.model, model_kwargs=kw, inner_lr=spec.inner_lr,
+                           inner_steps=spec.inner_steps, outer_lr=spec.outer_lr,
+                           meta_batch_size=spec.meta_batch_size, k_support=tuple(spec.k_support),
+                           k_query=spec.k_query, n_iterations=spec.n_iterations, seed=seed,
+                           **({} if spec.inner_grad_clip is None else {"inner_grad_clip": spec.inner_grad_clip}))
     if spec.init == "pooled":
         key = (spec.model, tuple(spec.hidden))
         if key not in pooled_nets:
@@ -187,6 +189,8 @@ def drop_low_targets(train: TaskSet, threshold: float | None) -> TaskSet:
 
 
 # ---------------------------------------------------------------------- baselines
+def _pooled_vtf(cfg, train: TaskSet, seed: int, pooled_nets: dict, progress: bool) -> Pooled:
+    """The fold's pooled VTFNet (the same one the VTF meta-learner starts from, if it uses one)."""
     spec = next((m for m in cfg.meta if m.model == "VTFNet"), MetaSpec("vtf", model="VTFNet", hidden=(32, 32),
                                                                        vtf_mask=("anion_",)))
     key = ("VTFNet", tuple(spec.hidden))
@@ -196,11 +200,19 @@ def drop_low_targets(train: TaskSet, threshold: float | None) -> TaskSet:
     return pooled_nets[key]
 
 
-def _make_baselines(names: Sequence[str], cfg, train: TaskSet, seed: int, pooled_nets: dict, ard: bool,
-                    progress: bool) -> list:
+def make_baselines(names: Sequence[str], cfg, train: TaskSet, seed: int, pooled_nets: dict, ard: bool,
+                   progress: bool) -> list:
+    """The fitted baselines ``names`` of one fold (``cfg``: a protocol config with the budgets).
+
+    Pooled models are fitted once and shared (the pooled GBM behind the offset, recalibration and
+    residual GP; the pooled MLP / VTFNet of ``pooled_nets``, also used by the meta-learners).
+
+    Example
+    -------
+    >>> make_baselines(("gp", "pooled-gbm"), CalisolConfig(), train, 0, {}, True, False)  # doctest: +SKIP
+    """
     out: list = []
-
-
+    gbm = None
     mlp = None
     for name in names:
         if name in ("pooled-gbm", "pooled-gbm+offset", "pooled-gbm+recal", "residual-gp") and gbm is None:
@@ -229,7 +241,7 @@ def _make_baselines(names: Sequence[str], cfg, train: TaskSet, seed: int, pooled
             out.append(VTFFit().fit(train))
         elif name == "pooled-vtf+finetune":
             out.append(Renamed(FineTune(_pooled_vtf(cfg, train, seed, pooled_nets, progress), steps=50, lr=3e-3),
-                                "pooled-vtf+finetune"))
+                               "pooled-vtf+finetune"))
         elif name == "rf-support":
             out.append(SupportRF(n_estimators=cfg.rf_trees, seed=seed))
         elif name == "random":
@@ -249,11 +261,10 @@ def run_folds(protocol: str, splits: dict, cfg, metrics: Sequence[str], k_query_
 
     Example
     -------
-    >>> df, timings, leakage, folds = run_folds("calisol", splits, cfg, ["mae"], None, True, 0, False, print)  # doctest: +SKIP
+    >>> df, timings, leakage, folds = run_folds("calisol", splits, cfg, ["mae"], None, True, 0, False,
+    ...                                         print)  # doctest: +SKIP
     """
-    # WAVE2: nanonb.threads (one thread policy) once it can also limit BLAS threads.
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
+    with num_threads(1), threadpool_limits(1):
         return _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log)
 
 

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..baselines import FineTune, Pooled, Scratch, SupportGP
+from ..baselines.gp import SupportGP
+from ..baselines.nets import FineTune, Pooled, Scratch
 from ..data.nanoalloys import load_nanoalloys
 from ..evaluate import evaluate, summarize
-from ..meta import MetaLearner
+from ..learners.registry import make_learner
 from ..plots import quickstart_figure
 from ..tasks import leakage_report
 from .schema import apply_options, make_result, summary_to_rows
@@ -84,10 +85,10 @@ def _build_methods(cfg: NanoalloyConfig, train, progress: bool, log: Callable, t
     learners = []
     for algo in cfg.algorithms:
         t0 = time.perf_counter()
-        learner = MetaLearner(algorithm=algo, model_kwargs=cfg.model_kwargs, n_iterations=cfg.iterations[algo],
-                              inner_lr=cfg.inner_lr[algo], inner_steps=cfg.inner_steps, outer_lr=cfg.outer_lr,
-                              meta_batch_size=cfg.meta_batch_size, inner_grad_clip=cfg.inner_grad_clip,
-                              seed=cfg.seed)
+        learner = make_learner(algo, model_kwargs=cfg.model_kwargs, n_iterations=cfg.iterations[algo],
+                               inner_lr=cfg.inner_lr[algo], inner_steps=cfg.inner_steps, outer_lr=cfg.outer_lr,
+                               meta_batch_size=cfg.meta_batch_size, inner_grad_clip=cfg.inner_grad_clip,
+                               seed=cfg.seed)
         if cfg.warm_start:
             learner.warm_start(pooled.model)
         learner.fit(train, val=None, progress=progress)

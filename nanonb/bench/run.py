@@ -18,19 +18,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from ..threads import set_threads
 from .schema import OptionError, format_table, parse_options, write_json
-
-def set_threads() -> int:
-    """Use ``NANONB_NUM_THREADS`` torch threads (default 1); returns the number."""
-    # TEMP until rs-core is merged: nanonb.threads.set_threads replaces this copy.
-    import os
-
-    import torch
-
-    n = int(os.environ.get("NANONB_NUM_THREADS", "1"))
-    torch.set_num_threads(n)
-    return n
-
 
 #: protocol name -> "module:function"
 PROTOCOLS: dict[str, str] = {
@@ -60,7 +49,8 @@ def protocol_function(protocol: str):
     except ModuleNotFoundError as exc:
         if exc.name != mod:
             raise
-        raise SystemExit(f"protocol {protocol!r} is registered as {PROTOCOLS[protocol]} but {mod} does not exist") from exc
+        raise SystemExit(f"protocol {protocol!r} is registered as {PROTOCOLS[protocol]} but {mod} "
+                         "does not exist") from exc
     func = getattr(module, fn, None)
     if func is None:
         raise SystemExit(f"protocol {protocol!r} is registered but {mod}.{fn} does not exist")
@@ -88,8 +78,8 @@ def run(protocol: str, quick: bool = False, seed: int = 0, out: str | Path | Non
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point (``python -m nanonb.bench``, ``nanonb bench``); returns the exit status."""
-    p = argparse.ArgumentParser(prog="python -m nanonb.bench",
-                                description="Benchmarks: python -m nanonb.bench <protocol> [--quick] [--out results.json]")
+    p = argparse.ArgumentParser(prog="python -m nanonb.bench", description="Run a benchmark protocol: print its "
+                                "table, write its JSON (--out).")
     p.add_argument("protocol", choices=sorted(PROTOCOLS))
     p.add_argument("--out", default=None, help="write the JSON result here")
     p.add_argument("--quick", action="store_true", help="reduced configuration (seconds, for tests)")

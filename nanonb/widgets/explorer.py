@@ -24,7 +24,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from ..baselines import SupportMean
+from ..baselines.nets import SupportMean
 from ..tasks import Task, TaskSet
 from .explorer_figure import ExplorerFigure
 from .live import plain_text
@@ -62,7 +62,7 @@ class AdaptationExplorer(widgets.VBox):
     ----------
     model:
         Fitted learner with ``adapt(support, steps=None, lr=None)`` (e.g. a
-        :class:`~nanonb.meta.MetaLearner` or :func:`~nanonb.pretrained.load_pretrained`). A model whose
+        :class:`~nanonb.learners.base.MetaLearner` or :func:`~nanonb.pretrained.load_pretrained`). A model whose
         ``adapt`` takes no ``steps``/``lr`` (a baseline) is also accepted; the inner-loop sliders are then
         disabled.
     taskset:
