@@ -35,5 +35,5 @@ def test_keep_min_points_and_tabular_taskset():
                          feature_names=["f0", "f1"], report=rep, standardize_inputs=True, target_name="y",
                          target_unit="u", t0=0.0)
     assert ts.names == ["a", "c"] and ts["c"].groups == ("c", "grp")
-    assert np.allclose(ts["a"].inputs[:, 0] * ts.feature_std[0] + ts.feature_mean[0], [0, 1, 2, 3])
+    assert np.allclose(ts["a"].inputs[:, 0] * ts.feature_std[0] + ts.feature_mean[0], [0, 1, 2, 3], atol=1e-5)
     assert ts.quality_report is rep and ts["a"].inputs.dtype == np.float32
