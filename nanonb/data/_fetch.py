@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
+import pooch
+from platformdirs import user_cache_dir
 
 __all__ = [
     "ENV_VAR",
@@ -127,8 +129,6 @@ def cache_dir() -> Path:
     env = os.environ.get("NANONB_CACHE_DIR")
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("nanonb"))
 
 
@@ -180,8 +180,6 @@ def fetch(
         if p is not None:
             return verify_checksum(p, data_file)
         env_note = f"\n  ({ENV_VAR}={env!r} is set but holds none of {list(data_file.names)}.)"
-
-    import pooch
 
     try:
         local = pooch.retrieve(

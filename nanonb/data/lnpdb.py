@@ -14,6 +14,7 @@ ionizable lipid + RDKit descriptors + formulation/assay features.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -250,8 +251,6 @@ def _assay_labels(df: pd.DataFrame, xcols: list[str]) -> pd.Series:
 
 def _disk_cached(kind: str, key_parts: list[str], shape: tuple[int, int], compute) -> np.ndarray:
     """``compute()`` memoised as ``<cache_dir>/features/lnpdb_<kind>_<hash>.npz`` (no pickle)."""
-    import hashlib
-
     h = hashlib.sha256()
     for part in key_parts:
         h.update(part.encode())
