@@ -29,6 +29,8 @@ import pandas as pd
 import pooch
 from platformdirs import user_cache_dir
 
+from .._io import atomic_write
+
 __all__ = [
     "ENV_VAR",
     "DataChecksumError",
@@ -229,10 +231,7 @@ def parse_cached(
             pass
     df = parse(local)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, target)
+        atomic_write(target, df.to_csv(index=False))
     except OSError:
         pass
     return df

@@ -15,12 +15,14 @@ ionizable lipid + RDKit descriptors + formulation/assay features.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import time
 
 import numpy as np
 import pandas as pd
 
+from .._io import atomic_write
 from ..tasks import TaskSet
 from ._fetch import DataFile, DataQualityReport, cache_dir, fetch
 from ._tables import keep_min_points, tabular_taskset, top_counts
@@ -266,10 +268,9 @@ def _disk_cached(kind: str, key_parts: list[str], shape: tuple[int, int], comput
             pass
     arr = compute()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
-        np.savez_compressed(tmp, a=arr)
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, a=arr)
+        atomic_write(path, buf.getvalue())
     except OSError:
         pass
     return arr
