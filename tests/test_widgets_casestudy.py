@@ -9,7 +9,7 @@ pytest.importorskip("ipywidgets")
 from _tabular import _ConstantPooled, _linear_taskset  # noqa: E402
 
 from nanonb.baselines.tabular import PooledOffset, RandomRanker  # noqa: E402
-from nanonb.episodes import evaluate_episodes  # noqa: E402
+from nanonb.bench.casestudy import evaluate_episodes  # noqa: E402
 from nanonb.widgets.casestudy import case_study_explorer  # noqa: E402
 
 

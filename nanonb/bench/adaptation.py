@@ -1,10 +1,10 @@
-"""Fast test-time adaptation of a fitted meta-learner, and the display-name wrapper of the case studies.
+"""Fast test-time adaptation of a fitted meta-learner (the case studies' 100-step inner loops).
 
 :func:`fast_adapt` and :func:`adapt_many` give the result of ``learner.adapt(support, steps, lr)``
 (SGD from the meta-weights with the learner's inner-loop gradient clipping, the head only for
 ANIL) without the patched-module loop: one copy of the network, or all episodes of one (task, K)
-at once with ``torch.func.vmap``. :class:`FastMeta` wraps a learner so that the episode loop uses
-them.
+at once with ``torch.func.vmap``. :class:`FastMeta` (a :class:`nanonb.evaluate.Named`) wraps a learner
+so that the episode loop uses them.
 """
 
 from __future__ import annotations
@@ -16,37 +16,13 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
+from ..evaluate import Named
 from ..learners.base import MetaLearner
 from ..learners.inner import clip_scale, squared_norm
 from ..learners.metasgd import MetaSGD
 from ..tasks import Task
 
-__all__ = ["FastMeta", "Renamed", "adapt_many", "fast_adapt"]
-
-
-class Renamed:
-    """A fitted method under another display name (e.g. the VTF-head MAML next to the MLP MAML).
-
-    ``adapt_kwargs`` are passed to ``method.adapt`` (e.g. ``steps``/``lr`` of a meta-learner's
-    test-time inner loop).
-
-    Example
-    -------
-    >>> Renamed(FineTune(pooled_mlp, steps=20), "pooled-mlp+finetune")  # doctest: +SKIP
-    """
-    # WAVE2: nanonb.evaluate.Named once it takes a kind and adapt kwargs.
-
-    def __init__(self, method, name: str, kind: str | None = None, **adapt_kwargs):
-        self.method, self.name, self.kind = method, name, kind or method.kind
-        self.adapt_kwargs = adapt_kwargs
-
-    def adapt(self, support: Task):
-        return self.method.adapt(support, **self.adapt_kwargs)
-
-    def __getattr__(self, item):
-        if item == "method":
-            raise AttributeError(item)
-        return getattr(self.method, item)
+__all__ = ["FastMeta", "adapt_many", "fast_adapt"]
 
 
 class _FastAdapted:
@@ -162,12 +138,13 @@ def adapt_many(learner: MetaLearner, supports: Sequence[Task], queries: Sequence
     return [sc.y_inv(p) for p in pred]
 
 
-class FastMeta(Renamed):
+class FastMeta(Named):
     """A fitted :class:`MetaLearner` evaluated with :func:`fast_adapt` / :func:`adapt_many` (kind ``"meta"``).
 
     Example
     -------
-    >>> FastMeta(learner, "fomaml-mlp", "meta", steps=100, lr=0.05).adapt(support).predict(query)  # doctest: +SKIP
+    >>> m = FastMeta(learner, "fomaml-mlp", "meta", {"steps": 100, "lr": 0.05})  # doctest: +SKIP
+    >>> m.adapt(support).predict(query)                                         # doctest: +SKIP
     """
 
     def adapt(self, support: Task):

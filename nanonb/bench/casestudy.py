@@ -7,7 +7,7 @@ fast test-time inner loops of :mod:`nanonb.bench.adaptation`, and the baselines
 (:func:`make_baselines`: per-task GP on the support, pooled gradient boosting zero-shot, pooled +
 per-task offset or + linear recalibration, residual GP around the pooled model, pooled MLP +
 fine-tuning, per-task VTF fit, random forest on the support, random ranking). Then every method on
-the same seeded episodes (:func:`nanonb.episodes.evaluate_episodes`), one result in the shared
+the same seeded episodes (:func:`evaluate_episodes`), one result in the shared
 schema (:func:`run_folds`, :func:`finish`).
 
 Choices made before looking at any test fold (all per fold, on meta-train data only):
@@ -35,17 +35,16 @@ from threadpoolctl import threadpool_limits
 from ..baselines.gp_exact import ResidualGP, TaskGP
 from ..baselines.nets import FineTune, Pooled
 from ..baselines.tabular import PooledOffset, PooledRecalibration, PooledTrees, RandomRanker, SupportRF
-from ..episodes import evaluate_episodes
-from ..evaluate import summarize
+from ..evaluate import Named, evaluate, summarize
 from ..learners.registry import make_learner
 from ..tasks import Task, TaskSet, leakage_report
 from ..threads import num_threads
 from ..vtf import VTFFit, vtf_model_kwargs
-from .adaptation import FastMeta, Renamed
+from .adaptation import FastMeta
 from .schema import make_result, summary_to_rows
 
-__all__ = ["MetaSpec", "build_meta_learner", "check_disjoint", "drop_low_targets", "finish", "make_baselines",
-           "pooled_view", "run_folds"]
+__all__ = ["MetaSpec", "build_meta_learner", "check_disjoint", "drop_low_targets", "evaluate_episodes", "finish",
+           "make_baselines", "pooled_view", "run_folds"]
 
 
 # ---------------------------------------------------------------------- meta-learners
@@ -115,7 +114,7 @@ def _fit_pooled(model: str, kw: dict, train: TaskSet, epochs: int, batch: int, s
 
 
 def build_meta_learner(spec: MetaSpec, train: TaskSet, pooled_nets: dict, seed: int = 0, progress: bool = False,
-                       pooled_epochs: int = 20, pooled_batch: int = 128) -> Renamed:
+                       pooled_epochs: int = 20, pooled_batch: int = 128) -> FastMeta:
     """Fit one meta-learner on the fold's meta-train set (pooled nets cached in ``pooled_nets``).
 
     Returns the learner wrapped for evaluation under ``spec.name`` (kind ``"meta"``), adapting with
@@ -148,7 +147,7 @@ def build_meta_learner(spec: MetaSpec, train: TaskSet, pooled_nets: dict, seed: 
     torch.manual_seed(seed)
     learner.fit(train, progress=progress)
     kw = {k: v for k, v in {"steps": spec.adapt_steps, "lr": spec.adapt_lr}.items() if v is not None}
-    return FastMeta(learner, spec.name, "meta", **kw)
+    return FastMeta(learner, spec.name, "meta", adapt_kwargs=kw)
 
 
 # ---------------------------------------------------------------------- splits and meta-train data
@@ -234,14 +233,14 @@ def make_baselines(names: Sequence[str], cfg, train: TaskSet, seed: int, pooled_
         elif name == "residual-gp":
             out.append(ResidualGP(gbm, ard=ard, n_restarts=cfg.gp_restarts, seed=seed))
         elif name == "pooled-mlp":
-            out.append(Renamed(mlp, "pooled-mlp"))
+            out.append(Named(mlp, "pooled-mlp"))
         elif name == "pooled-mlp+finetune":
-            out.append(Renamed(FineTune(mlp, steps=cfg.finetune_steps, lr=cfg.finetune_lr), "pooled-mlp+finetune"))
+            out.append(Named(FineTune(mlp, steps=cfg.finetune_steps, lr=cfg.finetune_lr), "pooled-mlp+finetune"))
         elif name == "vtf-fit":
             out.append(VTFFit().fit(train))
         elif name == "pooled-vtf+finetune":
-            out.append(Renamed(FineTune(_pooled_vtf(cfg, train, seed, pooled_nets, progress), steps=50, lr=3e-3),
-                               "pooled-vtf+finetune"))
+            out.append(Named(FineTune(_pooled_vtf(cfg, train, seed, pooled_nets, progress), steps=50, lr=3e-3),
+                             "pooled-vtf+finetune"))
         elif name == "rf-support":
             out.append(SupportRF(n_estimators=cfg.rf_trees, seed=seed))
         elif name == "random":
@@ -249,6 +248,27 @@ def make_baselines(names: Sequence[str], cfg, train: TaskSet, seed: int, pooled_
         else:
             raise ValueError(f"Unknown baseline {name!r}")
     return out
+
+
+# ---------------------------------------------------------------------- evaluation
+def evaluate_episodes(methods: Sequence, test: TaskSet, shots: Sequence[int], n_episodes: int,
+                      metrics: Sequence[str], seed: int = 0, k_query_cap: int | None = None,
+                      progress: bool = False, fold: int | str = 0) -> pd.DataFrame:
+    """Every method on the same seeded episodes of every test task; one row per (method, task, k, episode).
+
+    :func:`nanonb.evaluate.evaluate` with the case studies' settings: the query is the rest of the
+    task or a seeded random ``k_query_cap`` of it, ``metrics`` from :data:`nanonb.evaluate.METRICS`
+    (``mae`` in target units, ``spearman``, ``top10_recall``), a ``fold`` column, rows method by
+    method within a (task, K). Meta-learners (:class:`~nanonb.bench.adaptation.FastMeta`) adapt to
+    all episodes of one (task, K) in one vectorised call.
+
+    Example
+    -------
+    >>> df = evaluate_episodes([gp, rf], test, shots=(10,), n_episodes=20,
+    ...                        metrics=["spearman", "top10_recall"])          # doctest: +SKIP
+    """
+    return evaluate(methods, test, shots, n_episodes, k_query=k_query_cap, seed=seed, progress=progress,
+                    metrics=metrics, columns={"fold": fold}, order="method", desc="episodes")
 
 
 # ---------------------------------------------------------------------- protocol driver

@@ -5,14 +5,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import ipywidgets as widgets
+import numpy as np
 
-from ..episodes import episode_predictions, mae, spearman, top_recall
+from ..evaluate import episode_seed, mae, spearman, top_recall
 from ..plots import plot_conductivity_episode, plot_ranking_episode
 from ..tasks import TaskSet
 from ..vtf import RawColumns
 from .live import LiveFigure
 
-__all__ = ["case_study_explorer"]
+__all__ = ["case_study_explorer", "episode_predictions"]
+
+
+def episode_predictions(methods: Sequence, test: TaskSet, task: str, k: int, episode: int = 0, seed: int = 0,
+                        k_query_cap: int | None = None) -> tuple:
+    """One benchmark episode (the seed of :func:`nanonb.bench.casestudy.evaluate_episodes`) and every
+    method's query predictions: ``(episode, {method name: predictions in target units})``.
+
+    Example
+    -------
+    >>> ep, preds = episode_predictions(methods, test, "LiPF6|EC+DMC", k=5, episode=3)  # doctest: +SKIP
+    """
+    t = test[task]
+    kq = None if k_query_cap is None else min(k_query_cap, len(t) - k)
+    ep = test.episode(t, k, kq, seed=episode_seed(seed, t.name, k, episode))
+    return ep, {m.name: np.asarray(m.adapt(ep.support).predict(ep.query), dtype=np.float64) for m in methods}
 
 
 def case_study_explorer(methods: Sequence, test: TaskSet, kind: str = "calisol", shots: Sequence[int] = (5, 10),
@@ -20,7 +36,7 @@ def case_study_explorer(methods: Sequence, test: TaskSet, kind: str = "calisol",
     """An ipywidgets explorer of held-out tasks: pick a task (a held-out electrolyte system or study),
     K and the episode; every method adapts on the same support and the figure shows its query
     predictions (``kind="calisol"``: conductivity vs temperature; ``"lnpdb"``: predicted vs measured
-    efficacy ranking). Episodes are those of the benchmark (:func:`nanonb.episodes.episode_predictions`).
+    efficacy ranking). Episodes are those of the benchmark (:func:`episode_predictions`).
 
     Returns a ``VBox``; ``box.show(task=..., k=..., episode=...)`` sets the controls from code and
     returns the metrics it displays (``{method: {metric: value}}``; MAE in log10(mS/cm), ranking
