@@ -24,7 +24,7 @@ import pandas as pd
 
 from .._io import atomic_write
 from ..tasks import TaskSet
-from ._fetch import DataFile, DataQualityReport, cache_dir, fetch
+from ._fetch import NO_PARSE_CACHE_VAR, DataFile, DataQualityReport, cache_dir, fetch
 from ._tables import keep_min_points, tabular_taskset, top_counts
 from .chem import LIPID_DESCRIPTORS, lipid_descriptors, morgan_fingerprints, require_rdkit
 
@@ -258,7 +258,7 @@ def _disk_cached(kind: str, key_parts: list[str], shape: tuple[int, int], comput
         h.update(part.encode())
         h.update(b"\0")
     path = cache_dir() / "features" / f"lnpdb_{kind}_{h.hexdigest()[:20]}.npz"
-    if not os.environ.get("NANONB_NO_PARSE_CACHE") and path.is_file():
+    if not os.environ.get(NO_PARSE_CACHE_VAR) and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
                 arr = z["a"]
