@@ -18,7 +18,7 @@ from torch.func import functional_call, grad, vmap
 
 from ..evaluate import Named
 from ..learners.base import MetaLearner
-from ..learners.inner import clip_scale, squared_norm
+from ..learners.inner import clip_scale, sgd_step, squared_norm
 from ..learners.metasgd import MetaSGD
 from ..tasks import Task
 
@@ -50,9 +50,10 @@ def fast_adapt(learner: MetaLearner, support: Task, steps: int | None = None, lr
     -------
     >>> fast_adapt(learner, ep.support, steps=100, lr=0.05).predict(ep.query)  # doctest: +SKIP
     """
-    # The clip factor is learners.inner.clip_scale (eps=0.0: the norm as this loop always took it); the
-    # step stays lr * scale * g in this order, which keeps the benchmark numbers bit-identical.
-    # WAVE2: learners.inner.sgd_step (its g * scale, then * lr rounds differently: re-baseline the JSON).
+    # The clip factor is learners.inner.clip_scale (eps=0.0: the norm as this loop always took it). The
+    # step stays in place as p -= (lr * scale) * g with a Python-float factor, which keeps the published
+    # numbers bit-identical; learners.inner.sgd_step multiplies by a float32 factor (differs in the last bit).
+    # WAVE2: sgd_step here too, after re-baselining the calisol/lnpdb JSON.
     cfg = learner.config
     if isinstance(learner, MetaSGD) and lr is None:
         return learner.adapt(support, steps=steps, lr=lr)
@@ -95,9 +96,6 @@ def adapt_many(learner: MetaLearner, supports: Sequence[Task], queries: Sequence
     -------
     >>> preds = adapt_many(learner, [ep.support for ep in eps], [ep.query for ep in eps], steps=100)  # doctest: +SKIP
     """
-    # The clip factor is learners.inner.clip_scale (eps=0.0: the norm as this loop always took it); the
-    # step stays lr * scale * g in this order, which keeps the benchmark numbers bit-identical.
-    # WAVE2: learners.inner.sgd_step (its g * scale, then * lr rounds differently: re-baseline the JSON).
     cfg = learner.config
     if (isinstance(learner, MetaSGD) and lr is None) or len({len(s) for s in supports}) > 1 or len(
             {len(q) for q in queries}) > 1 or len(supports[0]) == 0:
@@ -127,12 +125,11 @@ def adapt_many(learner: MetaLearner, supports: Sequence[Task], queries: Sequence
         return ((out(p, x) - y) ** 2).mean()
 
     g_fn = vmap(grad(loss))
-    for _ in range(steps):
+    keys = list(params)
+    for _ in range(steps):  # the learners' clipped SGD step, one norm per episode (eps=0.0: the norm as published)
         g = g_fn(params, xs, ys)
-        scale = torch.ones(n)
-        if clip is not None:
-            scale = clip_scale(squared_norm(list(g.values()), batch_dims=1), clip, eps=0.0)
-        params = {k: params[k] - lr * scale.view(-1, *([1] * (params[k].dim() - 1))) * g[k] for k in params}
+        params = dict(zip(keys, sgd_step([params[k] for k in keys], [g[k] for k in keys], lr, clip=clip,
+                                         batch_dims=1, eps=0.0)))
     with torch.no_grad():
         pred = vmap(out)(params, xq)
     return [sc.y_inv(p) for p in pred]
