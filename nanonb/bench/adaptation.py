@@ -18,7 +18,7 @@ from torch.func import functional_call, grad, vmap
 
 from ..evaluate import Named
 from ..learners.base import MetaLearner
-from ..learners.inner import clip_scale, sgd_step, squared_norm
+from ..learners.inner import sgd_step
 from ..learners.metasgd import MetaSGD
 from ..tasks import Task
 
@@ -50,10 +50,6 @@ def fast_adapt(learner: MetaLearner, support: Task, steps: int | None = None, lr
     -------
     >>> fast_adapt(learner, ep.support, steps=100, lr=0.05).predict(ep.query)  # doctest: +SKIP
     """
-    # The clip factor is learners.inner.clip_scale (eps=0.0: the norm as this loop always took it). The
-    # step stays in place as p -= (lr * scale) * g with a Python-float factor, which keeps the published
-    # numbers bit-identical; learners.inner.sgd_step multiplies by a float32 factor (differs in the last bit).
-    # WAVE2: sgd_step here too, after re-baselining the calisol/lnpdb JSON.
     cfg = learner.config
     if isinstance(learner, MetaSGD) and lr is None:
         return learner.adapt(support, steps=steps, lr=lr)
@@ -72,13 +68,9 @@ def fast_adapt(learner: MetaLearner, support: Task, steps: int | None = None, lr
         out = module(inp)
         out = out.squeeze(-1) if out.dim() > 1 else out
         grads = torch.autograd.grad(((out - y) ** 2).mean(), params, allow_unused=True)
-        scale = 1.0
-        if clip is not None:
-            scale = float(clip_scale(squared_norm(grads), clip, eps=0.0))
-        with torch.no_grad():
-            for p, g in zip(params, grads):
-                if g is not None:
-                    p.sub_(lr * scale * g)
+        with torch.no_grad():  # the learners' clipped SGD step (eps=0.0: the norm as published)
+            for p, new in zip(params, sgd_step(params, grads, lr, clip=clip, eps=0.0)):
+                p.copy_(new)
     return _FastAdapted(learner, model, head_only)
 
 
