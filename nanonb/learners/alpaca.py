@@ -33,6 +33,7 @@ from ..models import build_model
 from ..tasks import Task, TaskSet
 from ..uncertainty.calibration import calibration_tasks, fit_variance_mix
 from ..uncertainty.metrics import gaussian_nll
+from .alpaca_posterior import BayesianPredictor, BMLTaskModel
 from .blr import blr_posterior, blr_predict, lower_cholesky
 
 
@@ -87,82 +88,6 @@ class BayesConfig:
             raise ValueError(f"calib_split must be 'random' or 'group', not {self.calib_split!r}")
 
 
-class BayesianPredictor:
-    """Closed-form posterior of the Bayesian last layer for one support set (target units)."""
-
-    def __init__(self, learner: BayesianMetaLearner, phi_s: torch.Tensor, y_s: torch.Tensor):
-        self.learner, self.phi_s, self.y_s = learner, phi_s, y_s
-
-    def _std_units(self, inputs, full_cov: bool):
-        lr = self.learner
-        phi_q = lr.features(inputs)
-        mu0, chol, s2 = lr._prior()
-        with torch.no_grad():
-            mean, var = blr_predict(self.phi_s, self.y_s, phi_q, mu0, chol, s2, full_cov=full_cov)
-        return mean, lr._calibrated(var, s2)
-
-    def predict(self, inputs: Task | np.ndarray | list) -> np.ndarray:
-        """Posterior predictive mean (target units)."""
-        return self.predict_dist(inputs)[0]
-
-    def predict_dist(self, inputs: Task | np.ndarray | list, full_cov: bool = False
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(mean, std)`` of the posterior predictive in target units; ``full_cov=True``: ``(mean, cov)``."""
-        mean, var = self._std_units(inputs, full_cov)
-        sc = self.learner.scaler
-        mean = mean.numpy() * sc.y_std + sc.y_mean
-        if full_cov:
-            return mean, var.numpy() * sc.y_std**2
-        return mean, np.sqrt(var.numpy()) * sc.y_std
-
-    def sample(self, inputs, n_samples: int = 1, seed: int | None = None) -> np.ndarray:
-        """Joint samples ``(n_samples, m)`` of new measurements at ``inputs`` (target units)."""
-        mean, cov = self.predict_dist(inputs, full_cov=True)
-        rng = np.random.default_rng(seed)
-        return rng.multivariate_normal(mean, cov, size=n_samples, method="cholesky")
-
-
-class _BMLTaskModel:
-    def __init__(self, learner: BayesianMetaLearner, task: Task):
-        self.learner = learner
-        self.phi = learner.features(task)
-        self.y = torch.as_tensor((task.targets - learner.scaler.y_mean) / learner.scaler.y_std, dtype=torch.float64)
-
-    def raw(self, train_idx, test_idx) -> tuple[np.ndarray, np.ndarray, float]:
-        """Uncalibrated ``(mean, var_f, noise_var)`` in standardized units (``var = var_f + noise_var``)."""
-        tr = torch.as_tensor(np.asarray(train_idx, dtype=int))
-        te = torch.as_tensor(np.asarray(test_idx, dtype=int))
-        with torch.no_grad():
-            mu0, chol, s2 = self.learner._prior()
-            m, v = blr_predict(self.phi[tr], self.y[tr], self.phi[te], mu0, chol, s2)
-        return m.numpy(), np.maximum(v.numpy() - float(s2), 0.0), float(s2)
-
-    def predict_dist(self, train_idx, test_idx) -> tuple[np.ndarray, np.ndarray]:
-        m, var_f, s2 = self.raw(train_idx, test_idx)
-        a, b = self.learner.var_factors
-        sc = self.learner.scaler
-        return m * sc.y_std + sc.y_mean, np.sqrt(a * var_f + b * s2) * sc.y_std
-
-    def sample(self, train_idx, test_idx, n_samples: int, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Joint posterior samples of the latent function ``f = w . phi`` at ``test_idx`` (target units).
-
-        Drawn in weight space (``w ~ N(mean_w, cov_w)``, ``p`` dimensions), so the cost does not
-        grow with the number of candidates. Measurement noise is not added (Thompson sampling
-        samples the objective, not a future measurement).
-        """
-        tr = torch.as_tensor(np.asarray(train_idx, dtype=int))
-        te = torch.as_tensor(np.asarray(test_idx, dtype=int))
-        mu0, chol, s2 = self.learner._prior()
-        with torch.no_grad():
-            mean_w, cov_w = blr_posterior(self.phi[tr], self.y[tr], mu0, chol, s2)
-        cov_w = self.learner.var_factors[0] * cov_w.numpy()
-        lc = np.linalg.cholesky(0.5 * (cov_w + cov_w.T) + 1e-12 * np.eye(len(cov_w)))
-        rng = rng if rng is not None else np.random.default_rng()
-        w = mean_w.numpy()[None, :] + rng.standard_normal((n_samples, len(lc))) @ lc.T
-        sc = self.learner.scaler
-        return (w @ self.phi[te].numpy().T) * sc.y_std + sc.y_mean
-
-
 class BayesianMetaLearner:
     """ALPaCA: meta-learned features with a Bayesian linear last layer and a closed-form posterior.
 
@@ -174,6 +99,8 @@ class BayesianMetaLearner:
     (:class:`~nanonb.meta.Scaler`, meta-train statistics). ``adapt(support)`` is exact
     conditioning: no gradient steps, deterministic, and ``support=None`` gives the prior predictive.
 
+    Example
+    -------
     >>> bml = BayesianMetaLearner(model="MLP", n_iterations=300)   # doctest: +SKIP
     >>> bml.fit(meta_train)                                        # doctest: +SKIP
     >>> mean, std = bml.adapt(episode.support).predict_dist(episode.query)  # doctest: +SKIP
@@ -398,9 +325,9 @@ class BayesianMetaLearner:
         y = torch.as_tensor((support.targets - self.scaler.y_mean) / self.scaler.y_std, dtype=torch.float64)
         return BayesianPredictor(self, self.features(support), y)
 
-    def for_task(self, task: Task) -> _BMLTaskModel:
+    def for_task(self, task: Task) -> BMLTaskModel:
         """Features of every point of ``task`` computed once; ``predict_dist(train_idx, test_idx)``."""
-        return _BMLTaskModel(self, task)
+        return BMLTaskModel(self, task)
 
     def posterior(self, support: Task) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and covariance of the last-layer weights (standardized target units)."""

@@ -23,7 +23,12 @@ from ..uncertainty.calibration import fit_noise_calibration
 
 
 class EnsemblePredictor:
-    """Adapted ensemble: mean and calibrated spread of the members' predictions (target units)."""
+    """Adapted ensemble: mean and calibrated spread of the members' predictions (target units).
+
+    Example
+    -------
+    >>> mean, std = ens.adapt(episode.support).predict_dist(episode.query)   # doctest: +SKIP
+    """
 
     def __init__(self, ens: EnsembleMetaLearner, adapted: list):
         self.ens, self.adapted = ens, adapted
@@ -95,6 +100,13 @@ class EnsembleMetaLearner:
     the noise are fitted by Gaussian NLL on calibration tasks: ``val`` if given to :meth:`fit`, else
     a random ``calib_fraction`` of the meta-train tasks held out from the members' training (so the
     calibration sees tasks the members did not). ``noise="none"``: scale 1, noise 0 (raw spread).
+    Means and standard deviations are in the tasks' target units.
+
+    Example
+    -------
+    >>> ens = EnsembleMetaLearner(n_members=5, algorithm="anil", model="MLP", n_iterations=300)  # doctest: +SKIP
+    >>> ens.fit(meta_train)                                                                     # doctest: +SKIP
+    >>> mean, std = ens.adapt(episode.support).predict_dist(episode.query)                      # doctest: +SKIP
     """
 
     kind = "meta"
