@@ -74,7 +74,8 @@ class _EnsembleTaskModel:
             b = (b - m.config.inner_lr * gb).detach()
         return w, b
 
-    def predict_dist(self, train_idx, test_idx) -> tuple[np.ndarray, np.ndarray]:
+    def member_predictions(self, train_idx, test_idx) -> np.ndarray:
+        """``(n_members, len(test_idx))`` predictions (target units) after adapting to ``train_idx``."""
         train_idx = np.asarray(train_idx, dtype=int)
         test_idx = np.asarray(test_idx, dtype=int)
         preds = []
@@ -87,7 +88,10 @@ class _EnsembleTaskModel:
             else:
                 support = self.task.subset(train_idx) if len(train_idx) else None
                 preds.append(m.adapt(support).predict(self.task.subset(test_idx)))
-        return self.ens._combine(np.stack(preds))
+        return np.stack(preds)
+
+    def predict_dist(self, train_idx, test_idx) -> tuple[np.ndarray, np.ndarray]:
+        return self.ens._combine(self.member_predictions(train_idx, test_idx))
 
 
 class EnsembleMetaLearner:
@@ -194,15 +198,7 @@ class EnsembleMetaLearner:
                 k = int(rng.integers(max(kmin, 1), min(kmax, len(task) - 2) + 1))
                 perm = rng.permutation(len(task))
                 s, q = perm[:k], perm[k: k + 50]
-                preds = []
-                for m, c in zip(self.members, tm.cached):
-                    if c is not None:
-                        w, b = tm._anil_head(m, c[0][s], c[1][s])
-                        with torch.no_grad():
-                            preds.append(m.scaler.y_inv((c[0][q] @ w.T + b).squeeze(-1)))
-                    else:
-                        preds.append(m.adapt(task.subset(s)).predict(task.subset(q)))
-                p = (np.stack(preds) - sc.y_mean) / sc.y_std
+                p = (tm.member_predictions(s, q) - sc.y_mean) / sc.y_std  # k >= 1: never the zero-shot path
                 ys.append((task.targets[q] - sc.y_mean) / sc.y_std)
                 means.append(p.mean(0))
                 vars_.append(p.var(0, ddof=1) if len(p) > 1 else np.zeros(len(q)))
