@@ -19,7 +19,7 @@ import torch
 
 from ..meta import MetaConfig, MetaLearner, Scaler
 from ..tasks import Task, TaskSet
-from ..uncertainty.calibration import fit_noise_calibration
+from ..uncertainty.calibration import calibration_tasks, fit_noise_calibration
 
 
 class EnsemblePredictor:
@@ -162,12 +162,10 @@ class EnsembleMetaLearner:
         cal = val
         if self.noise == "calibrate" and val is None:
             if not self.calib_names:
-                n_cal = max(1, int(round(self.calib_fraction * len(train))))
-                if n_cal >= len(train):
-                    raise ValueError(f"{len(train)} meta-train task(s) are too few to hold out calibration tasks; "
-                                     "pass val= or use noise='none'.")
-                order = np.random.default_rng(self.config.seed).permutation(len(train))
-                self.calib_names = sorted(train.tasks[i].name for i in order[:n_cal])
+                try:
+                    self.calib_names = calibration_tasks(train, self.calib_fraction, "random", self.config.seed)
+                except ValueError as err:
+                    raise ValueError(f"{err} Or use noise='none'.") from None
             names = [n for n in self.calib_names if n in train]
             cal = train.select(names) if names else None
             train = train.select([n for n in train.names if n not in set(self.calib_names)])
