@@ -57,7 +57,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .models import register_model
+from .models.registry import register_model
 
 # ---------------------------------------------------------------------------- constants
 ALPHA_C = -6.0  # eV, on-site energy of a C π site (sets only the absolute level position)
@@ -592,7 +592,7 @@ class TBGapNet(nn.Module):
     returns the body's :class:`TBFeatures` (what ANIL freezes), ``output="gap"`` the gap in eV.
     ``nonnegative=True`` makes every predicted gap >= 0 by construction (see :class:`TBHead`).
     Registered with :func:`nanonb.models.register_model`, so
-    ``MetaLearner(model="TBGapNet", model_kwargs=tb_model_kwargs(train))`` works (ANIL adapts the
+    ``make_learner(name, model="TBGapNet", model_kwargs=tb_model_kwargs(train))`` works (ANIL adapts the
     head: Hückel corrections and calibration).
     """
 
@@ -1104,8 +1104,8 @@ class NamedMethod:
 
 def _zero_shot(m) -> bool:
     """Whether ``m.adapt(None)`` is meaningful (meta-learners, pooled nets, calibrated Hückel)."""
-    from .baselines import Pooled
-    from .meta import MetaLearner
+    from .baselines.nets import Pooled
+    from .learners.base import MetaLearner
 
     if isinstance(m, NamedMethod):
         return m.zero_shot
@@ -1167,7 +1167,8 @@ def run_episodes(methods, test, shots=(1, 5, 10), n_episodes: int = 10, seed: in
 
 def _force_mae(adapted, query) -> float:
     """MAE (eV/Å) of ``-dE/dpos`` of an adapted graph meta-learner on the query structures."""
-    from .meta import AdaptedModel, predict_energy_forces
+    from .learners.base import AdaptedModel
+    from .learners.training import predict_energy_forces
 
     if not isinstance(adapted, AdaptedModel) or adapted.head_only or query.is_tabular:
         return float("nan")
@@ -1276,11 +1277,11 @@ def run_forces_bench(quick: bool = False, seed: int = 0, progress: bool = True,
     ``force_mae`` (meV/Å, forces ``-dE/dpos`` of the adapted model on the query structures; only for
     the graph meta-learners). ``--set key=value`` overrides :class:`ForcesBenchConfig` fields.
     """
-    from .baselines import SupportGP
+    from .baselines.gp import SupportGP
     from .bench import make_result, summary_to_rows
     from .data.nanoalloys import load_nanoalloys
     from .evaluate import summarize
-    from .meta import MetaLearner
+    from .learners.registry import make_learner
 
     torch.set_num_threads(1)  # measured: 2 threads on the shared 2-core machine were ~10x slower
     cfg = config or (ForcesBenchConfig.quick() if quick else ForcesBenchConfig())
@@ -1296,7 +1297,7 @@ def run_forces_bench(quick: bool = False, seed: int = 0, progress: bool = True,
         for fw in (0.0, cfg.force_weight):
             name = _forces_name(cfg.algorithm, model, fw)
             t0 = time.perf_counter()
-            learner = MetaLearner(algorithm=cfg.algorithm, model=model, model_kwargs=dict(cfg.model_kwargs),
+            learner = make_learner(cfg.algorithm, model=model, model_kwargs=dict(cfg.model_kwargs),
                                   n_iterations=cfg.n_iterations, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps,
                                   inner_grad_clip=cfg.inner_grad_clip, outer_lr=cfg.outer_lr,
                                   meta_batch_size=cfg.meta_batch_size, k_query=cfg.k_query, force_weight=fw,
@@ -1394,14 +1395,14 @@ class HuckelCalibration:
 
 
 def tb_model_kwargs(train, hidden: int = 32, n_layers: int = 2, nonnegative: bool = True, **kw) -> dict:
-    """``model_kwargs`` for ``MetaLearner(model="TBGapNet")`` / ``Pooled(model="TBGapNet")`` on ``train``.
+    """``model_kwargs`` for ``make_learner(name, model="TBGapNet")`` / ``Pooled(model="TBGapNet")`` on ``train``.
 
     Sets ``target_mean``/``target_std`` to the meta-learner's target standardization
-    (:meth:`nanonb.meta.Scaler.fit` on ``train``, eV) and the initial calibration to the
+    (:meth:`nanonb.learners.training.Scaler.fit` on ``train``, eV) and the initial calibration to the
     (non-negative, with ``nonnegative=True``) least-squares fit of the meta-train gaps on the plain
     Hückel gaps, so an untrained model is calibrated Hückel theory. JSON-serializable.
     """
-    from .meta import Scaler
+    from .learners.training import Scaler
 
     sc = Scaler.fit(train)
     g = np.concatenate([huckel_gaps(t) for t in train])
@@ -1499,8 +1500,9 @@ class TBBenchConfig:
 
 
 def _tb_methods(cfg: TBBenchConfig, train, k_support, k_query, progress: bool, log, timings: dict, split: str):
-    from .baselines import FineTune, Pooled, Scratch, SupportGP
-    from .meta import MetaLearner
+    from .baselines.gp import SupportGP
+    from .baselines.nets import FineTune, Pooled, Scratch
+    from .learners.registry import make_learner
 
     common = dict(n_iterations=cfg.n_iterations, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps,
                   inner_grad_clip=cfg.inner_grad_clip, outer_lr=cfg.outer_lr, meta_batch_size=cfg.meta_batch_size,
@@ -1511,7 +1513,7 @@ def _tb_methods(cfg: TBBenchConfig, train, k_support, k_query, progress: bool, l
     methods = []
     for name, model, kw, algo in specs:
         t0 = time.perf_counter()
-        learner = MetaLearner(algorithm=algo, model=model, model_kwargs=kw, **common).fit(train, progress=progress)
+        learner = make_learner(algo, model=model, model_kwargs=kw, **common).fit(train, progress=progress)
         timings[f"{split}: meta-train {name}"] = time.perf_counter() - t0
         log(f"  meta-trained {name:10s} in {timings[f'{split}: meta-train {name}']:.1f} s")
         methods.append(NamedMethod(learner, name, "meta", zero_shot=True))

@@ -14,8 +14,8 @@ concentration. Models here predict ``log10 k`` (``= ln k / ln 10``), the CALiSol
 
 Two things live here:
 
-- :class:`VTFNet`, a ``head(body(x))`` network registered with :func:`nanonb.models.register_model`
-  (``MetaLearner(model="VTFNet", model_kwargs=vtf_model_kwargs(meta_train))``). The body is an MLP on
+- :class:`VTFNet`, a ``head(body(x))`` network registered with :func:`nanonb.models.registry.register_model`
+  (``make_learner(name, model="VTFNet", model_kwargs=vtf_model_kwargs(meta_train))``). The body is an MLP on
   the tabular electrolyte features with the temperature columns masked out (optionally more, e.g. the
   anion descriptors) ending in a linear layer that predicts how composition and concentration shift
   the five VTF parameters ``(ln A, B, T0, alpha, beta)``. The **head** (:class:`VTFHead`) holds the
@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .models import register_model
+from .models.registry import register_model
 from .tasks import Task, TaskSet
 
 LN10 = math.log(10.0)
@@ -327,7 +327,7 @@ class VTFHead(nn.Module):
     where ``q`` is the body's composition-dependent correction of the five parameters. The head holds
     the task-level parameters the inner loop adapts, one offset per VTF parameter (``theta``, 5
     numbers), giving ``p = theta + q``; their meta-learned initial values are the prior. Output:
-    standardized ``log10 k``, ``(log10 k - y_mean) / y_std`` (the :class:`nanonb.meta.Scaler`
+    standardized ``log10 k``, ``(log10 k - y_mean) / y_std`` (the :class:`nanonb.learners.training.Scaler`
     convention). Parameterisation of ``p``:
 
     - ``ln A = lnA_ref + p0`` (ln mS/cm),
@@ -385,7 +385,7 @@ class VTFNet(nn.Module):
     Parameters
     ----------
     n_in:
-        Number of input columns (model inputs, i.e. after :class:`nanonb.meta.Scaler`).
+        Number of input columns (model inputs, i.e. after :class:`nanonb.learners.training.Scaler`).
     t_index, t_scale, t_offset:
         Temperature column and its affine map to kelvin: ``T = x[:, t_index] * t_scale + t_offset``.
     c_index, c_scale, c_offset:
@@ -467,12 +467,12 @@ def vtf_model_kwargs(train: TaskSet, hidden: tuple[int, ...] = (64, 64), prior: 
 
     Reads ``train.feature_names`` (``temperature_K``, ``inv_temperature_1000_per_K``,
     ``salt_concentration``) and the loader's ``feature_mean``/``feature_std``, and composes them with
-    the :class:`nanonb.meta.Scaler` that a learner fits on ``train`` (same statistics, so the model
+    the :class:`nanonb.learners.training.Scaler` that a learner fits on ``train`` (same statistics, so the model
     recovers T in K from its standardized input). The reference parameters are the empirical prior
     of the meta-train tasks (:func:`empirical_prior`). Columns whose names start with one of
     ``mask_prefixes`` (e.g. ``"anion_"``) are hidden from the body as well.
     """
-    from .meta import Scaler
+    from .learners.training import Scaler
 
     if not train[0].is_tabular:
         raise ValueError("VTFNet needs tabular electrolyte features (e.g. calisol_taskset()).")

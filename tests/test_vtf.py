@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from nanonb.meta import MetaLearner, Scaler
-from nanonb.models import MODELS, build_model
+from nanonb.learners.registry import load, make_learner
+from nanonb.learners.training import Scaler
+from nanonb.models.registry import MODELS, build_model
 from nanonb.tasks import Task, TaskSet
 from nanonb.vtf import (
     PARAM_NAMES,
@@ -169,7 +170,7 @@ def test_vtfnet_meta_learner_runs_in_higher_and_adapt_leaves_meta_weights():
     ts = _task_set(params, n=30)
     torch.manual_seed(0)
     for algo in ("maml", "anil"):
-        learner = MetaLearner(algorithm=algo, model="VTFNet", model_kwargs=vtf_model_kwargs(ts, hidden=(16,)),
+        learner = make_learner(algo, model="VTFNet", model_kwargs=vtf_model_kwargs(ts, hidden=(16,)),
                               n_iterations=15, meta_batch_size=2, k_support=(3, 6), k_query=10, inner_lr=0.05,
                               outer_lr=3e-3, seed=0)
         before = [p.detach().clone() for p in learner.model.parameters()]
@@ -188,10 +189,10 @@ def test_vtfnet_meta_learner_runs_in_higher_and_adapt_leaves_meta_weights():
 
 def test_vtf_learner_save_load_roundtrip(tmp_path):
     ts = _task_set([TRUE, {**TRUE, "lnA": 5.0}], n=25)
-    learner = MetaLearner(algorithm="fomaml", model="VTFNet", model_kwargs=vtf_model_kwargs(ts, hidden=(8,)),
+    learner = make_learner("fomaml", model="VTFNet", model_kwargs=vtf_model_kwargs(ts, hidden=(8,)),
                           n_iterations=3, meta_batch_size=2, k_support=(2, 4), k_query=5, seed=0)
     learner.fit(ts, progress=False)
     learner.save(tmp_path / "vtf")
-    again = MetaLearner.load(tmp_path / "vtf")
+    again = load(tmp_path / "vtf")
     ep = ts.episode(ts[1], 4, seed=0)
     assert np.allclose(learner.adapt(ep.support).predict(ep.query), again.adapt(ep.support).predict(ep.query))

@@ -16,7 +16,6 @@ final learner): two factors ``a var_f + b sigma^2`` fitted by NLL on unseen task
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,13 +27,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..meta import Scaler
-from ..models import build_model
+from .._io import load_state, save_state
+from ..models.registry import build_model
 from ..tasks import Task, TaskSet
 from ..uncertainty.calibration import calibration_tasks, fit_variance_mix
 from ..uncertainty.metrics import gaussian_nll
 from .alpaca_posterior import BayesianPredictor, BMLTaskModel
 from .blr import blr_posterior, blr_predict, lower_cholesky
+from .training import Scaler
 
 
 @dataclass
@@ -96,7 +96,7 @@ class BayesianMetaLearner:
     ``eps ~ N(0, sigma^2)``. Meta-training (Adam on the body, ``mu0``, ``L`` and ``log sigma``)
     maximizes the mean log predictive density of query points given the support, over episodes
     with ``k_support`` support sizes drawn at random, in standardized target units
-    (:class:`~nanonb.meta.Scaler`, meta-train statistics). ``adapt(support)`` is exact
+    (:class:`~nanonb.learners.training.Scaler`, meta-train statistics). ``adapt(support)`` is exact
     conditioning: no gradient steps, deterministic, and ``support=None`` gives the prior predictive.
 
     Example
@@ -352,23 +352,18 @@ class BayesianMetaLearner:
             self.log_noise.copy_(sd["log_noise"])
 
     def save(self, path: str | Path) -> Path:
-        """Write ``<path>.pt`` (tensors only) and ``<path>.json`` (config, scaler, history)."""
-        path = Path(path).with_suffix("")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self._state(), path.with_suffix(".pt"))
+        """Write ``<path>.pt`` (tensors only) and ``<path>.json`` (config, scaler, history) via :mod:`nanonb._io`."""
         meta = {"config": asdict(self.config), "name": self.name, "scaler": asdict(self.scaler),
                 "history": self.history, "fit_time_s": self.fit_time_s, "var_factors": list(self.var_factors),
                 "calib_names": self.calib_names, "nanonb_format": 1}
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
-        return path
+        return save_state(path, meta, self._state())
 
     @classmethod
     def load(cls, path: str | Path) -> BayesianMetaLearner:
         """Load a learner written by :meth:`save` (``torch.load(weights_only=True)``)."""
-        path = Path(path).with_suffix("")
-        meta = json.loads(path.with_suffix(".json").read_text())
+        meta, tensors = load_state(path)
         learner = cls(BayesConfig(**meta["config"]), name=meta.get("name", "bml"))
-        learner._load_state(torch.load(path.with_suffix(".pt"), weights_only=True))
+        learner._load_state(tensors)
         learner.scaler = Scaler(**meta["scaler"])
         learner.history = meta["history"]
         learner.fit_time_s = meta.get("fit_time_s", 0.0)

@@ -1,6 +1,6 @@
 """Deep ensembles of meta-learners with a calibrated predictive distribution.
 
-:class:`EnsembleMetaLearner` meta-trains independent :class:`~nanonb.meta.MetaLearner` s (different
+:class:`EnsembleMetaLearner` meta-trains independent :class:`~nanonb.learners.base.MetaLearner` s (different
 seeds); mean and spread across the adapted members, plus a calibrated noise term (variance scale
 and additive noise fitted by NLL on held-out tasks, :func:`nanonb.uncertainty.calibration.fit_noise_calibration`).
 :meth:`EnsembleMetaLearner.from_learners` gives any already trained MetaLearner (one or several) a
@@ -17,9 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..meta import MetaConfig, MetaLearner, Scaler
 from ..tasks import Task, TaskSet
 from ..uncertainty.calibration import calibration_tasks, fit_noise_calibration
+from .base import MetaConfig, MetaLearner
+from .inner import sgd_step
+from .registry import make_learner
+from .training import Scaler, mse
 
 
 class EnsemblePredictor:
@@ -51,7 +54,7 @@ class _EnsembleTaskModel:
         self.ens, self.task = ens, task
         self.cached = []
         for m in ens.members:
-            if m.config.algorithm == "anil":
+            if m.head_only:  # ANIL: the body runs once per task
                 with torch.no_grad():
                     f = m.model(m.scaler.x(task, m.cutoff), output="features")
                 self.cached.append((f, m.scaler.y(task.targets)))
@@ -60,7 +63,7 @@ class _EnsembleTaskModel:
 
     @staticmethod
     def _anil_head(m: MetaLearner, f_s: torch.Tensor, y_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exactly MetaLearner's ANIL inner loop (SGD on the head, MSE) on cached features."""
+        """ANIL's inner loop (SGD on the head, MSE, :func:`~nanonb.learners.inner.sgd_step`) on cached features."""
         w = m.model.head.weight.detach().clone()
         b = m.model.head.bias.detach().clone()
         if len(f_s) == 0:
@@ -68,10 +71,9 @@ class _EnsembleTaskModel:
         for _ in range(m.config.inner_steps):
             w.requires_grad_(True)
             b.requires_grad_(True)
-            loss = ((f_s @ w.T + b).squeeze(-1) - y_s).pow(2).mean()
-            gw, gb = torch.autograd.grad(loss, [w, b])
-            w = (w - m.config.inner_lr * gw).detach()
-            b = (b - m.config.inner_lr * gb).detach()
+            loss = mse((f_s @ w.T + b).squeeze(-1), y_s)
+            grads = torch.autograd.grad(loss, [w, b])
+            w, b = (p.detach() for p in sgd_step([w, b], grads, m.config.inner_lr, clip=m.config.inner_grad_clip))
         return w, b
 
     def member_predictions(self, train_idx, test_idx) -> np.ndarray:
@@ -95,7 +97,7 @@ class _EnsembleTaskModel:
 
 
 class EnsembleMetaLearner:
-    """Deep ensemble of independently meta-trained :class:`~nanonb.meta.MetaLearner` s.
+    """Deep ensemble of independently meta-trained :class:`~nanonb.learners.base.MetaLearner` s.
 
     Member ``i`` is a MetaLearner with ``seed = config.seed + 1000 i`` (different initialization and
     episode stream). After adapting every member to the support, the predictive distribution is
@@ -127,7 +129,7 @@ class EnsembleMetaLearner:
         cfg.update(overrides)
         self.config = MetaConfig(**cfg)
         self.n_members, self.noise, self.calib_fraction, self.name = n_members, noise, calib_fraction, name
-        self.members = [MetaLearner(self.config, seed=self.config.seed + 1000 * i) for i in range(n_members)]
+        self.members = [make_learner(config=self.config, seed=self.config.seed + 1000 * i) for i in range(n_members)]
         self.scale, self.noise_std_z = 1.0, 0.0
         self.calib_names: list[str] = []
         self.fit_time_s = 0.0
@@ -211,7 +213,7 @@ class EnsembleMetaLearner:
     @classmethod
     def from_learners(cls, learners: Sequence[MetaLearner], val: TaskSet | None = None,
                       name: str = "ensemble") -> EnsembleMetaLearner:
-        """Give already meta-trained :class:`~nanonb.meta.MetaLearner` s a predictive distribution.
+        """Give already meta-trained :class:`~nanonb.learners.base.MetaLearner` s a predictive distribution.
 
         The learners (e.g. a saved or shipped one, or several seeds) become the members. With
         ``val`` (tasks none of them was trained on) the variance scale and noise are calibrated
@@ -222,7 +224,7 @@ class EnsembleMetaLearner:
         if not learners:
             raise ValueError("from_learners needs at least one fitted MetaLearner")
         if any(m.model is None or not m.history["iteration"] for m in learners):
-            raise ValueError("every learner must be meta-trained (fit or MetaLearner.load) first")
+            raise ValueError("every learner must be meta-trained (fit or nanonb.learners.registry.load) first")
         ens = cls(n_members=len(learners), config=learners[0].config, noise="calibrate" if val is not None else "none",
                   name=name)
         ens.members = learners
