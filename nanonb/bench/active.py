@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import torch
 from threadpoolctl import threadpool_limits
 
 from ..active import GOALS, CampaignResult, campaign_summary, compare_strategies, descriptor_tasks, refine
@@ -26,6 +25,7 @@ from ..evaluate import summarize
 from ..learners.alpaca import BayesianMetaLearner
 from ..learners.ensemble import EnsembleMetaLearner
 from ..tasks import Task, TaskSet, leakage_report
+from ..threads import num_threads
 from ..uncertainty import calibration_summary, evaluate_uncertainty
 from .schema import apply_options, make_result, summary_to_rows
 
@@ -163,16 +163,12 @@ def run_active_bench(quick: bool = False, seed: int = 0, progress: bool = True, 
     >>> res = run_active_bench(quick=True, data="calisol", progress=False)   # doctest: +SKIP
     >>> res["config"]["goal"], res["config"]["split"]                        # doctest: +SKIP
     """
-    # WAVE2: thread policy; switch to nanonb.threads once it covers threadpoolctl's BLAS limit too. The
-    # scipy L-BFGS-B used by the GPs runs ~8x slower with 2 BLAS threads on a busy 2-core machine; every
-    # BLAS is loaded at import (module top), so threadpool_limits reaches it.
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors and matrices: one thread is fastest, and immune to busy CPUs
-    try:
-        with threadpool_limits(limits=1):
-            return _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, options)
-    finally:
-        torch.set_num_threads(n_threads)
+    # One torch thread and one BLAS thread: small tensors and matrices, where one thread is fastest and
+    # immune to busy CPUs (the scipy L-BFGS-B of the GPs runs ~8x slower with 2 BLAS threads on a busy
+    # 2-core machine). Every BLAS is loaded at import (module top), so threadpool_limits reaches it.
+    # WAVE2: the BLAS limit belongs in nanonb.threads with the torch one.
+    with num_threads(1), threadpool_limits(limits=1):
+        return _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, options)
 
 
 def _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, options) -> dict:
