@@ -189,7 +189,50 @@ def _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, o
     tick("data", t0)
     log(f"active/{cfg.data}: {len(train)} meta-train tasks, {len(test)} held-out tasks ({split}); goal = {goal}")
 
-    # ---------------------------------------------------------------- methods
+    learners, ens, gp, rgp = _fit_methods(cfg, train, seed, progress, tick)
+    bml = learners[0]
+
+    # ---------------------------------------------------------------- calibration on held-out tasks
+    t0 = time.perf_counter()
+    methods = [*learners, ens, gp, rgp]
+    df = evaluate_uncertainty(methods, test, shots=cfg.shots, n_episodes=cfg.n_episodes, k_query=cfg.k_query,
+                              seed=seed, progress=progress)
+    tick("uncertainty evaluation", t0)
+    rows = []
+    for metric in ("nll", "coverage50", "coverage90", "coverage95", "sharpness", "mae"):
+        rows += summary_to_rows(summarize(df, metric), split)
+    curves = calibration_summary(df)
+
+    t0 = time.perf_counter()
+    camp_tasks, runs_df, runs = _campaigns(cfg, train, test, learners, ens, goal, seed, progress)
+    tick("campaigns", t0)
+    kinds = {"random": "baseline", "gp_bo": "baseline"}
+    csum = campaign_summary(runs_df)
+    rows += _rows_from_summary(csum, split, kinds, cfg.n_init)
+    error_curves = (pd.concat([r.history.assign(strategy=r.strategy, task=r.task, seed=r.seed) for r in runs])
+                    .groupby(["strategy", "n_measured"])[["mae_pool", "nll_pool"]].median().reset_index())
+
+    # ---------------------------------------------------------------- refinement
+    t0 = time.perf_counter()
+    refinement = _refinement(bml, train, test, camp_tasks, runs, cfg, seed, progress)
+    tick("refinement", t0)
+    timings["total"] = time.perf_counter() - t_all
+    return make_result(
+        "active", rows, timings["total"], asdict(cfg) | {"goal": goal, "split": split,
+                                                          "unit": test[0].target_unit,
+                                                          "campaign_tasks": [t.name for t in camp_tasks]},
+        data=cfg.data, timings=timings, calibration=curves.to_dict(orient="records"),
+        campaigns=runs_df.to_dict(orient="records"), model_error=error_curves.to_dict(orient="records"),
+        refinement=refinement, learned={"bml_noise_std": bml.noise_std, "ensemble_scale": ens.scale,
+                                        "ensemble_noise_std": ens.noise_std,
+                                        "bml_cal_var_factors": list(learners[-1].var_factors),
+                                        "calibration_tasks": {"bml_cal": learners[-1].calib_names,
+                                                              "ensemble": ens.calib_names}},
+        leakage=str(leakage_report(train, test)))
+
+
+def _fit_methods(cfg: ActiveConfig, train: TaskSet, seed: int, progress: bool, tick: Callable) -> tuple:
+    """``([bml, bml_cal?], ensemble, gp, pooled+gp)``, each fitted on ``train``."""
     t0 = time.perf_counter()
     bml = BayesianMetaLearner(model=cfg.model, model_kwargs=dict(cfg.model_kwargs), n_iterations=cfg.bml_iterations,
                               lr=cfg.bml_lr, meta_batch_size=cfg.bml_meta_batch, k_support=cfg.bml_k_support,
@@ -217,20 +260,13 @@ def _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, o
     rgp = ResidualGP(pooled, n_restarts=cfg.gp_restarts, seed=seed).fit(train, progress=progress)
     gp = SupportGPDist(n_restarts=cfg.gp_restarts, seed=seed).fit(train)
     tick("baselines (pooled network, GP settings)", t0)
+    return learners, ens, gp, rgp
 
-    # ---------------------------------------------------------------- calibration on held-out tasks
-    t0 = time.perf_counter()
-    methods = [*learners, ens, gp, rgp]
-    df = evaluate_uncertainty(methods, test, shots=cfg.shots, n_episodes=cfg.n_episodes, k_query=cfg.k_query,
-                              seed=seed, progress=progress)
-    tick("uncertainty evaluation", t0)
-    rows = []
-    for metric in ("nll", "coverage50", "coverage90", "coverage95", "sharpness", "mae"):
-        rows += summary_to_rows(summarize(df, metric), split)
-    curves = calibration_summary(df)
 
-    # ---------------------------------------------------------------- campaigns
-    t0 = time.perf_counter()
+def _campaigns(cfg: ActiveConfig, train: TaskSet, test: TaskSet, learners: list, ens, goal: str, seed: int,
+               progress: bool) -> tuple[list[Task], pd.DataFrame, list[CampaignResult]]:
+    """Campaign tasks (largest held-out tasks first), the per-campaign summary frame and the campaigns."""
+    bml = learners[0]
     camp_tasks = sorted([t for t in test if len(t) >= cfg.min_task_size], key=lambda t: (-len(t), t.name))
     if cfg.max_tasks is not None:
         camp_tasks = camp_tasks[: cfg.max_tasks]
@@ -243,33 +279,10 @@ def _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, o
     strategies.update({f"ensemble-{a}": (ens, a) for a in cfg.ensemble_acquisitions})
     if cfg.bml_calibrated:
         strategies.update({f"bml_cal-{a}": (learners[1], a) for a in cfg.calibrated_acquisitions})
-    kinds = {"random": "baseline", "gp_bo": "baseline"}
     runs_df, runs = compare_strategies(strategies, camp_tasks, cfg.seeds, progress=progress, n_init=cfg.n_init,
                                        batch_size=cfg.batch_size, budget=cfg.budget, goal=goal,
                                        top_fraction=cfg.top_fraction, max_pool=cfg.max_pool)
-    tick("campaigns", t0)
-    csum = campaign_summary(runs_df)
-    rows += _rows_from_summary(csum, split, kinds, cfg.n_init)
-    error_curves = (pd.concat([r.history.assign(strategy=r.strategy, task=r.task, seed=r.seed) for r in runs])
-                    .groupby(["strategy", "n_measured"])[["mae_pool", "nll_pool"]].median().reset_index())
-
-    # ---------------------------------------------------------------- refinement
-    t0 = time.perf_counter()
-    refinement = _refinement(bml, train, test, camp_tasks, runs, cfg, seed, progress)
-    tick("refinement", t0)
-    timings["total"] = time.perf_counter() - t_all
-    return make_result(
-        "active", rows, timings["total"], asdict(cfg) | {"goal": goal, "split": split,
-                                                          "unit": test[0].target_unit,
-                                                          "campaign_tasks": [t.name for t in camp_tasks]},
-        data=cfg.data, timings=timings, calibration=curves.to_dict(orient="records"),
-        campaigns=runs_df.to_dict(orient="records"), model_error=error_curves.to_dict(orient="records"),
-        refinement=refinement, learned={"bml_noise_std": bml.noise_std, "ensemble_scale": ens.scale,
-                                        "ensemble_noise_std": ens.noise_std,
-                                        "bml_cal_var_factors": list(learners[-1].var_factors),
-                                        "calibration_tasks": {"bml_cal": learners[-1].calib_names,
-                                                              "ensemble": ens.calib_names}},
-        leakage=str(leakage_report(train, test)))
+    return camp_tasks, runs_df, runs
 
 
 def _refinement(bml, train: TaskSet, test: TaskSet, camp_tasks: list[Task], runs: list[CampaignResult],
