@@ -40,6 +40,11 @@ class CampaignResult:
     the pool is measured; ``None`` if not within the budget. ``auc_best_so_far`` is the mean over
     experiments ``1..budget`` of the normalized best-so-far ``(s_best - s_min) / (s_max - s_min)``
     (pool extremes; 1 = the best candidate found by the first experiment).
+
+    Example
+    -------
+    >>> r = run_campaign(task, bml, "ei", budget=20, goal="min")   # doctest: +SKIP
+    >>> r.summary()["experiments_to_top"], r.acquired(task)         # doctest: +SKIP
     """
 
     task: str

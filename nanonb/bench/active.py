@@ -32,7 +32,16 @@ from .schema import apply_options, make_result, summary_to_rows
 
 @dataclass
 class ActiveConfig:
-    """Configuration of ``python -m nanonb.bench active`` for one data set (see :func:`run_active_bench`)."""
+    """Configuration of ``python -m nanonb.bench active`` for one data set (see :func:`run_active_bench`).
+
+    Iteration counts are meta-training steps, ``budget`` counts experiments, ``top_fraction`` is a
+    fraction of the candidate pool.
+
+    Example
+    -------
+    >>> ActiveConfig.for_data("calisol", quick=True).budget
+    8
+    """
 
     data: str = "nanoalloys"
     fold: int = 0

@@ -54,6 +54,12 @@ class BayesConfig:
     learner trained without the calibration tasks is calibrated on them and its factors are used
     by this learner, which trains on all tasks (twice the training cost, no data lost); otherwise
     this learner itself trains without them.
+
+    Example
+    -------
+    >>> cfg = BayesConfig(model="MLP", n_iterations=300, k_support=(0, 10))
+    >>> BayesianMetaLearner(cfg, calibrate=True, calib_split="group").config.calib_split
+    'group'
     """
 
     model: str = "InvariantGNN"

@@ -69,6 +69,12 @@ def calibration_tasks(train: TaskSet, fraction: float = 0.2, split: str = "rando
     (every task carrying a group label; with ``group_index`` only the label at that position, e.g.
     0 = the salt of an electrolyte) in random order until at least ``fraction`` of the tasks are
     held out; a group that would push the held-out share above one half is skipped.
+
+    Example
+    -------
+    >>> tasks = [Task(f"t{i}", np.zeros((3, 1)), np.zeros(3), groups=(g,)) for i, g in enumerate("aabbcc")]
+    >>> calibration_tasks(TaskSet(tasks), fraction=0.3, split="group", seed=0)   # one whole group
+    ['t4', 't5']
     """
     rng = np.random.default_rng(seed)
     n = len(train)
