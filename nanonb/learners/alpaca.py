@@ -198,23 +198,7 @@ class BayesianMetaLearner:
         cfg = self.config
         n_iter = cfg.n_iterations if n_iterations is None else int(n_iterations)
         kmin, kmax = cfg.k_support
-        cal = val
-        if cfg.calibrate and val is None:
-            first = not self.calib_names
-            if first:
-                self.calib_names = calibration_tasks(train, cfg.calib_fraction, cfg.calib_split, cfg.seed,
-                                                     cfg.calib_group_index)
-            names = [n for n in self.calib_names if n in train]
-            cal = train.select(names) if names else None
-            rest = train.select([n for n in train.names if n not in set(self.calib_names)])
-            if not cfg.calib_crossfit:
-                train = rest
-            elif first and cal is not None:
-                aux = BayesianMetaLearner(self.config, name=f"{self.name} (calibration copy)", calibrate=False)
-                aux.fit(rest, progress=progress)
-                self.var_factors = aux.calibrate(cal)
-                self.history["calibration_copy_tasks"] = rest.names
-            cal = None if cfg.calib_crossfit else cal
+        train, cal = self._hold_out_calibration(train, progress) if cfg.calibrate and val is None else (train, val)
         eligible = [t for t in train if len(t) >= kmin + cfg.min_query]
         if not eligible:
             raise ValueError(f"No meta-train task has >= {kmin + cfg.min_query} points (k_support={cfg.k_support}, "
@@ -276,6 +260,30 @@ class BayesianMetaLearner:
             self.calibrate(cal)
         self.fit_time_s += time.perf_counter() - t0
         return self
+
+    def _hold_out_calibration(self, train: TaskSet, progress: bool) -> tuple[TaskSet, TaskSet | None]:
+        """``(training tasks, calibration tasks or None)`` for ``calibrate=True`` without ``val``.
+
+        The calibration tasks are chosen once (first call) by :func:`calibration_tasks`. Without
+        ``calib_crossfit`` they leave the training set; with it, an auxiliary copy trained without
+        them fits ``var_factors`` on them (first call only) and this learner keeps every task.
+        """
+        cfg = self.config
+        first = not self.calib_names
+        if first:
+            self.calib_names = calibration_tasks(train, cfg.calib_fraction, cfg.calib_split, cfg.seed,
+                                                 cfg.calib_group_index)
+        names = [n for n in self.calib_names if n in train]
+        cal = train.select(names) if names else None
+        rest = train.select([n for n in train.names if n not in set(self.calib_names)])
+        if not cfg.calib_crossfit:
+            return rest, cal
+        if first and cal is not None:
+            aux = BayesianMetaLearner(self.config, name=f"{self.name} (calibration copy)", calibrate=False)
+            aux.fit(rest, progress=progress)
+            self.var_factors = aux.calibrate(cal)
+            self.history["calibration_copy_tasks"] = rest.names
+        return train, None
 
     def calibrate(self, val: TaskSet, n_episodes: int | None = None, seed: int = 4242) -> tuple[float, float]:
         """Fit the variance factors ``(a, b)`` of ``var = a var_f + b sigma^2`` by NLL on ``val`` tasks.
