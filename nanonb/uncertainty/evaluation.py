@@ -7,15 +7,13 @@ test_idx)``), :func:`evaluate_uncertainty` scores NLL, interval coverage, sharpn
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from ..evaluate import episode_seed
+from ..evaluate import evaluate, mae, rmse
 from ..tasks import Task, TaskSet
 from .metrics import CURVE_LEVELS, LEVELS, coverage, gaussian_nll, interval_z, sharpness
 
@@ -61,42 +59,36 @@ def evaluate_uncertainty(methods: Sequence, test: TaskSet, shots: Sequence[int] 
     (mean std, target units), ``mae``, ``rmse``, ``n_query``, ``adapt_s`` and one ``cal_<level>``
     column per calibration level (observed coverage). Aggregate with
     :func:`nanonb.evaluate.summarize` (per-task mean, then mean/median over tasks) and
-    :func:`calibration_summary`. The episodes are those of :func:`nanonb.evaluate.evaluate` (same
-    :func:`~nanonb.evaluate.episode_seed`), so point errors are comparable across the two loops.
+    :func:`calibration_summary`. The loop is :func:`nanonb.evaluate.evaluate` (same episodes as
+    every other benchmark) with ``predict`` = the per-task fast path :func:`task_model` (one cached
+    per method for the current task) and these scores as metric functions.
 
     Example
     -------
     >>> df = evaluate_uncertainty([bml, gp], test, shots=(5,), n_episodes=3)   # doctest: +SKIP
     >>> summarize(df, "nll")                                                   # doctest: +SKIP
     """
-    # WAVE2: this is the fourth episode loop; fold it into nanonb.evaluate's generalized loop once that
-    # takes per-method metric functions and the per-task fast path (task_model).
-    rows = []
-    jobs = [(t, k, e) for t in test for k in shots if k < len(t) for e in range(n_episodes)]
     models: dict[tuple[str, str], Any] = {}
-    for task, k, e in tqdm(jobs, desc="evaluating uncertainty", disable=not progress, leave=False):
-        kq = None if k_query is None else min(k_query, len(task) - k)
-        ep = test.episode(task, k, kq, seed=episode_seed(seed, task.name, k, e))
-        y = ep.query.targets
-        for m in methods:
-            key = (m.name, task.name)
-            t0 = time.perf_counter()
-            if key not in models:
-                models = {kk: v for kk, v in models.items() if kk[1] == task.name}  # keep one task cached
-                models[key] = task_model(m, task)
-            mean, std = models[key].predict_dist(ep.support_idx, ep.query_idx)
-            dt = time.perf_counter() - t0
-            row = {"method": m.name, "kind": m.kind, "task": task.name, "k": k, "episode": e,
-                   "nll": gaussian_nll(y, mean, std), "sharpness": sharpness(std),
-                   "mae": float(np.mean(np.abs(mean - y))), "rmse": float(np.sqrt(np.mean((mean - y) ** 2))),
-                   "n_query": len(y), "adapt_s": dt}
-            for lev in LEVELS:
-                row[f"coverage{int(round(100 * lev))}"] = coverage(y, mean, std, lev)
-            a = np.abs(y - mean) / std
-            for lev in levels:
-                row[f"cal_{lev:g}"] = float(np.mean(a <= interval_z(lev)))
-            rows.append(row)
-    return pd.DataFrame(rows)
+
+    def predict(m, task: Task, ep) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal models
+        key = (m.name, task.name)
+        if key not in models:
+            models = {kk: v for kk, v in models.items() if kk[1] == task.name}  # keep one task cached
+            models[key] = task_model(m, task)
+        return models[key].predict_dist(ep.support_idx, ep.query_idx)
+
+    def intervals(m, task: Task, ep, pred) -> dict[str, float]:
+        (mean, std), y = pred, ep.query.targets
+        row = {f"coverage{int(round(100 * lev))}": coverage(y, mean, std, lev) for lev in LEVELS}
+        a = np.abs(y - mean) / std
+        row.update({f"cal_{lev:g}": float(np.mean(a <= interval_z(lev))) for lev in levels})
+        return row
+
+    metrics = {"nll": lambda pred, y, **_: gaussian_nll(y, *pred), "sharpness": lambda pred, y, **_: sharpness(pred[1]),
+               "mae": mae, "rmse": rmse}
+    return evaluate(methods, test, shots, n_episodes, k_query, seed, progress, metrics=metrics, predict=predict,
+                    extra=intervals, order="episode", desc="evaluating uncertainty")
 
 
 def calibration_summary(df: pd.DataFrame) -> pd.DataFrame:
