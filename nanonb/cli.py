@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+
+from .bench.nanoalloys import run_nanoalloys
+from .bench.run import main as bench_main
+from .bench.schema import format_table, write_json
+from .data.nanoalloys import ELEMENTS
+from .threads import set_threads
 
 
 def quickstart(holdout: str = "Pt", out: str | Path = "nanonb-quickstart", quick: bool = False, seed: int = 0,
@@ -14,10 +19,12 @@ def quickstart(holdout: str = "Pt", out: str | Path = "nanonb-quickstart", quick
     """Generate (or load) the EMT nanoalloy tasks, hold out every pair with ``holdout``, meta-train
     MAML / first-order MAML / ANIL / Meta-SGD and the baselines, evaluate 1/5/10 shots on the held-out
     pairs, and write ``results.json``, ``quickstart.png`` and the trained learners to ``out``.
-    """
-    from .bench import format_table, run_nanoalloys
-    from .threads import set_threads
+    Errors in meV/atom.
 
+    Example
+    -------
+    >>> result = quickstart("Cu", out="qs-Cu", quick=True)  # doctest: +SKIP
+    """
     set_threads()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -26,7 +33,7 @@ def quickstart(holdout: str = "Pt", out: str | Path = "nanonb-quickstart", quick
           f"(EMT labels, simulated){' [quick]' if quick else ''}")
     result = run_nanoalloys(quick=quick, seed=seed, holdout=holdout, progress=progress,
                             fig_path=out / "quickstart.png", save_dir=out / "learners", cache_dir=cache_dir)
-    (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
+    write_json(out / "results.json", result)
     print()
     print(format_table({**result, "results": [r for r in result["results"] if r["metric"] == "mae"]}, digits=3))
     print("\nMAE in meV/atom on held-out pairs; lower is better. " + result["leakage"])
@@ -39,6 +46,7 @@ def quickstart(holdout: str = "Pt", out: str | Path = "nanonb-quickstart", quick
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``nanonb`` command; returns the exit status (``nanonb quickstart --help``)."""
     p = argparse.ArgumentParser(prog="nanonb", description="Few-shot meta-learning for nanotechnology.")
     sub = p.add_subparsers(dest="cmd", required=True)
     q = sub.add_parser("quickstart", help="meta-learn nanoalloy mixing energies, evaluate on an unseen element")
@@ -52,14 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("args", nargs=argparse.REMAINDER)
     a = p.parse_args(argv)
     if a.cmd == "quickstart":
-        from .data.nanoalloys import ELEMENTS
-
         if a.holdout not in ELEMENTS:
             p.error(f"--holdout must be one of {', '.join(ELEMENTS)}, not {a.holdout!r}")
         quickstart(a.holdout, a.out, a.quick, a.seed, not a.no_progress, a.cache_dir)
         return 0
-    from .bench import main as bench_main
-
     return bench_main(a.args)
 
 

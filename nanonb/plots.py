@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .episodes import mae, spearman, top_recall
+
 METHOD_COLORS = {
     "maml": "#1f77b4", "fomaml": "#17becf", "anil": "#2ca02c", "metasgd": "#9467bd",
     "scratch": "#d62728", "pooled": "#7f7f7f", "pooled+finetune": "#ff7f0e", "gp": "#8c564b",
@@ -202,3 +204,55 @@ def predictive_intervals(y_true: np.ndarray, mean: np.ndarray, std: np.ndarray, 
     ax.set_ylabel(f"predicted mean{u}")
     ax.legend(fontsize=7)
     return ax
+
+
+_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"]
+
+
+def plot_conductivity_episode(ep, preds: dict, cols, ax=None):
+    """log10 k against T (K): query (grey), support (black) and each method's query predictions.
+
+    ``cols`` is a :class:`nanonb.vtf.RawColumns` of the task set (to read T in K). The legend gives
+    each method's query MAE (log10 units).
+
+    Example
+    -------
+    >>> ep, preds = episode_predictions(methods, test, "LiPF6|EC+DMC", k=5)    # doctest: +SKIP
+    >>> plot_conductivity_episode(ep, preds, RawColumns.of(test))              # doctest: +SKIP
+    """
+    ax = _ax(ax, figsize=(6, 4))
+    tq, ts_ = cols.temperature(ep.query), cols.temperature(ep.support)
+    ax.scatter(tq, ep.query.targets, s=14, c="0.75", label="measured (query)", zorder=1)
+    for i, (name, p) in enumerate(preds.items()):
+        ax.scatter(tq, p, s=10, marker="x", c=_PALETTE[i % len(_PALETTE)], zorder=2,
+                   label=f"{name}: MAE {mae(p, ep.query.targets):.3f}")
+    ax.scatter(ts_, ep.support.targets, s=60, c="k", marker="o", label=f"support (K={len(ep.support)})", zorder=3)
+    ax.set_xlabel("temperature (K)")
+    ax.set_ylabel("log10 k (k in mS/cm)")
+    ax.set_title(ep.task.name, fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return ax
+
+
+def plot_ranking_episode(ep, preds: dict, axes=None):
+    """Predicted vs measured efficacy (z-scores), one panel per method; the true top 10 % of the query in red.
+
+    Example
+    -------
+    >>> ep, preds = episode_predictions(methods, test, "study_7", k=10)  # doctest: +SKIP
+    >>> plot_ranking_episode(ep, preds)                                 # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        axes = plt.subplots(1, len(preds), figsize=(3.2 * len(preds), 3.2), squeeze=False)[1][0]
+    y = ep.query.targets
+    n_top = max(1, int(round(0.1 * len(y))))
+    top = y >= np.sort(y)[-n_top]
+    for ax, (name, p) in zip(axes, preds.items()):
+        ax.scatter(y[~top], p[~top], s=8, c="0.6")
+        ax.scatter(y[top], p[top], s=12, c="#d62728", label="true top 10 %")
+        ax.set_title(f"{name}\nSpearman {spearman(p, y):.2f}, top-10 % {top_recall(p, y):.2f}", fontsize=9)
+        ax.set_xlabel("measured efficacy (z)")
+    axes[0].set_ylabel("predicted")
+    return axes

@@ -30,8 +30,9 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from nanonb.data._fetch import DataFile, DataQualityReport, fetch, parse_cached
-from nanonb.tasks import Task, TaskSet
+from ..tasks import TaskSet
+from ._fetch import DataFile, DataQualityReport, fetch, parse_cached
+from ._tables import keep_min_points, require_rdkit, tabular_taskset, top_counts
 
 __all__ = [
     "ANION_SMILES",
@@ -182,20 +183,20 @@ def clean_calisol(raw: pd.DataFrame, source: str = "") -> tuple[pd.DataFrame, Da
     stripped = salt.str.strip()
     m = salt != stripped
     rep.add("salt_whitespace", m.sum(), "stripped leading/trailing spaces",
-            _top_counts(salt[m].map(repr)))
+            top_counts(salt[m].map(repr)))
     df["salt"] = stripped
     m = df["salt"].isin(list(SALT_ALIASES))
     rep.add("salt_alias", m.sum(), "merged: " + ", ".join(f"{a} -> {b}" for a, b in SALT_ALIASES.items()),
-            _top_counts(df.loc[m, "salt"]))
+            top_counts(df.loc[m, "salt"]))
     df["salt"] = df["salt"].replace(SALT_ALIASES)
 
     # --- conductivity
     m = df["k"].isna()
-    rep.add("missing_k", m.sum(), "dropped", _top_counts(df.loc[m, "salt"] + " / " + df.loc[m, "doi"]))
+    rep.add("missing_k", m.sum(), "dropped", top_counts(df.loc[m, "salt"] + " / " + df.loc[m, "doi"]))
     df = df[~m]
     m = df["k"] <= 0
     rep.add("nonpositive_k", m.sum(), "dropped (log10 k undefined)",
-            _top_counts(df.loc[m, "salt"] + " / " + df.loc[m, "doi"]))
+            top_counts(df.loc[m, "salt"] + " / " + df.loc[m, "doi"]))
     df = df[~m].copy()
 
     m = df["c"] < 0
@@ -215,7 +216,7 @@ def clean_calisol(raw: pd.DataFrame, source: str = "") -> tuple[pd.DataFrame, Da
     detail = ""
     if off.any():
         detail = (f"sums in [{tot[off].min():.4g}, {tot[off].max():.4g}]; "
-                  + _top_counts(df.loc[off, "doi"] + " (" + df.loc[off, "salt"] + ")"))
+                  + top_counts(df.loc[off, "doi"] + " (" + df.loc[off, "salt"] + ")"))
     rep.add("fraction_sum", off.sum(), "renormalised each row's solvent fractions to sum to 1", detail)
     df[solv] = fr / tot[:, None]
     df["fraction_renormalised"] = off
@@ -255,7 +256,7 @@ def clean_calisol(raw: pd.DataFrame, source: str = "") -> tuple[pd.DataFrame, Da
     detail = ""
     if m.any():
         detail = (f"min k = {df.loc[m, 'k'].min():.3g} mS/cm; "
-                  + _top_counts(df.loc[m, "system"] + " / " + df.loc[m, "doi"]))
+                  + top_counts(df.loc[m, "system"] + " / " + df.loc[m, "doi"]))
     rep.add("low_k_outlier", m.sum(),
             f"kept (protocol keeps every k > 0); flagged log10 k < {LOW_LOG10_K:g} in 'low_k_outlier'", detail)
     df["low_k_outlier"] = m
@@ -271,14 +272,6 @@ def clean_calisol(raw: pd.DataFrame, source: str = "") -> tuple[pd.DataFrame, Da
     return df, rep
 
 
-def _top_counts(s: pd.Series, n: int = 6) -> str:
-    if len(s) == 0:
-        return ""
-    vc = s.value_counts()
-    txt = ", ".join(f"{k}: {v}" for k, v in vc.head(n).items())
-    return txt + (f", ... ({len(vc) - n} more)" if len(vc) > n else "")
-
-
 # ---------------------------------------------------------------------------- descriptors
 def solvent_table() -> pd.DataFrame:
     """The tabulated solvent properties shipped with nanonb (``nanonb/data/solvents.csv``).
@@ -291,25 +284,13 @@ def solvent_table() -> pd.DataFrame:
         return pd.read_csv(fh)
 
 
-def _require_rdkit():
-    try:
-        from rdkit import Chem, RDLogger
-        from rdkit.Chem import Crippen, Descriptors, rdMolDescriptors
-    except ImportError as exc:  # pragma: no cover - rdkit is in the 'chem' extra
-        raise ImportError(
-            "RDKit is needed for the CALiSol/LNPDB descriptors: pip install 'nanonb[chem]' (or rdkit)."
-        ) from exc
-    RDLogger.DisableLog("rdApp.*")
-    return Chem, Crippen, Descriptors, rdMolDescriptors
-
-
 def _count(mol, symbol: str) -> int:
     return sum(1 for a in mol.GetAtoms() if a.GetSymbol() == symbol)
 
 
 @cache
 def _anion_row(smiles: str) -> tuple[float, ...]:
-    Chem, Crippen, Descriptors, rdMolDescriptors = _require_rdkit()
+    Chem, Crippen, Descriptors, rdMolDescriptors = require_rdkit()
     mol = Chem.MolFromSmiles(smiles)
     if mol is None:
         raise ValueError(f"Invalid anion SMILES {smiles!r}")
@@ -361,7 +342,7 @@ def solvent_descriptors(solvents: list[str] | None = None) -> tuple[pd.DataFrame
     imputed:
         Boolean frame (same index), True where dielectric constant / viscosity were imputed.
     """
-    Chem, Crippen, Descriptors, rdMolDescriptors = _require_rdkit()
+    Chem, Crippen, Descriptors, rdMolDescriptors = require_rdkit()
     tab = solvent_table().set_index("solvent")
     solvents = list(tab.index) if solvents is None else list(solvents)
     unknown = [s for s in solvents if s not in tab.index]
@@ -440,17 +421,6 @@ def calisol_features(
 
 
 # ---------------------------------------------------------------------------- tasks
-def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """z-score columns, except those already in [0, 1] (flags, fractions, fingerprint bits)."""
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
-    unit = (x.min(axis=0) >= 0) & (x.max(axis=0) <= 1)
-    const = std < 1e-12
-    mean = np.where(unit | const, 0.0, mean)
-    std = np.where(unit | const, 1.0, std)
-    return (x - mean) / std, mean, std
-
-
 def calisol_taskset(
     df: pd.DataFrame | None = None,
     min_points: int = 20,
@@ -486,44 +456,21 @@ def calisol_taskset(
         df, report = load_calisol(data_dir=data_dir)
     else:
         report = DataQualityReport("CALiSol-23 features", n_raw=len(df), n_clean=len(df))
-    if min_points < 1:
-        raise ValueError(f"min_points must be >= 1, got {min_points}")
-    sizes = df["system"].value_counts()
-    keep = sorted(sizes[sizes >= min_points].index)
-    if not keep:
-        raise ValueError(f"No system has >= {min_points} points (largest: {sizes.max()}).")
-    small = sizes[sizes < min_points]
-    report.add(f"below_min_points_{min_points}", int(small.sum()), "excluded from the task set (kept in df)",
-               f"{len(small)} systems with < {min_points} points; {len(keep)} tasks kept")
-    sub = df[df["system"].isin(keep)].reset_index(drop=True)
+    sub, keep = keep_min_points(
+        df, "system", min_points, report, what="system", unit="points",
+        detail=lambda small, kept: f"{len(small)} systems with < {min_points} points; {len(kept)} tasks kept")
     present = [c for c in solvent_columns(df) if (df[c] > 0).any()]  # fixed order, whatever min_points
     feats, names = calisol_features(sub, report, solvents=present)
     x = feats.to_numpy(dtype=np.float64)
     if not np.isfinite(x).all():
         bad = feats.columns[~np.isfinite(x).all(axis=0)].tolist()
         raise ValueError(f"Non-finite CALiSol features in columns {bad}")
-    z, mean, std = _standardize(x)
-    inputs = z if standardize else x
     solv_order = solvent_columns(df)
-    tasks = []
-    for name in keep:
-        idx = np.flatnonzero((sub["system"] == name).to_numpy())
-        rows = sub.iloc[idx]
-        salt = rows["salt"].iloc[0]
+
+    def groups(name: str, rows: pd.DataFrame) -> tuple:
         solvents = [s for s in solv_order if s in rows["solvents"].iloc[0].split("+")]
-        tasks.append(Task(
-            name=name,
-            inputs=inputs[idx].astype(np.float32),
-            targets=rows["log10_k"].to_numpy(dtype=np.float64),
-            meta=rows[META_COLUMNS].reset_index(drop=True),
-            groups=(salt, *solvents),
-            descriptors=z[idx],
-            target_name=TARGET_NAME,
-            target_unit=TARGET_UNIT,
-        ))
-    ts = TaskSet(tasks, name="CALiSol-23", feature_names=names)
-    ts.feature_mean = mean
-    ts.feature_std = std
-    ts.quality_report = report
-    ts.build_seconds = time.perf_counter() - t0
-    return ts
+        return (rows["salt"].iloc[0], *solvents)
+
+    return tabular_taskset(sub, "system", keep, x, "log10_k", META_COLUMNS, groups, name="CALiSol-23",
+                           feature_names=names, report=report, standardize_inputs=standardize,
+                           target_name=TARGET_NAME, target_unit=TARGET_UNIT, t0=t0)

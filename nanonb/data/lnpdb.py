@@ -20,8 +20,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from nanonb.data._fetch import DataFile, DataQualityReport, cache_dir, fetch
-from nanonb.tasks import Task, TaskSet
+from ..tasks import TaskSet
+from ._fetch import DataFile, DataQualityReport, cache_dir, fetch
+from ._tables import keep_min_points, require_rdkit, tabular_taskset, top_counts
 
 __all__ = [
     "ASSAY_PREFIXES",
@@ -151,7 +152,7 @@ def clean_lnpdb(
     if "PEG_name_" in df.columns:
         n = int(df["PEG_name_"].sum())
         peg0 = bool((df.loc[df["PEG_name_"] == 1, "PEG_molratio"] == 0).all())
-        studies = _top_counts(df.loc[df["PEG_name_"] == 1, "Experiment_ID"])
+        studies = top_counts(df.loc[df["PEG_name_"] == 1, "Experiment_ID"])
         df = df.rename(columns={"PEG_name_": "PEG_name_None"})
         rep.add("peg_name_empty_column", n, "renamed column 'PEG_name_' -> 'PEG_name_None'",
                 f"{'all' if peg0 else 'not all'} these rows have PEG_molratio = 0 (no PEG lipid); {studies}")
@@ -160,7 +161,7 @@ def clean_lnpdb(
 
     # --- empty IL_head_name
     m = df["IL_head_name"].isna() | (df["IL_head_name"].astype(str).str.strip() == "")
-    rep.add("empty_il_head_name", m.sum(), "filled with 'unknown'", _top_counts(df.loc[m, "Experiment_ID"]))
+    rep.add("empty_il_head_name", m.sum(), "filled with 'unknown'", top_counts(df.loc[m, "Experiment_ID"]))
     df["IL_head_name"] = df["IL_head_name"].where(~m, "unknown")
 
     # --- missing values / targets
@@ -210,9 +211,7 @@ def clean_lnpdb(
 
     # --- invalid SMILES
     if check_smiles:
-        from nanonb.data.calisol import _require_rdkit
-
-        Chem = _require_rdkit()[0]
+        Chem = require_rdkit()[0]
         uniq = df["IL_SMILES"].unique()
         bad = [s for s in uniq if Chem.MolFromSmiles(s) is None]
         m = df["IL_SMILES"].isin(bad)
@@ -251,14 +250,6 @@ def _assay_labels(df: pd.DataFrame, xcols: list[str]) -> pd.Series:
     return pd.Series([" | ".join(p) for p in zip(*parts)], index=df.index)
 
 
-def _top_counts(s: pd.Series, n: int = 6) -> str:
-    if len(s) == 0:
-        return ""
-    vc = s.value_counts()
-    txt = ", ".join(f"{k}: {v}" for k, v in vc.head(n).items())
-    return txt + (f", ... ({len(vc) - n} more)" if len(vc) > n else "")
-
-
 # ---------------------------------------------------------------------------- lipid features
 LIPID_DESCRIPTORS = ["il_molar_mass_g_mol", "il_logp", "il_tpsa_A2", "il_n_hbd", "il_n_hba",
                      "il_n_rotatable_bonds", "il_n_heavy_atoms", "il_n_N", "il_fraction_csp3", "il_n_rings"]
@@ -273,9 +264,7 @@ def morgan_fingerprints(smiles: list[str] | np.ndarray, n_bits: int = 256, radiu
     Cached per (SMILES, n_bits, radius) for the whole session, so repeated lipids and rebuilt task
     sets cost nothing.
     """
-    from nanonb.data.calisol import _require_rdkit
-
-    Chem = _require_rdkit()[0]
+    Chem = require_rdkit()[0]
     from rdkit.Chem import rdFingerprintGenerator
 
     gen = None
@@ -301,9 +290,7 @@ def lipid_descriptors(smiles: list[str] | np.ndarray) -> np.ndarray:
     Molar mass (g/mol), Crippen logP, TPSA (Å²), H-bond donors / acceptors, rotatable bonds, heavy
     atoms, nitrogen count, fraction of sp3 carbons, ring count.
     """
-    from nanonb.data.calisol import _require_rdkit
-
-    Chem, Crippen, Descriptors, rdMolDescriptors = _require_rdkit()
+    Chem, Crippen, Descriptors, rdMolDescriptors = require_rdkit()
     out = np.zeros((len(smiles), len(LIPID_DESCRIPTORS)), dtype=np.float64)
     for i, s in enumerate(smiles):
         d = _DESC_CACHE.get(s)
@@ -425,38 +412,13 @@ def lnpdb_taskset(
         df, report = load_lnpdb(data_dir=data_dir)
     else:
         report = DataQualityReport("LNPDB features", n_raw=len(df), n_clean=len(df))
-    if min_points < 1:
-        raise ValueError(f"min_points must be >= 1, got {min_points}")
-    sizes = df["Experiment_ID"].value_counts()
-    keep = sorted(sizes[sizes >= min_points].index)
-    if not keep:
-        raise ValueError(f"No study has >= {min_points} rows (largest: {sizes.max()}).")
-    small = sizes[sizes < min_points]
-    report.add(f"below_min_points_{min_points}", int(small.sum()), "excluded from the task set (kept in df)",
-               ", ".join(f"{k} ({v} rows)" for k, v in small.items()) + f"; {len(keep)} tasks kept")
-    sub = df[df["Experiment_ID"].isin(keep)].reset_index(drop=True)
+    sub, keep = keep_min_points(
+        df, "Experiment_ID", min_points, report, what="study", unit="rows",
+        detail=lambda small, kept: ", ".join(f"{k} ({v} rows)" for k, v in small.items())
+        + f"; {len(kept)} tasks kept")
     x, names = lnpdb_features(sub, n_bits=n_bits, radius=radius)
-    from nanonb.data.calisol import _standardize
-
-    z, mean, std = _standardize(x)
-    inputs = z if standardize else x
-    meta_cols = ["LNP_ID", "IL_name", "IL_SMILES", "assay", "duplicate_input"]
-    tasks = []
-    for name in keep:
-        idx = np.flatnonzero((sub["Experiment_ID"] == name).to_numpy())
-        tasks.append(Task(
-            name=str(name),
-            inputs=inputs[idx].astype(np.float32),
-            targets=sub["Experiment_value"].to_numpy(dtype=np.float64)[idx],
-            meta=sub.iloc[idx][meta_cols].reset_index(drop=True),
-            groups=(str(name),),
-            descriptors=z[idx],
-            target_name=TARGET_NAME,
-            target_unit=TARGET_UNIT,
-        ))
-    ts = TaskSet(tasks, name="LNPDB", feature_names=names)
-    ts.feature_mean = mean
-    ts.feature_std = std
-    ts.quality_report = report
-    ts.build_seconds = time.perf_counter() - t0
-    return ts
+    return tabular_taskset(sub, "Experiment_ID", keep, x, "Experiment_value",
+                           ["LNP_ID", "IL_name", "IL_SMILES", "assay", "duplicate_input"],
+                           lambda name, rows: (name,), name="LNPDB", feature_names=names, report=report,
+                           standardize_inputs=standardize, target_name=TARGET_NAME, target_unit=TARGET_UNIT,
+                           t0=t0)

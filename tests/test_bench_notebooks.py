@@ -1,4 +1,4 @@
-"""Tests of the notebook benchmark (``python -m nanonb.bench notebooks``)."""
+"""Tests of the notebook benchmark (``python -m nanonb.bench notebooks``, :mod:`nanonb.bench.notebooks`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nanonb import nbbench
-from nanonb.bench import SCHEMA_KEYS
+from nanonb.bench import notebooks as nbbench
+from nanonb.bench.schema import SCHEMA_KEYS, OptionError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,3 +121,8 @@ def test_bench_notebooks_quick_cli(tmp_path: Path) -> None:
     assert r["widget"]["n"] == nbbench.QUICK_INTERACTIONS
     lat = [x for x in r["results"] if x["metric"] == "latency_p95_ms"][0]
     assert 0 < lat["mean"] < 60_000
+
+
+def test_unknown_option_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(OptionError, match=r"NotebooksConfig; valid keys: .*'widget'"):
+        nbbench.run_notebooks(notebooks_dir=_folder(tmp_path), widgets=False, progress=False)

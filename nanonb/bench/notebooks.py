@@ -21,7 +21,7 @@ Measures what a user meets when opening the tutorial notebooks:
 
 Budgets (:data:`BUDGETS`): each notebook < 120 s and < 1.5 GB; widget interaction p95 < 250 ms.
 
-Result rows use the shared schema of :mod:`nanonb.bench` with ``split="budget"``. The schema only
+Result rows use the shared schema of :mod:`nanonb.bench.schema` with ``split="budget"``. The schema only
 knows ``kind`` ``"meta"`` or ``"baseline"``; these rows measure tooling, not learners, so they all
 use ``kind="baseline"`` (read it as "reference measurement"). ``method`` is the notebook name
 (without ``.ipynb``) or ``"widget_interaction"``; ``metric`` is ``runtime_s``, ``peak_mem_mb``,
@@ -31,7 +31,12 @@ of interactions for the widget. Budget checks are in ``result["checks"]`` and
 ``result["all_within_budget"]``; ``strict=True`` raises after printing when a budget is exceeded
 or a notebook fails.
 
-``--quick`` runs only ``00_welcome.ipynb`` and 10 interactions.
+``--quick`` runs only ``00_welcome.ipynb`` and 10 interactions; ``--set key=value`` overrides a
+:class:`NotebooksConfig` field.
+
+Example
+-------
+``python -m nanonb.bench notebooks --quick --set 'names=["03_few_shot_adaptation"]' --out notebooks.json``
 """
 
 from __future__ import annotations
@@ -45,16 +50,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .bench import make_result
+from .schema import apply_options, make_result
 
 #: budget per notebook / interaction
 BUDGETS: dict[str, float] = {"runtime_s": 120.0, "peak_mem_mb": 1500.0, "latency_p95_ms": 250.0}
 QUICK_NOTEBOOKS = ("00_welcome.ipynb",)
 DEFAULT_INTERACTIONS, QUICK_INTERACTIONS = 50, 10
-REPO_NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+REPO_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 # ------------------------------------------------------------------------------------ memory
@@ -295,10 +301,39 @@ def _row(method: str, metric: str, mean: float, median: float | None = None, sem
             "n_tasks": int(n)}
 
 
-def run_notebooks(quick: bool = False, seed: int = 0, progress: bool = True, notebooks_dir: str | Path | None = None,
-                  names: Sequence[str] | None = None, n_interactions: int | None = None, widget: bool = True,
-                  timeout_s: float = 600.0, strict: bool = False, log: Callable[[str], None] = print,
-                  **_: Any) -> dict:
+@dataclass
+class NotebooksConfig:
+    """Options of :func:`run_notebooks` (each can be set with ``--set key=value``).
+
+    notebooks_dir:
+        Folder of ``*.ipynb`` (default: the repository's ``notebooks/``).
+    names:
+        Notebook file names to run (default: all, sorted; quick: :data:`QUICK_NOTEBOOKS`).
+    n_interactions:
+        Slider moves to time (default 50, quick 10).
+    widget:
+        Measure the explorer's interaction latency (False: notebooks only).
+    timeout_s:
+        Per-cell timeout (s) of the executions.
+    strict:
+        Raise ``RuntimeError`` (after logging) if a notebook fails or a budget is exceeded.
+
+    Example
+    -------
+    >>> NotebooksConfig(widget=False).timeout_s
+    600.0
+    """
+
+    notebooks_dir: str | None = None
+    names: Sequence[str] | None = None
+    n_interactions: int | None = None
+    widget: bool = True
+    timeout_s: float = 600.0
+    strict: bool = False
+
+
+def run_notebooks(quick: bool = False, seed: int = 0, progress: bool = True, config: NotebooksConfig | None = None,
+                  log: Callable[[str], None] = print, **options: Any) -> dict:
     """Execute the notebooks in fresh kernels and time widget interaction; check the budgets.
 
     Parameters
@@ -309,26 +344,27 @@ def run_notebooks(quick: bool = False, seed: int = 0, progress: bool = True, not
         Seed passed to the explorer (episode sampling).
     progress:
         Log one line per notebook.
-    notebooks_dir:
-        Folder of ``*.ipynb`` (default: the repository's ``notebooks/``).
-    names:
-        Notebook file names to run (default: all, sorted; quick: :data:`QUICK_NOTEBOOKS`).
-    n_interactions:
-        Slider moves to time (default 50, quick 10); ``widget=False`` skips the latency measurement.
-    timeout_s:
-        Per-cell timeout (s) of the executions.
-    strict:
-        Raise ``RuntimeError`` (after logging) if a notebook fails or a budget is exceeded.
+    config, options:
+        A :class:`NotebooksConfig`; ``options`` override its fields (an unknown one is an error).
 
     Returns
     -------
     dict
-        :func:`nanonb.bench.make_result` dict with extra keys ``budgets``, ``checks`` (one per
+        :func:`nanonb.bench.schema.make_result` dict with extra keys ``budgets``, ``checks`` (one per
         measured quantity: ``method``, ``metric``, ``value``, ``budget``, ``ok``), ``errors``,
         ``all_within_budget`` and ``environment``.
+
+    Example
+    -------
+    >>> res = run_notebooks(quick=True, widget=False)  # doctest: +SKIP
+    >>> res["all_within_budget"]                       # doctest: +SKIP
+    True
     """
     import nbformat
 
+    cfg = apply_options(config or NotebooksConfig(), options)
+    notebooks_dir, names, n_interactions = cfg.notebooks_dir, cfg.names, cfg.n_interactions
+    widget, timeout_s, strict = cfg.widget, cfg.timeout_s, cfg.strict
     t_all = time.perf_counter()
     src = Path(notebooks_dir) if notebooks_dir is not None else REPO_NOTEBOOKS
     if not src.is_dir():

@@ -1,4 +1,4 @@
-"""Widgets driven headlessly: StructureView and AdaptationExplorer (no browser, no kernel)."""
+"""The adaptation explorer driven headlessly (:mod:`nanonb.widgets.explorer`; no browser, no kernel)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("nglview")
 
 from nanonb import pretrained  # noqa: E402
-from nanonb.graphs import Structure  # noqa: E402
 from nanonb.tasks import TaskSet  # noqa: E402
-from nanonb.widgets import AdaptationExplorer, StructureView, element_color  # noqa: E402
+from nanonb.widgets.explorer import AdaptationExplorer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -39,29 +38,6 @@ class CountingBaseline:
                 return np.full(len(task), med)
 
         return P()
-
-
-def _ngl_calls(view) -> list[dict]:
-    return [m for m in view._ngl_msg_archive if m.get("type") == "call_method"]
-
-
-def test_structure_view_colours_by_element_with_legend():
-    s = Structure(numbers=[29, 29, 78], positions=[[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0]])
-    v = StructureView(s, title="Cu2Pt")
-    assert v.elements == ["Cu", "Pt"] and v.n_atoms == 3
-    assert "Cu × 2" in v.legend_text and "Pt × 1" in v.legend_text
-    assert element_color("Cu") in v.legend.value and element_color("Pt") in v.legend.value
-    reprs = [m for m in _ngl_calls(v.view) if m["methodName"] == "addRepresentation"]
-    assert {m["kwargs"]["sele"] for m in reprs} == {"_CU", "_PT"}
-    assert {m["kwargs"]["color"] for m in reprs} == {element_color("Cu"), element_color("Pt")}
-    # replacing the structure keeps exactly one component and updates the legend
-    from ase.cluster import Icosahedron
-
-    v.set_structure(Icosahedron("Au", 2), title="Au13")
-    assert len(v.view._ngl_component_ids) == 1
-    assert v.elements == ["Au"] and "Au × 13" in v.legend_text and "Au13" in v.title.value
-    with pytest.raises(TypeError, match="ase.Atoms"):
-        StructureView("not a structure")
 
 
 def test_explorer_controls_readout_and_redraw(learner_and_tasks):
@@ -158,9 +134,9 @@ def test_explorer_uncertainty_hook_draws_bands(learner_and_tasks):
 
     ex = AdaptationExplorer(WithDist(), test, show_structures=False)
     assert ex.result["ok"] and ex.structure_view is None
-    assert len(ex._artists["bands"].get_segments()) == ex.result["n_query"]
+    assert len(ex._plot.artists["bands"].get_segments()) == ex.result["n_query"]
     ex2 = AdaptationExplorer(learner, test, show_structures=False)
-    assert len(ex2._artists["bands"].get_segments()) == 0
+    assert len(ex2._plot.artists["bands"].get_segments()) == 0
 
 
 def test_explorer_on_tabular_tasks_and_speed(learner_and_tasks):
@@ -180,28 +156,6 @@ def test_explorer_on_tabular_tasks_and_speed(learner_and_tasks):
     ex = AdaptationExplorer(learner, test, shots=5, inner_steps=10)
     t = ex.time_updates(n=8, warmup=1)
     assert t["median_ms"] < 1500, t
-
-
-def test_live_figure_and_support_mean():
-    from nanonb.widgets import LiveFigure, SupportMean
-
-    live = LiveFigure(figsize=(3, 2), dpi=50)
-    live.ax.plot([0, 1], [0, 1])
-    live.refresh()
-    first = bytes(live.value)
-    assert first[:8] == b"\x89PNG\r\n\x1a\n"
-    live.clear()
-    live.ax.plot([0, 1], [1, 0], color="r")
-    live.refresh()
-    assert bytes(live.value) != first
-
-    rng = np.random.default_rng(0)
-    ts = TaskSet.from_arrays(rng.normal(size=(20, 2)), rng.normal(size=20), np.zeros(20))
-    ep = ts.episode(0, 4, seed=0)
-    pred = SupportMean().fit(ts).adapt(ep.support).predict(ep.query)
-    assert pred.shape == (16,) and np.allclose(pred, ep.support.targets.mean())
-    with pytest.raises(ValueError, match="at least one support point"):
-        SupportMean().adapt(None)
 
 
 def test_blitted_redraw_matches_a_full_redraw(learner_and_tasks):

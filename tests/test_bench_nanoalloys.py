@@ -1,23 +1,12 @@
-"""The benchmark entry point and the quickstart CLI, on reduced configurations."""
+"""The ``nanoalloys`` protocol and ``nanonb quickstart`` on reduced configurations."""
 
 import json
 
 import pytest
 
-from nanonb import bench
-from nanonb.bench import NanoalloyConfig, make_result, run_nanoalloys
-
-
-def test_make_result_validates_schema():
-    row = {"split": "s", "method": "m", "kind": "meta", "k": 5, "metric": "mae", "mean": 1.0, "sem": 0.1,
-           "median": 1.0, "n_tasks": 3}
-    assert make_result("p", [row], 1.0, {})["results"][0] == row
-    with pytest.raises(ValueError, match="kind"):
-        make_result("p", [row | {"kind": "other"}], 1.0, {})
-    with pytest.raises(ValueError, match="lower case"):
-        make_result("p", [row | {"metric": "MAE"}], 1.0, {})
-    with pytest.raises(ValueError, match="lacks"):
-        make_result("p", [{"split": "s"}], 1.0, {})
+from nanonb.bench.nanoalloys import NanoalloyConfig, run_nanoalloys
+from nanonb.bench.schema import OptionError
+from nanonb.cli import main
 
 
 def tiny_config():
@@ -40,29 +29,13 @@ def test_nanoalloys_protocol_end_to_end(tmp_path):
     json.dumps(res, default=str)
 
 
-def test_bench_cli_writes_json_and_rejects_unknown(tmp_path, capsys, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "nanonb_toy_protocol", sys.modules[__name__])
-    monkeypatch.setitem(bench.PROTOCOLS, "toy", "nanonb_toy_protocol:_toy_protocol")
-    bench.main(["toy", "--out", str(tmp_path / "r.json"), "--set", "alpha=0.5", "--no-progress"])
-    out = json.loads((tmp_path / "r.json").read_text())
-    assert out["protocol"] == "toy" and out["config"] == {"alpha": 0.5}
-    assert "k=5" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="unknown protocol"):
-        bench.run("nope")
-
-
-def _toy_protocol(quick=False, seed=0, alpha=0.0, **_):
-    row = {"split": "s", "method": "m", "kind": "baseline", "k": 5, "metric": "mae", "mean": alpha, "sem": 0.0,
-           "median": alpha, "n_tasks": 1}
-    return make_result("toy", [row], 0.1, {"alpha": alpha})
+def test_nanoalloys_options_override_the_config_and_unknown_ones_fail():
+    with pytest.raises(OptionError, match=r"NanoalloyConfig; valid keys: .*'n_episodes'"):
+        run_nanoalloys(quick=True, n_episode=3, progress=False, log=lambda *_: None)
 
 
 def test_quickstart_cli_quick(tmp_path, monkeypatch):
     """The CLI wiring end to end (the --quick configuration itself is shrunk further to keep tests fast)."""
-    from nanonb.cli import main
-
     monkeypatch.setattr(NanoalloyConfig, "quick", classmethod(lambda cls: tiny_config()))
     assert main(["quickstart", "--quick", "--out", str(tmp_path / "qs"), "--cache-dir", str(tmp_path),
                  "--no-progress"]) == 0

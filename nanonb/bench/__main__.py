@@ -1,0 +1,7 @@
+"""``python -m nanonb.bench <protocol>``: see :mod:`nanonb.bench.run`."""
+
+import sys
+
+from .run import main
+
+sys.exit(main())

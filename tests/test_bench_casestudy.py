@@ -1,0 +1,138 @@
+"""The case-study recipe (:mod:`nanonb.bench.casestudy`) and the ``calisol`` / ``lnpdb`` protocols.
+
+Synthetic tests check the recipe's guards; tests marked ``data`` use the real files
+(``shared_data_dir`` fixture) to check the splits and run both protocols end to end (``--quick``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _tabular import _linear_taskset
+
+from nanonb.bench import calisol, casestudy, lnpdb
+from nanonb.bench.run import PROTOCOLS
+from nanonb.bench.schema import SCHEMA_KEYS, OptionError, format_table
+
+
+def test_check_disjoint_catches_a_leaky_split():
+    ts = _linear_taskset()
+    train, test = ts.select(ts.names[:4]), ts.select(ts.names[3:])
+    with pytest.raises(AssertionError, match="tasks in both"):
+        casestudy.check_disjoint(train, test, None)
+    train, test = ts.select(ts.names[:3]), ts.select(ts.names[3:])  # salt0..2 appear on both sides
+    with pytest.raises(AssertionError, match="groups in both"):
+        casestudy.check_disjoint(train, test, lambda t: t.groups[0])
+
+
+# ---------------------------------------------------------------------- real data: splits and protocols
+@pytest.fixture(scope="module")
+def calisol_ts(shared_data_dir):
+    from nanonb.data.calisol import calisol_taskset
+
+    return calisol_taskset(data_dir=shared_data_dir)
+
+
+@pytest.mark.data
+def test_leave_salt_out_folds_exclude_held_out_salts(calisol_ts):
+    splits = calisol.calisol_splits(calisol_ts, n_folds=5, seed=0)
+    folds = splits["leave-salt-out"]
+    assert len(folds) == 5
+    seen = []
+    for train, test in folds:
+        assert not {t.groups[0] for t in train} & {t.groups[0] for t in test}
+        assert hasattr(train, "feature_mean") and hasattr(test, "feature_std")
+        seen += test.names
+    assert sorted(seen) == sorted(calisol_ts.names)  # every task is tested exactly once
+    (train, test), = splits["random-task"]
+    assert not set(train.names) & set(test.names)
+    assert len(test) == round(0.3 * len(calisol_ts))
+
+
+@pytest.mark.data
+def test_protocol_meta_trains_without_held_out_salts(shared_data_dir, monkeypatch):
+    """Spy on what the protocol fits and evaluates: no held-out salt ever reaches meta-training."""
+    fitted, tested = [], []
+    real_build, real_eval = casestudy.build_meta_learner, casestudy.evaluate_episodes
+
+    def spy_build(spec, train, *a, **k):
+        fitted.append({t.groups[0] for t in train})
+        return real_build(spec, train, *a, **k)
+
+    def spy_eval(methods, test, *a, **k):
+        tested.append({t.groups[0] for t in test})
+        return real_eval(methods, test, *a, **k)
+
+    monkeypatch.setattr(casestudy, "build_meta_learner", spy_build)
+    monkeypatch.setattr(casestudy, "evaluate_episodes", spy_eval)
+    res = calisol.run_calisol(quick=True, progress=False, data_dir=shared_data_dir, log=lambda *_: None,
+                         splits=("leave-salt-out",), max_folds=2, meta=[casestudy.MetaSpec("m", n_iterations=2,
+                                                                                   meta_batch_size=1)],
+                         baselines=("pooled-gbm",), shots=(5,), n_episodes=1)
+    assert len(tested) == 2 and len(fitted) == 2
+    for train_salts, test_salts in zip(fitted, tested):
+        assert test_salts and not train_salts & test_salts
+    assert {r["split"] for r in res["results"]} == {"leave-salt-out"}
+
+
+def _check_schema(res: dict, protocol: str, metrics: set[str], splits: set[str]) -> None:
+    assert res["protocol"] == protocol
+    assert res["results"], "no result rows"
+    for row in res["results"]:
+        assert all(k in row for k in SCHEMA_KEYS)
+        assert row["kind"] in ("meta", "baseline")
+        assert np.isfinite(row["mean"]) and row["n_tasks"] >= 1
+    assert {r["metric"] for r in res["results"]} == metrics
+    assert {r["split"] for r in res["results"]} == splits
+    assert any(r["kind"] == "meta" for r in res["results"])
+    json.dumps(res, default=str)  # serialisable
+    assert "runtime_s" in res and res["config"]["quick"] is True
+    assert format_table(res)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_calisol_quick_protocol_end_to_end(shared_data_dir):
+    assert PROTOCOLS["calisol"] == "nanonb.bench.calisol:run_calisol"
+    res = calisol.run_calisol(quick=True, progress=False, data_dir=shared_data_dir, log=lambda *_: None)
+    _check_schema(res, "calisol", {"mae"}, {"leave-salt-out", "random-task"})
+    methods = {r["method"] for r in res["results"]}
+    assert {"fomaml-vtf", "fomaml-mlp", "vtf-fit", "gp", "pooled-gbm+offset", "residual-gp",
+            "pooled-mlp+finetune"} <= methods
+    assert all(r["mean"] < 5 for r in res["results"])  # log10 k errors, not garbage
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_lnpdb_quick_protocol_end_to_end(shared_data_dir):
+    assert PROTOCOLS["lnpdb"] == "nanonb.bench.lnpdb:run_lnpdb"
+    res = lnpdb.run_lnpdb(quick=True, progress=False, data_dir=shared_data_dir, log=lambda *_: None)
+    _check_schema(res, "lnpdb", {"spearman", "top10_recall"}, {"leave-study-out"})
+    methods = {r["method"] for r in res["results"]}
+    assert {"fomaml-mlp", "rf-support", "random", "pooled-gbm+recal", "residual-gp"} <= methods
+    for f in res["folds"].values():
+        assert f["n_test"] >= 1
+    rows = [r for r in res["results"] if r["metric"] == "spearman"]
+    assert all(-1 <= r["mean"] <= 1 for r in rows)
+
+
+def test_drop_low_targets_keeps_loader_attributes():
+    ts = _linear_taskset()
+    ts.feature_mean, ts.feature_std = np.zeros(3), np.ones(3)
+    low = float(np.median(np.concatenate([t.targets for t in ts])))
+    out = casestudy.drop_low_targets(ts, low)
+    assert all((t.targets >= low).all() for t in out)
+    assert out.feature_mean is ts.feature_mean and out.feature_std is ts.feature_std
+    assert casestudy.drop_low_targets(ts, None) is ts
+    pooled = casestudy.pooled_view(ts)
+    assert len(pooled) == 1 and len(pooled[0]) == sum(len(t) for t in ts)
+    assert pooled.feature_mean is ts.feature_mean
+
+
+def test_protocols_reject_unknown_options_before_loading_data():
+    with pytest.raises(OptionError, match=r"unknown option\(s\) \['shot'\] for CalisolConfig; valid keys: .*'shots'"):
+        calisol.run_calisol(quick=True, shot=[5])
+    with pytest.raises(OptionError, match="LNPDBConfig"):
+        lnpdb.run_lnpdb(quick=True, holdout="x")
