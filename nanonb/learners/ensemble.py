@@ -64,6 +64,8 @@ class _EnsembleTaskModel:
     @staticmethod
     def _anil_head(m: MetaLearner, f_s: torch.Tensor, y_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """ANIL's inner loop (SGD on the head, MSE, :func:`~nanonb.learners.inner.sgd_step`) on cached features."""
+        # WAVE2: a second ANIL inner loop (plain autograd on cached features; ANIL.adapt runs the higher
+        # loop on inputs). One loop once ANIL can adapt from precomputed features.
         w = m.model.head.weight.detach().clone()
         b = m.model.head.bias.detach().clone()
         if len(f_s) == 0:
