@@ -4,20 +4,17 @@
 <nanonb.learners.alpaca.BayesianMetaLearner.adapt>` returns; :class:`BMLTaskModel` is the per-task
 fast path (features of every point computed once) used by evaluation and campaigns. Both turn the
 learner's prior ``(mu0, L, sigma^2)`` into predictions with :mod:`nanonb.learners.blr`, in target units.
+``learner`` is a fitted :class:`~nanonb.learners.alpaca.BayesianMetaLearner` (not imported here:
+alpaca imports this module).
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..tasks import Task
 from .blr import blr_posterior, blr_predict
-
-if TYPE_CHECKING:
-    from .alpaca import BayesianMetaLearner
 
 
 class BayesianPredictor:
@@ -30,7 +27,7 @@ class BayesianPredictor:
     >>> draws = pred.sample(episode.query, n_samples=100, seed=0)      # (100, m)  # doctest: +SKIP
     """
 
-    def __init__(self, learner: BayesianMetaLearner, phi_s: torch.Tensor, y_s: torch.Tensor):
+    def __init__(self, learner, phi_s: torch.Tensor, y_s: torch.Tensor):
         self.learner, self.phi_s, self.y_s = learner, phi_s, y_s
 
     def _std_units(self, inputs, full_cov: bool):
@@ -72,7 +69,7 @@ class BMLTaskModel:
     -------
     >>> mean, std = bml.for_task(task).predict_dist([0, 1, 2], [3, 4])   # doctest: +SKIP
     """
-    def __init__(self, learner: BayesianMetaLearner, task: Task):
+    def __init__(self, learner, task: Task):
         self.learner = learner
         self.phi = learner.features(task)
         self.y = torch.as_tensor((task.targets - learner.scaler.y_mean) / learner.scaler.y_std, dtype=torch.float64)
