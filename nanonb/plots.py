@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from .episodes import mae, spearman, top_recall
 
@@ -187,8 +188,6 @@ def campaign_curves(curves: pd.DataFrame, ax=None, strategies: Sequence[str] | N
 def predictive_intervals(y_true: np.ndarray, mean: np.ndarray, std: np.ndarray, level: float = 0.9, ax=None,
                          unit: str = "", label: str | None = None):
     """Parity plot with central ``level`` intervals; points outside their interval are drawn in red."""
-    from scipy.stats import norm
-
     ax = _ax(ax)
     y_true, mean, std = (np.asarray(a, dtype=float) for a in (y_true, mean, std))
     half = norm.ppf(0.5 + level / 2) * std

@@ -11,6 +11,7 @@ import nbformat
 import pytest
 
 from nanonb.bench import notebooks as nbbench
+from nanonb.bench.nbexec import execute_notebook, notebook_stdout
 from nanonb.bench.schema import SCHEMA_KEYS, OptionError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -28,19 +29,19 @@ def test_execute_notebook_measures_time_and_peak_memory(tmp_path: Path) -> None:
     nb = _nb("import time, numpy as np\ntime.sleep(0.5)",
              "a = np.ones(50_000_000)\nprint(a.nbytes // 10**6)\ndel a",
              "import os; print(os.getcwd()); print(os.environ.get('MPLBACKEND'))")
-    r = nbbench.execute_notebook(nb, tmp_path, timeout_s=60)
+    r = execute_notebook(nb, tmp_path, timeout_s=60)
     assert r["error"] is None
     assert r["runtime_s"] > 0.5
     assert 400 < r["peak_mem_mb"] < 1500, r
     assert r["kernel_hwm_mb"] > 400, r  # exact high-water mark of the kernel process
-    out = nbbench._stdout(nb).split()
+    out = notebook_stdout(nb).split()
     assert out[0] == "400" and Path(out[1]) == tmp_path.resolve()
     # the inline backend must not be replaced by an MPLBACKEND inherited from a CI shell
     assert "Agg" not in out[2:], out
 
 
 def test_execute_notebook_reports_errors(tmp_path: Path) -> None:
-    r = nbbench.execute_notebook(_nb("x = 1", "1 / 0", "print('not reached')"), tmp_path, timeout_s=60)
+    r = execute_notebook(_nb("x = 1", "1 / 0", "print('not reached')"), tmp_path, timeout_s=60)
     assert r["error"] is not None and r["error"].startswith("ZeroDivisionError"), r
     assert r["runtime_s"] > 0
 

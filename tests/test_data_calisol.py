@@ -16,6 +16,7 @@ import pytest
 from nanonb.data import _fetch
 from nanonb.data import calisol as cs
 from nanonb.data._fetch import DataChecksumError, DataNotAvailableError, DataQualityReport
+from nanonb.data.chem import ANION_SMILES
 
 N_RAW = 13_825
 
@@ -239,7 +240,7 @@ def test_salts_stripped_and_merged(loaded):
     assert "LiN(CF3SO2)2" not in salts and "LiTFSI" in salts
     assert all(s == s.strip() for s in salts)
     assert (df["salt"] == "LiBPFPB").sum() > 279  # ' LiBPFPB' and 'LiBPFPB' are one salt now
-    assert set(df["salt"]) <= set(cs.ANION_SMILES)
+    assert set(df["salt"]) <= set(ANION_SMILES)
 
 
 @pytest.mark.data
@@ -335,41 +336,3 @@ def test_imputations_reported(taskset):
     assert taskset.build_seconds > 0
 
 
-# ---------------------------------------------------------------------------- tabulated properties
-def test_solvent_table_is_sourced_and_valid():
-    from rdkit import Chem
-
-    tab = cs.solvent_table()
-    assert tab["solvent"].is_unique
-    for r in tab.itertuples():
-        assert Chem.MolFromSmiles(r.smiles) is not None, r.solvent
-        assert isinstance(r.source, str) and r.source.strip(), r.solvent
-        if not np.isnan(r.dielectric_constant):
-            assert 1.0 < r.dielectric_constant < 200 and not np.isnan(r.dielectric_T_C)
-        if not np.isnan(r.viscosity_mPa_s):
-            assert 0.1 < r.viscosity_mPa_s < 100 and not np.isnan(r.viscosity_T_C)
-        if np.isnan(r.dielectric_constant) and np.isnan(r.viscosity_mPa_s):
-            assert "imputed" in r.source
-    ec = tab.set_index("solvent").loc["EC"]
-    assert ec.dielectric_constant == pytest.approx(89.78) and "Xu" in ec.source
-
-
-def test_solvent_descriptors_impute_and_flag():
-    desc, imputed = cs.solvent_descriptors(["EC", "DMC", "TFP"])
-    assert list(desc.columns) == cs.SOLVENT_FEATURES
-    assert not imputed.loc["EC"].any() and imputed.loc["TFP"].all()
-    assert desc.loc["EC", "solv_dielectric_constant"] == pytest.approx(89.78)
-    assert desc.loc["DMC", "solv_log10_viscosity_mPa_s"] == pytest.approx(np.log10(0.59))
-    assert np.isfinite(desc.to_numpy()).all()
-    assert desc.loc["TFP", "solv_molar_mass_g_mol"] == pytest.approx(344.07, abs=0.1)
-    with pytest.raises(KeyError, match="solvents.csv"):
-        cs.solvent_descriptors(["NotASolvent"])
-
-
-def test_anion_descriptors():
-    an = cs.anion_descriptors(["LiPF6", "LiTFSI"])
-    assert an.loc["LiPF6", "anion_n_F"] == 6 and an.loc["LiTFSI", "anion_n_F"] == 6
-    assert an.loc["LiTFSI", "anion_n_N"] == 1
-    assert an.loc["LiPF6", "anion_molar_mass_g_mol"] == pytest.approx(144.96, abs=0.05)
-    with pytest.raises(KeyError, match="ANION_SMILES"):
-        cs.anion_descriptors(["LiXYZ"])

@@ -102,20 +102,6 @@ def test_cargo_block_excludes_cargo_type():
     assert ln._block(cols, "Cargo_type_") == ["Cargo_type_FLuc", "Cargo_type_GFP"]
 
 
-def test_fingerprints_and_descriptors_cached_and_deterministic():
-    smi = ["CCN(CC)CCOC(=O)CCCCCCC", "CCCCCCCCN(C)C"]
-    a = ln.morgan_fingerprints(smi, n_bits=128)
-    assert a.shape == (2, 128) and a.dtype == np.uint8 and set(np.unique(a)) <= {0, 1}
-    assert (smi[0], 128, 2) in ln._FP_CACHE
-    np.testing.assert_array_equal(a, ln.morgan_fingerprints(smi, n_bits=128))
-    assert not np.array_equal(a[0], a[1])
-    d = ln.lipid_descriptors(smi)
-    assert d.shape == (2, len(ln.LIPID_DESCRIPTORS))
-    assert d[1, ln.LIPID_DESCRIPTORS.index("il_n_N")] == 1
-    with pytest.raises(ValueError, match="Invalid SMILES"):
-        ln.morgan_fingerprints(["C1CC(("], n_bits=64)
-
-
 # ---------------------------------------------------------------------------- files
 def test_corrupted_copy_raises_checksum_error_and_is_not_parsed(tmp_path, monkeypatch):
     (tmp_path / ln.METADATA.name).write_text("LNP_ID,Experiment_ID\nL1,A\n")

@@ -43,17 +43,20 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from .nbexec import execute_notebook, notebook_stdout
 from .schema import apply_options, make_result
 
 #: budget per notebook / interaction
@@ -63,127 +66,6 @@ DEFAULT_INTERACTIONS, QUICK_INTERACTIONS = 50, 10
 REPO_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-# ------------------------------------------------------------------------------------ memory
-class _TreeMemorySampler:
-    """Samples the summed RSS (bytes) of a process and all its descendants in a background thread."""
-
-    def __init__(self, pid: int, interval_s: float = 0.05):
-        self.pid, self.interval_s = pid, interval_s
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> _TreeMemorySampler:
-        self._thread.start()
-        return self
-
-    def _sample(self) -> int:
-        import psutil
-
-        try:
-            root = psutil.Process(self.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0
-        total = 0
-        for p in procs:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._sample())
-            self._stop.wait(self.interval_s)
-
-    def stop(self) -> int:
-        self.peak_bytes = max(self.peak_bytes, self._sample())
-        self._stop.set()
-        self._thread.join(timeout=5)
-        return self.peak_bytes
-
-
-def _vm_hwm_bytes(pid: int) -> int:
-    """Peak resident set size of one process (``VmHWM`` in ``/proc/<pid>/status``), 0 if unavailable."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-# ------------------------------------------------------------------------------ execution
-def _kernel_env() -> dict[str, str]:
-    """The current environment minus ``MPLBACKEND`` (it would replace the inline backend in kernels)."""
-    env = dict(os.environ)
-    env.pop("MPLBACKEND", None)
-    return env
-
-
-def execute_notebook(nb, cwd: str | Path, timeout_s: float = 600.0, kernel_name: str = "python3") -> dict[str, Any]:
-    """Execute a notebook object in a fresh kernel; measure wall time and peak memory.
-
-    Parameters
-    ----------
-    nb:
-        ``nbformat.NotebookNode`` (modified in place: outputs are filled in).
-    cwd:
-        Working directory of the kernel.
-    timeout_s:
-        Per-cell timeout in seconds.
-    kernel_name:
-        Kernel spec; ``"python3"`` is the current environment's ipykernel.
-
-    Returns
-    -------
-    dict
-        ``runtime_s`` (s, kernel start to last cell), ``peak_mem_mb`` (MB = 1e6 bytes),
-        ``peak_tree_rss_mb``, ``kernel_hwm_mb``, ``error`` (``None`` or ``"ExcName: message"``).
-    """
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
-    state: dict[str, Any] = {}
-
-    def on_start(**_: Any) -> None:
-        proc = getattr(getattr(client.km, "provisioner", None), "process", None)
-        if proc is not None:
-            state["pid"] = proc.pid
-            state["sampler"] = _TreeMemorySampler(proc.pid).start()
-
-    def on_cell(**_: Any) -> None:  # the kernel is still alive here (not in on_notebook_complete)
-        if "pid" in state:
-            state["hwm"] = max(state.get("hwm", 0), _vm_hwm_bytes(state["pid"]))
-
-    client = NotebookClient(nb, timeout=int(timeout_s), kernel_name=kernel_name,
-                            resources={"metadata": {"path": str(cwd)}},
-                            on_notebook_start=on_start, on_cell_executed=on_cell)
-    error = None
-    t0 = time.perf_counter()
-    try:
-        client.execute(env=_kernel_env())
-    except CellExecutionError as exc:
-        error = f"{exc.ename}: {exc.evalue}"
-    except (CellTimeoutError, DeadKernelError) as exc:
-        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    runtime = time.perf_counter() - t0
-    if "sampler" in state:
-        state["tree"] = state["sampler"].stop()
-    tree, hwm = state.get("tree", 0) / 1e6, state.get("hwm", 0) / 1e6
-    return {"runtime_s": runtime, "peak_mem_mb": max(tree, hwm), "peak_tree_rss_mb": tree, "kernel_hwm_mb": hwm,
-            "error": error}
-
-
-def _stdout(nb) -> str:
-    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                   for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout")
-
-
-# ------------------------------------------------------------------------- widget latency
 def _latency_code(n: int, shots: tuple[int, int], inner_steps: int, seed: int, baselines: bool) -> str:
     """Kernel-side code that times ``n`` programmatic "shots" slider moves and prints one JSON line.
 
@@ -263,7 +145,7 @@ def measure_widget_latency(n_interactions: int = DEFAULT_INTERACTIONS, shots: tu
     with tempfile.TemporaryDirectory(prefix="nanonb-nbbench-") as tmp:
         run = execute_notebook(nb, tmp, timeout_s=timeout_s)
     out = {**run, "latency_ms": [], "p50_ms": float("nan"), "p95_ms": float("nan"), "build_s": float("nan")}
-    for line in _stdout(nb).splitlines():
+    for line in notebook_stdout(nb).splitlines():
         if line.startswith("NBBENCH_LATENCY "):
             data = json.loads(line.split(" ", 1)[1])
             lat = data["latency_ms"]
@@ -288,8 +170,6 @@ def _without(values: Sequence[float], drop: Sequence[float]) -> list[float]:
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
-    import numpy as np
-
     return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
 
 
@@ -438,8 +318,6 @@ def run_notebooks(quick: bool = False, seed: int = 0, progress: bool = True, con
 
 
 def _environment() -> dict[str, Any]:
-    import platform
-
     import psutil
 
     return {"python": platform.python_version(), "cpu_count": os.cpu_count(),

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._io import atomic_write
+
 SCHEMA_KEYS = ("split", "method", "kind", "k", "metric", "mean", "sem", "median", "n_tasks")
 
 
@@ -112,17 +114,13 @@ def json_default(o):
 
 
 def write_json(path: str | Path, result: dict) -> Path:
-    """Write ``result`` as indented JSON (with :func:`json_default`), creating the parent folder.
+    """Write ``result`` as indented JSON (with :func:`json_default`), atomically, creating the parent folder.
 
     Example
     -------
     >>> write_json("results/calisol.json", result)  # doctest: +SKIP
     """
-    # WAVE2: write through nanonb._io.atomic_write once it exists on every branch.
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1, default=json_default))
-    return path
+    return atomic_write(path, json.dumps(result, indent=1, default=json_default))
 
 
 def parse_value(text: str):

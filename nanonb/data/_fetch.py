@@ -26,6 +26,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
+import pooch
+from platformdirs import user_cache_dir
+
+from .._io import atomic_write
 
 __all__ = [
     "ENV_VAR",
@@ -127,8 +131,6 @@ def cache_dir() -> Path:
     env = os.environ.get("NANONB_CACHE_DIR")
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("nanonb"))
 
 
@@ -181,8 +183,6 @@ def fetch(
             return verify_checksum(p, data_file)
         env_note = f"\n  ({ENV_VAR}={env!r} is set but holds none of {list(data_file.names)}.)"
 
-    import pooch
-
     try:
         local = pooch.retrieve(
             data_file.url,
@@ -231,10 +231,7 @@ def parse_cached(
             pass
     df = parse(local)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, target)
+        atomic_write(target, df.to_csv(index=False))
     except OSError:
         pass
     return df

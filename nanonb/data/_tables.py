@@ -3,9 +3,8 @@
 A loader cleans its table and computes one feature row per measurement; this module does the
 rest the same way for both: keep the groups with enough rows (:func:`keep_min_points`), z-score
 the features (:func:`standardize`), cut the table into one :class:`~nanonb.tasks.Task` per group
-and attach the loader attributes (:func:`tabular_taskset`). It also holds the helpers both
-loaders need: the RDKit import guard (:func:`require_rdkit`) and the report formatter
-(:func:`top_counts`).
+and attach the loader attributes (:func:`tabular_taskset`). It also words report details
+(:func:`top_counts`). The RDKit descriptors both use are in :mod:`nanonb.data.chem`.
 """
 
 from __future__ import annotations
@@ -19,29 +18,7 @@ import pandas as pd
 from ..tasks import Task, TaskSet
 from ._fetch import DataQualityReport
 
-__all__ = ["keep_min_points", "require_rdkit", "standardize", "tabular_taskset", "top_counts"]
-
-
-def require_rdkit():
-    """``(Chem, Crippen, Descriptors, rdMolDescriptors)`` from RDKit, with its log silenced.
-
-    Raises ``ImportError`` naming the ``chem`` extra when RDKit is missing.
-
-    Example
-    -------
-    >>> Chem = require_rdkit()[0]               # doctest: +SKIP
-    >>> Chem.MolFromSmiles("CCO").GetNumAtoms()  # doctest: +SKIP
-    3
-    """
-    try:
-        from rdkit import Chem, RDLogger
-        from rdkit.Chem import Crippen, Descriptors, rdMolDescriptors
-    except ImportError as exc:  # pragma: no cover - rdkit is in the 'chem' extra
-        raise ImportError(
-            "RDKit is needed for the CALiSol/LNPDB descriptors: pip install 'nanonb[chem]' (or rdkit)."
-        ) from exc
-    RDLogger.DisableLog("rdApp.*")
-    return Chem, Crippen, Descriptors, rdMolDescriptors
+__all__ = ["keep_min_points", "standardize", "tabular_taskset", "top_counts"]
 
 
 def top_counts(s: pd.Series, n: int = 6) -> str:

@@ -24,32 +24,27 @@ from __future__ import annotations
 
 import os
 import time
-from functools import cache
-from importlib import resources
 
 import numpy as np
 import pandas as pd
 
 from ..tasks import TaskSet
 from ._fetch import DataFile, DataQualityReport, fetch, parse_cached
-from ._tables import keep_min_points, require_rdkit, tabular_taskset, top_counts
+from ._tables import keep_min_points, tabular_taskset, top_counts
+from .chem import ANION_FEATURES, SOLVENT_FEATURES, anion_descriptors, solvent_descriptors
 
 __all__ = [
-    "ANION_SMILES",
     "CALISOL",
     "DataQualityReport",
     "SALT_ALIASES",
     "TARGET_NAME",
     "TARGET_UNIT",
-    "anion_descriptors",
     "calisol_features",
     "calisol_taskset",
     "clean_calisol",
     "load_calisol",
     "read_calisol_raw",
     "solvent_columns",
-    "solvent_descriptors",
-    "solvent_table",
 ]
 
 CALISOL = DataFile(
@@ -72,28 +67,6 @@ TARGET_UNIT = "log10(mS/cm)"
 LOW_LOG10_K = -3.0
 #: Solvent fractions whose sum differs from 1 by more than this are renormalised.
 FRACTION_TOL = 1e-6
-
-#: SMILES of each salt's anion (the cation is Li+ for all of them). Structures, not measured values:
-#: LiBOB = bis(oxalato)borate, LiBMB = bis(malonato)borate (Xu & Angell's abbreviation),
-#: LiBPFPB = bis(perfluoropinacolato)borate B[OC(CF3)2]2^-, LiTDI/LiPDI = 4,5-dicyano-2-
-#: (trifluoromethyl / pentafluoroethyl)imidazolide.
-ANION_SMILES: dict[str, str] = {
-    "LiPF6": "F[P-](F)(F)(F)(F)F",
-    "LiAsF6": "F[As-](F)(F)(F)(F)F",
-    "LiBF4": "F[B-](F)(F)F",
-    "LiClO4": "[O-]Cl(=O)(=O)=O",
-    "LiCF3SO3": "[O-]S(=O)(=O)C(F)(F)F",
-    "LiTFSI": "O=S(=O)([N-]S(=O)(=O)C(F)(F)F)C(F)(F)F",
-    "LiFSI": "O=S(=O)([N-]S(=O)(=O)F)F",
-    "LiBOB": "[B-]12(OC(=O)C(=O)O1)OC(=O)C(=O)O2",
-    "LiBMB": "[B-]12(OC(=O)CC(=O)O1)OC(=O)CC(=O)O2",
-    "LiBPFPB": (
-        "[B-]12(OC(C(F)(F)F)(C(F)(F)F)C(O1)(C(F)(F)F)C(F)(F)F)"
-        "OC(C(F)(F)F)(C(F)(F)F)C(O2)(C(F)(F)F)C(F)(F)F"
-    ),
-    "LiTDI": "FC(F)(F)c1nc(C#N)c(C#N)[n-]1",
-    "LiPDI": "FC(F)(F)C(F)(F)c1nc(C#N)c(C#N)[n-]1",
-}
 
 META_COLUMNS = ["row_id", "doi", "T", "c", "c units", "solvent ratio type", "k",
                 "low_k_outlier", "duplicate_input", "fraction_renormalised"]
@@ -272,100 +245,6 @@ def clean_calisol(raw: pd.DataFrame, source: str = "") -> tuple[pd.DataFrame, Da
     return df, rep
 
 
-# ---------------------------------------------------------------------------- descriptors
-def solvent_table() -> pd.DataFrame:
-    """The tabulated solvent properties shipped with nanonb (``nanonb/data/solvents.csv``).
-
-    Columns: ``solvent`` (CALiSol column name), ``name``, ``smiles``, ``dielectric_constant``
-    (relative permittivity at ``dielectric_T_C`` °C), ``viscosity_mPa_s`` (at ``viscosity_T_C`` °C),
-    ``source`` and ``note``. Empty values are unknown (no sourced value), never guessed.
-    """
-    with resources.files("nanonb.data").joinpath("solvents.csv").open("r", encoding="utf-8") as fh:
-        return pd.read_csv(fh)
-
-
-def _count(mol, symbol: str) -> int:
-    return sum(1 for a in mol.GetAtoms() if a.GetSymbol() == symbol)
-
-
-@cache
-def _anion_row(smiles: str) -> tuple[float, ...]:
-    Chem, Crippen, Descriptors, rdMolDescriptors = require_rdkit()
-    mol = Chem.MolFromSmiles(smiles)
-    if mol is None:
-        raise ValueError(f"Invalid anion SMILES {smiles!r}")
-    return (Descriptors.MolWt(mol), float(mol.GetNumHeavyAtoms()), float(_count(mol, "C")),
-            float(_count(mol, "N")), float(_count(mol, "O")), float(_count(mol, "F")),
-            rdMolDescriptors.CalcTPSA(mol), Crippen.MolMR(mol))
-
-
-ANION_FEATURES = ["anion_molar_mass_g_mol", "anion_n_heavy_atoms", "anion_n_C", "anion_n_N", "anion_n_O",
-                  "anion_n_F", "anion_tpsa_A2", "anion_molar_refractivity"]
-
-
-def anion_descriptors(salts: list[str] | None = None) -> pd.DataFrame:
-    """RDKit descriptors of each salt's anion (index: salt label).
-
-    Columns: molar mass (g/mol), heavy-atom count, C/N/O/F counts, TPSA (Å²) and Crippen molar
-    refractivity, so a salt unseen in meta-training still has a chemistry description.
-
-    Raises
-    ------
-    KeyError
-        A salt without an anion SMILES in :data:`ANION_SMILES` (add it there).
-    """
-    salts = sorted(ANION_SMILES) if salts is None else list(salts)
-    unknown = [s for s in salts if s not in ANION_SMILES]
-    if unknown:
-        raise KeyError(f"No anion SMILES for salt(s) {unknown}; add them to nanonb.data.calisol.ANION_SMILES.")
-    return pd.DataFrame([_anion_row(ANION_SMILES[s]) for s in salts], index=salts, columns=ANION_FEATURES)
-
-
-SOLVENT_FEATURES = ["solv_dielectric_constant", "solv_log10_viscosity_mPa_s", "solv_molar_mass_g_mol",
-                    "solv_molar_refractivity", "solv_tpsa_A2", "solv_logp", "solv_n_hba"]
-
-
-def solvent_descriptors(solvents: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-solvent descriptors (index: CALiSol solvent column name), with imputation.
-
-    Dielectric constant and viscosity come from :func:`solvent_table`; missing values are imputed
-    with the median over the solvents that have a sourced value (viscosity: median of log10). The
-    rest is computed with RDKit from the SMILES: molar mass (g/mol), Crippen molar refractivity
-    (a size/polarisability proxy, instead of a tabulated density), TPSA (Å²), Crippen logP and the
-    number of H-bond acceptors.
-
-    Returns
-    -------
-    desc:
-        One row per solvent, columns :data:`SOLVENT_FEATURES` (without the ``solv_`` meaning of a
-        mixture: here they are pure-solvent values).
-    imputed:
-        Boolean frame (same index), True where dielectric constant / viscosity were imputed.
-    """
-    Chem, Crippen, Descriptors, rdMolDescriptors = require_rdkit()
-    tab = solvent_table().set_index("solvent")
-    solvents = list(tab.index) if solvents is None else list(solvents)
-    unknown = [s for s in solvents if s not in tab.index]
-    if unknown:
-        raise KeyError(f"Solvent(s) {unknown} are not in nanonb/data/solvents.csv; add a row (SMILES, "
-                       "sourced dielectric constant / viscosity or empty).")
-    eps = tab["dielectric_constant"].astype(float)
-    logeta = np.log10(tab["viscosity_mPa_s"].astype(float))
-    rows, imp = [], []
-    for s in solvents:
-        mol = Chem.MolFromSmiles(tab.at[s, "smiles"])
-        if mol is None:
-            raise ValueError(f"Invalid SMILES for solvent {s!r} in solvents.csv: {tab.at[s, 'smiles']!r}")
-        e, le = eps[s], logeta[s]
-        imp.append((bool(np.isnan(e)), bool(np.isnan(le))))
-        rows.append((eps.median() if np.isnan(e) else e, logeta.median() if np.isnan(le) else le,
-                     Descriptors.MolWt(mol), Crippen.MolMR(mol), rdMolDescriptors.CalcTPSA(mol),
-                     Crippen.MolLogP(mol), float(rdMolDescriptors.CalcNumHBA(mol))))
-    desc = pd.DataFrame(rows, index=solvents, columns=SOLVENT_FEATURES)
-    imputed = pd.DataFrame(imp, index=solvents, columns=["dielectric_constant", "viscosity_mPa_s"])
-    return desc, imputed
-
-
 def calisol_features(
     df: pd.DataFrame, report: DataQualityReport | None = None, solvents: list[str] | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -377,10 +256,10 @@ def calisol_features(
       the row's unit), ``c_is_molal`` (1 for mol/kg, 0 for mol/l), ``ratio_w``, ``ratio_v``,
       ``ratio_mol`` (how the fractions are expressed);
     - ``frac_<solvent>`` for every solvent with a non-zero fraction somewhere in ``df`` (file order);
-    - fraction-weighted solvent descriptors :data:`SOLVENT_FEATURES` (dielectric constant,
+    - fraction-weighted solvent descriptors :data:`~nanonb.data.chem.SOLVENT_FEATURES` (dielectric constant,
       log10 viscosity in mPa s, molar mass, molar refractivity, TPSA, logP, H-bond acceptors),
       weighted by the fractions as given (w, v or mol: not converted);
-    - anion descriptors :data:`ANION_FEATURES`.
+    - anion descriptors :data:`~nanonb.data.chem.ANION_FEATURES`.
 
     ``solvents`` fixes the ``frac_`` columns (default: those present in ``df``). If ``report`` is
     given, the solvent-property imputations are added to it.

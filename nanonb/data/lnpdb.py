@@ -14,29 +14,30 @@ ionizable lipid + RDKit descriptors + formulation/assay features.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import time
 
 import numpy as np
 import pandas as pd
 
+from .._io import atomic_write
 from ..tasks import TaskSet
 from ._fetch import DataFile, DataQualityReport, cache_dir, fetch
-from ._tables import keep_min_points, require_rdkit, tabular_taskset, top_counts
+from ._tables import keep_min_points, tabular_taskset, top_counts
+from .chem import LIPID_DESCRIPTORS, lipid_descriptors, morgan_fingerprints, require_rdkit
 
 __all__ = [
     "ASSAY_PREFIXES",
     "DataQualityReport",
     "EXTRA_X",
-    "LIPID_DESCRIPTORS",
     "METADATA",
     "ONE_HOT_PREFIXES",
     "clean_lnpdb",
-    "lipid_descriptors",
     "lnpdb_features",
     "lnpdb_taskset",
     "load_lnpdb",
-    "morgan_fingerprints",
 ]
 
 _BASE = "https://raw.githubusercontent.com/evancollins1/LNPDB/b9ea9d822aeaca4d817db00f264df37468433421/"
@@ -250,70 +251,8 @@ def _assay_labels(df: pd.DataFrame, xcols: list[str]) -> pd.Series:
     return pd.Series([" | ".join(p) for p in zip(*parts)], index=df.index)
 
 
-# ---------------------------------------------------------------------------- lipid features
-LIPID_DESCRIPTORS = ["il_molar_mass_g_mol", "il_logp", "il_tpsa_A2", "il_n_hbd", "il_n_hba",
-                     "il_n_rotatable_bonds", "il_n_heavy_atoms", "il_n_N", "il_fraction_csp3", "il_n_rings"]
-
-_FP_CACHE: dict[tuple[str, int, int], np.ndarray] = {}
-_DESC_CACHE: dict[str, np.ndarray] = {}
-
-
-def morgan_fingerprints(smiles: list[str] | np.ndarray, n_bits: int = 256, radius: int = 2) -> np.ndarray:
-    """Morgan (ECFP-like) bit vectors, shape ``(len(smiles), n_bits)``, uint8.
-
-    Cached per (SMILES, n_bits, radius) for the whole session, so repeated lipids and rebuilt task
-    sets cost nothing.
-    """
-    Chem = require_rdkit()[0]
-    from rdkit.Chem import rdFingerprintGenerator
-
-    gen = None
-    out = np.zeros((len(smiles), n_bits), dtype=np.uint8)
-    for i, s in enumerate(smiles):
-        key = (s, n_bits, radius)
-        fp = _FP_CACHE.get(key)
-        if fp is None:
-            if gen is None:
-                gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
-            mol = Chem.MolFromSmiles(s)
-            if mol is None:
-                raise ValueError(f"Invalid SMILES {s!r}")
-            fp = gen.GetFingerprintAsNumPy(mol).astype(np.uint8)
-            _FP_CACHE[key] = fp
-        out[i] = fp
-    return out
-
-
-def lipid_descriptors(smiles: list[str] | np.ndarray) -> np.ndarray:
-    """RDKit descriptors of each SMILES (columns :data:`LIPID_DESCRIPTORS`), cached per SMILES.
-
-    Molar mass (g/mol), Crippen logP, TPSA (Å²), H-bond donors / acceptors, rotatable bonds, heavy
-    atoms, nitrogen count, fraction of sp3 carbons, ring count.
-    """
-    Chem, Crippen, Descriptors, rdMolDescriptors = require_rdkit()
-    out = np.zeros((len(smiles), len(LIPID_DESCRIPTORS)), dtype=np.float64)
-    for i, s in enumerate(smiles):
-        d = _DESC_CACHE.get(s)
-        if d is None:
-            mol = Chem.MolFromSmiles(s)
-            if mol is None:
-                raise ValueError(f"Invalid SMILES {s!r}")
-            d = np.array([
-                Descriptors.MolWt(mol), Crippen.MolLogP(mol), rdMolDescriptors.CalcTPSA(mol),
-                rdMolDescriptors.CalcNumHBD(mol), rdMolDescriptors.CalcNumHBA(mol),
-                rdMolDescriptors.CalcNumRotatableBonds(mol), mol.GetNumHeavyAtoms(),
-                sum(1 for a in mol.GetAtoms() if a.GetSymbol() == "N"),
-                rdMolDescriptors.CalcFractionCSP3(mol), rdMolDescriptors.CalcNumRings(mol),
-            ], dtype=np.float64)
-            _DESC_CACHE[s] = d
-        out[i] = d
-    return out
-
-
 def _disk_cached(kind: str, key_parts: list[str], shape: tuple[int, int], compute) -> np.ndarray:
     """``compute()`` memoised as ``<cache_dir>/features/lnpdb_<kind>_<hash>.npz`` (no pickle)."""
-    import hashlib
-
     h = hashlib.sha256()
     for part in key_parts:
         h.update(part.encode())
@@ -329,10 +268,9 @@ def _disk_cached(kind: str, key_parts: list[str], shape: tuple[int, int], comput
             pass
     arr = compute()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
-        np.savez_compressed(tmp, a=arr)
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, a=arr)
+        atomic_write(path, buf.getvalue())
     except OSError:
         pass
     return arr
@@ -359,7 +297,7 @@ def _lipid_table(smiles: np.ndarray, n_bits: int, radius: int) -> tuple[np.ndarr
 def lnpdb_features(df: pd.DataFrame, n_bits: int = 256, radius: int = 2) -> tuple[np.ndarray, list[str]]:
     """Model inputs for each row of a frame from :func:`load_lnpdb` (unscaled).
 
-    Columns: ``fp_0 .. fp_{n_bits-1}`` (Morgan bits of ``IL_SMILES``), :data:`LIPID_DESCRIPTORS`,
+    Columns: ``fp_0 .. fp_{n_bits-1}`` (Morgan bits of ``IL_SMILES``), :data:`~nanonb.data.chem.LIPID_DESCRIPTORS`,
     the formulation (mol % of ionizable / helper / cholesterol / PEG lipid, IL:nucleic-acid mass
     ratio, ``Dose_log10_ug``) and every one-hot column of extra_x (helper lipid, sterol, PEG lipid,
     buffers, mixing, model, target, route, cargo, batching).

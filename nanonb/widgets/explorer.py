@@ -130,7 +130,7 @@ class AdaptationExplorer(widgets.VBox):
         self.model_name = str(getattr(model, "name", type(model).__name__))
         cfg = getattr(model, "config", None)
         self._tunable = _accepts(model.adapt, "steps") and _accepts(model.adapt, "lr")
-        self._learned_lr_available = getattr(cfg, "algorithm", "") == "metasgd"
+        self._learned_lr_available = len(getattr(model, "inner_lrs", ())) > 0  # Meta-SGD's learned step sizes
         steps0 = inner_steps if inner_steps is not None else int(getattr(cfg, "inner_steps", 5))
         lr0 = inner_lr if inner_lr is not None else float(getattr(cfg, "inner_lr", 0.01))
         n_max = max(len(t) for t in taskset)
