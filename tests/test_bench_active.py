@@ -1,0 +1,41 @@
+"""Tests of nanonb.bench.active: the active benchmark protocol (quick runs)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from nanonb.bench.active import run_active_bench
+from nanonb.bench.schema import SCHEMA_KEYS
+
+torch.set_num_threads(1)
+
+
+def test_active_bench_quick_emits_the_schema():
+    res = run_active_bench(quick=True, progress=False, data="nanoalloys", log=lambda *a: None)
+    assert res["protocol"] == "active" and res["data"] == "nanoalloys"
+    df = pd.DataFrame(res["results"])
+    assert set(SCHEMA_KEYS) <= set(df.columns)
+    unc = df[df.metric.isin(["nll", "coverage50", "coverage90", "coverage95"])]
+    assert set(unc.method) == {"bml", "bml_cal", "ensemble", "gp", "pooled+gp"}
+    act = df[df.metric.isin(["experiments_to_top5", "auc_best_so_far"])]
+    assert {"random", "gp_bo", "bml-ei"} <= set(act.method)
+    assert set(act[act.method.isin(["random", "gp_bo"])].kind) == {"baseline"}
+    assert all(len(r) == 2 and r[0] <= r[1] for r in act["iqr"])
+    assert ((unc[unc.metric.str.startswith("coverage")]["mean"]).between(0, 1)).all()
+    assert res["config"]["goal"] == "min" and res["config"]["split"] == "holdout-Pt"
+    assert {"calibration", "campaigns", "refinement", "timings"} <= set(res)
+    with pytest.raises(ValueError, match="unknown option"):
+        run_active_bench(quick=True, progress=False, data="nanoalloys", bogus=1)
+
+
+@pytest.mark.data
+def test_active_bench_quick_on_calisol(shared_data_dir):
+    res = run_active_bench(quick=True, progress=False, data="calisol", data_dir=shared_data_dir, log=lambda *a: None)
+    df = pd.DataFrame(res["results"])
+    assert res["config"]["goal"] == "max" and res["config"]["split"].startswith("leave-salt-out fold 1")
+    assert {"nll", "coverage90", "experiments_to_top5", "auc_best_so_far"} <= set(df.metric)
+    camps = pd.DataFrame(res["campaigns"])
+    assert (camps["budget"] == 8).all() and (camps.loc[camps["found"], "experiments_to_top"] <= 8).all()
+    assert set(camps["strategy"]) == {"random", "gp_bo", "bml-ei", "bml-thompson", "ensemble-ei", "bml_cal-ei"}
