@@ -17,7 +17,7 @@ Every method sees the same episodes (seeds from :func:`nanonb.evaluate.episode_s
 fitted per fold (scalers, pooled models, priors, meta-learners) uses that fold's meta-train tasks only.
 
 Methods: nanonb meta-learners (MAML family on the MLP, initialised from the pooled network, and on
-CALiSol also the physics-informed :class:`nanonb.vtf.VTFNet`) and baselines: per-task GP on the
+CALiSol also the physics-informed :class:`nanonb.physics.vtfnet.VTFNet`) and baselines: per-task GP on the
 support, pooled gradient boosting zero-shot, pooled + per-task offset (electrolytes) or + linear
 recalibration (LNPs), residual GP around the pooled model, pooled MLP + fine-tuning, per-task VTF fit
 (electrolytes), random forest on the support and a random ranking (LNPs). The case-study baselines
@@ -61,8 +61,9 @@ from .baselines import FineTune, Pooled
 from .bench import make_result, summary_to_rows
 from .evaluate import episode_seed, summarize
 from .meta import MetaLearner
+from .physics.vtf import VTFFit
+from .physics.vtfnet import vtf_model_kwargs
 from .tasks import Task, TaskSet, leakage_report
-from .vtf import VTFFit, vtf_model_kwargs
 
 __all__ = [
     "CalisolConfig",
@@ -1084,7 +1085,7 @@ _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#
 def plot_conductivity_episode(ep, preds: dict, cols, ax=None):
     """log10 k against T (K): query (grey), support (black) and each method's query predictions.
 
-    ``cols`` is a :class:`nanonb.vtf.RawColumns` of the task set (to read T in K). The legend gives
+    ``cols`` is a :class:`nanonb.physics.vtf.RawColumns` of the task set (to read T in K). The legend gives
     each method's query MAE (log10 units).
     """
     import matplotlib.pyplot as plt
@@ -1133,7 +1134,7 @@ def case_study_explorer(methods: Sequence, test: TaskSet, kind: str = "calisol",
     """
     import ipywidgets as widgets
 
-    from .vtf import RawColumns
+    from .physics.vtf import RawColumns
     from .widgets import LiveFigure
 
     if kind not in ("calisol", "lnpdb"):

@@ -33,8 +33,8 @@ PROTOCOLS: dict[str, str] = {
     "calisol": "nanonb.casestudies:run_calisol",
     "lnpdb": "nanonb.casestudies:run_lnpdb",
     "active": "nanonb.active:run_active_bench",
-    "tb": "nanonb.physics:run_tb_bench",
-    "forces": "nanonb.physics:run_forces_bench",
+    "tb": "nanonb.bench.tb:run_tb_bench",
+    "forces": "nanonb.bench.forces:run_forces_bench",
     "notebooks": "nanonb.nbbench:run_notebooks",
 }
 
