@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import physics  # noqa: F401  (registers TBGapNet and VTFNet, so saved learners load in any import order)
 from .graphs import DEFAULT_CUTOFF, GraphBatch, collate
 from .models import build_model
 from .tasks import Task, TaskSet, standardization
