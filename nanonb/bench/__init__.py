@@ -120,8 +120,8 @@ class NanoalloyConfig:
 
 def _build_methods(cfg: NanoalloyConfig, train, val, progress: bool, log: Callable, timings: dict):
     """Pooled pre-training once; every meta-learner starts from those weights (``warm_start``)."""
-    from .baselines import FineTune, Pooled, Scratch, SupportGP
-    from .meta import MetaLearner
+    from nanonb.baselines import FineTune, Pooled, Scratch, SupportGP
+    from nanonb.meta import MetaLearner
 
     t0 = time.perf_counter()
     pooled = Pooled(model_kwargs=cfg.model_kwargs, epochs=cfg.pooled_epochs, seed=cfg.seed)
@@ -154,8 +154,8 @@ def run_nanoalloys(quick: bool = False, seed: int = 0, holdout: str = "Pt", prog
     Meta-trains every algorithm and baseline on the pairs without ``holdout``, evaluates 1/5/10
     shots on the pairs with it (same episodes for all methods), reports MAE in meV/atom.
     """
-    from .data.nanoalloys import load_nanoalloys
-    from .evaluate import evaluate, summarize
+    from nanonb.data.nanoalloys import load_nanoalloys
+    from nanonb.evaluate import evaluate, summarize
 
     cfg = config or (NanoalloyConfig.quick() if quick else NanoalloyConfig())
     cfg.holdout, cfg.seed = holdout, seed
@@ -189,7 +189,7 @@ def run_nanoalloys(quick: bool = False, seed: int = 0, holdout: str = "Pt", prog
 
 
 def _leakage(train, test):
-    from .tasks import leakage_report
+    from nanonb.tasks import leakage_report
 
     return leakage_report(train, test)
 
@@ -200,7 +200,7 @@ def _quickstart_figure(methods, test, summ, cfg: NanoalloyConfig, path) -> None:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .plots import quickstart_figure
+    from nanonb.plots import quickstart_figure
 
     k = 5 if 5 in cfg.shots else cfg.shots[-1]
     show = [m for m in methods if m.name in ("anil", "gp", "pooled+finetune")] or methods[:2]
