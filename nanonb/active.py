@@ -589,7 +589,7 @@ def _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, o
     ens.fit(train, progress=progress)
     tick("meta-train ensemble", t0)
     t0 = time.perf_counter()
-    from .baselines import Pooled
+    from .baselines.nets import Pooled
 
     pooled = Pooled(model=cfg.model, model_kwargs=dict(cfg.model_kwargs), epochs=cfg.pooled_epochs,
                     batch_size=cfg.pooled_batch_size, seed=seed)

@@ -57,10 +57,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .baselines import FineTune, Pooled
+from .baselines.nets import FineTune, Pooled
 from .bench import make_result, summary_to_rows
 from .evaluate import episode_seed, summarize
-from .meta import MetaLearner
+from .learners.base import MetaLearner
+from .learners.registry import make_learner
 from .physics.vtf import VTFFit
 from .physics.vtfnet import vtf_model_kwargs
 from .tasks import Task, TaskSet, leakage_report
@@ -482,7 +483,7 @@ class MetaSpec:
 
     ``model`` is ``"MLP"`` or ``"VTFNet"``; ``init`` is ``"pooled"`` (start meta-training from the
     fold's pooled network of the same architecture: pre-training + meta-training) or ``"random"``.
-    ``algorithm`` … ``inner_grad_clip`` are :class:`nanonb.meta.MetaConfig` settings; ``vtf_mask``
+    ``algorithm`` … ``inner_grad_clip`` are :class:`nanonb.learners.base.MetaConfig` settings; ``vtf_mask``
     lists feature-name prefixes hidden from the VTF body (e.g. ``("anion_",)``); ``adapt_steps`` and
     ``adapt_lr`` override the inner loop at test time (None: as in meta-training).
     """
@@ -508,7 +509,7 @@ class MetaSpec:
 def pooled_view(train: TaskSet) -> TaskSet:
     """All meta-train points as one task (same points, same scaler statistics).
 
-    :class:`nanonb.baselines.Pooled` builds a sub-task per task in every minibatch; with one merged
+    :class:`nanonb.baselines.nets.Pooled` builds a sub-task per task in every minibatch; with one merged
     task it builds one, which makes pooled pre-training ~10× faster on these tabular sets.
     """
     x = np.vstack([t.inputs for t in train])
@@ -524,7 +525,7 @@ def _fit_pooled(model: str, kw: dict, train: TaskSet, epochs: int, batch: int, s
 
 
 class _FastAdapted:
-    """Predictor of :func:`fast_adapt` (target units, like :class:`nanonb.meta.AdaptedModel`)."""
+    """Predictor of :func:`fast_adapt` (target units, like :class:`nanonb.learners.base.AdaptedModel`)."""
 
     def __init__(self, learner: MetaLearner, model: torch.nn.Module, head_only: bool):
         self.learner, self.model, self.head_only = learner, model, head_only
@@ -645,7 +646,7 @@ def build_meta_learner(spec: MetaSpec, train: TaskSet, pooled_nets: dict, seed: 
         kw = {"n_in": n_in, "hidden": list(spec.hidden)}
     else:
         raise ValueError(f"MetaSpec.model must be 'MLP' or 'VTFNet', not {spec.model!r}")
-    learner = MetaLearner(algorithm=spec.algorithm, model=spec.model, model_kwargs=kw, inner_lr=spec.inner_lr,
+    learner = make_learner(spec.algorithm, model=spec.model, model_kwargs=kw, inner_lr=spec.inner_lr,
                           inner_steps=spec.inner_steps, outer_lr=spec.outer_lr,
                           meta_batch_size=spec.meta_batch_size, k_support=tuple(spec.k_support),
                           k_query=spec.k_query, n_iterations=spec.n_iterations, seed=seed,

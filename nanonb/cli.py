@@ -15,7 +15,8 @@ def quickstart(holdout: str = "Pt", out: str | Path = "nanonb-quickstart", quick
     MAML / first-order MAML / ANIL / Meta-SGD and the baselines, evaluate 1/5/10 shots on the held-out
     pairs, and write ``results.json``, ``quickstart.png`` and the trained learners to ``out``.
     """
-    from .bench import format_table, run_nanoalloys, set_threads
+    from .bench import format_table, run_nanoalloys
+    from .threads import set_threads
 
     set_threads()
     out = Path(out)

@@ -11,10 +11,10 @@ learners have never seen Pt. Everything is fixed: the data seed, the training se
 ``torch.set_num_threads(1)`` (single-threaded CPU kernels give the same floating-point sums on every
 run of the same machine). What is built (:data:`BUILD_CONFIG`):
 
-- ``nanoalloys-anil``: an ANIL :class:`~nanonb.meta.MetaLearner` on a small
-  :class:`~nanonb.models.InvariantGNN` (width 32, 2 interaction blocks), saved with
-  :meth:`MetaLearner.save <nanonb.meta.MetaLearner.save>` (``.pt`` state dict + ``.json``).
-- ``nanoalloys-pooled``: the :class:`~nanonb.baselines.Pooled` baseline (same network, trained on all
+- ``nanoalloys-anil``: an ANIL :class:`~nanonb.learners.anil.ANIL` learner on a small
+  :class:`~nanonb.models.gnn.InvariantGNN` (width 32, 2 interaction blocks), saved with
+  :meth:`MetaLearner.save <nanonb.learners.base.MetaLearner.save>` (``.pt`` state dict + ``.json``).
+- ``nanoalloys-pooled``: the :class:`~nanonb.baselines.nets.Pooled` baseline (same network, trained on all
   meta-train clusters pooled), so notebooks can compare with pooled / pooled+fine-tune without training.
 
 ``manifest.json`` records the exact command, seed, configuration, library versions, a fingerprint of
@@ -148,12 +148,12 @@ def _train_learner(name: str, train, progress: bool = False, checkpoint: Callabl
     trains only that many iterations (the state then equals the full build's state at that iteration,
     because nothing in the training loop depends on the total number of iterations).
     """
-    from .meta import MetaLearner
+    from .learners.registry import make_learner
 
     cfg = dict(BUILD_CONFIG["learners"][name])
     n_full = cfg.pop("n_iterations")
     n_iter = n_full if stop_after is None else int(stop_after)
-    learner = MetaLearner(**cfg, n_iterations=n_iter, seed=BUILD_CONFIG["seed"])
+    learner = make_learner(**cfg, n_iterations=n_iter, seed=BUILD_CONFIG["seed"])
 
     def cb(lrn, it):
         if it == CHECKPOINT_ITERATION and checkpoint is not None:
@@ -165,7 +165,7 @@ def _train_learner(name: str, train, progress: bool = False, checkpoint: Callabl
 
 
 def _train_pooled(name: str, train, progress: bool = False):
-    from .baselines import Pooled
+    from .baselines.nets import Pooled
 
     cfg = BUILD_CONFIG["baselines"][name]
     pooled = Pooled(model=cfg["model"], model_kwargs=cfg["model_kwargs"], epochs=cfg["epochs"],
@@ -215,7 +215,7 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
     command:
         Command line to record in the manifest (default: reconstructed from the arguments).
     """
-    from .baselines import FineTune
+    from .baselines.nets import FineTune
 
     t_all = time.perf_counter()
     out = WEIGHTS_DIR if out is None else Path(out)
@@ -240,7 +240,7 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
         "learners": {}, "baselines": {}, "timings_s": {},
     }
     out.mkdir(parents=True, exist_ok=True)
-    from .baselines import SupportMean
+    from .baselines.nets import SupportMean
 
     sanity_methods: list = [SupportMean()]
     for name in [n for n in names_l if n in wanted]:
@@ -324,21 +324,21 @@ def manifest(directory: str | Path | None = None) -> dict:
 
 
 def load_pretrained(name: str = DEFAULT_LEARNER, directory: str | Path | None = None):
-    """The shipped :class:`~nanonb.meta.MetaLearner` ``name`` (tensors read with ``weights_only=True``).
+    """The shipped :class:`~nanonb.learners.base.MetaLearner` ``name`` (tensors read with ``weights_only=True``).
 
     >>> learner = load_pretrained()                      # doctest: +SKIP
     >>> learner.adapt(support).predict(query)            # eV/atom  # doctest: +SKIP
     """
-    from .meta import MetaLearner
+    from .learners.registry import load
 
-    return MetaLearner.load(_resolve(name, directory, "learners"))
+    return load(_resolve(name, directory, "learners"))
 
 
 def load_pretrained_baseline(name: str = DEFAULT_BASELINE, directory: str | Path | None = None):
-    """The shipped :class:`~nanonb.baselines.Pooled` baseline (wrap in ``FineTune`` to fine-tune it)."""
-    from .baselines import Pooled
-    from .meta import Scaler
-    from .models import build_model
+    """The shipped :class:`~nanonb.baselines.nets.Pooled` baseline (wrap in ``FineTune`` to fine-tune it)."""
+    from .baselines.nets import Pooled
+    from .learners.training import Scaler
+    from .models.registry import build_model
 
     path = _resolve(name, directory, "baselines")
     meta = json.loads(path.with_suffix(".json").read_text())

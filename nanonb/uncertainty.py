@@ -1,6 +1,6 @@
 """Predictive uncertainty for few-shot learners: Bayesian meta-learning, ensembles, GP baselines, calibration.
 
-Every method here has the verbs of :mod:`nanonb.meta` (``fit(train)``, ``adapt(support)``) and its
+Every method here has the verbs of :mod:`nanonb.learners` (``fit(train)``, ``adapt(support)``) and its
 adapted predictor has ``predict(task)`` (mean) and ``predict_dist(task) -> (mean, std)``, both in the
 task's target units (eV/atom, log10(mS/cm), z-score, ...). ``std`` is the standard deviation of the
 *predictive* distribution of a new measurement (model uncertainty plus noise).
@@ -14,7 +14,7 @@ Two principled meta-learned approaches, side by side:
   maximizing the log-likelihood of query points under the closed-form posterior predictive given
   the support. Adapting to a new task is exact Bayesian inference (no gradient steps).
 - :class:`EnsembleMetaLearner`: a deep ensemble of independently meta-trained
-  :class:`~nanonb.meta.MetaLearner` s (different seeds). Mean and spread across the adapted members,
+  :class:`~nanonb.learners.base.MetaLearner` s (different seeds). Mean and spread across the adapted members,
   plus a calibrated noise term (variance scale and additive noise fitted by NLL on held-out tasks).
   :meth:`EnsembleMetaLearner.from_learners` gives any already trained MetaLearner (one or several)
   a calibrated predictive distribution.
@@ -23,9 +23,9 @@ The BML can be calibrated the same way (``calibrate=True``; ``calib_split="group
 ``calib_crossfit=True`` hold out whole groups, e.g. an element, for a copy and keep all tasks for
 the final learner): two factors ``a var_f + b sigma^2`` fitted by NLL on unseen tasks.
 
-Baselines: :class:`SupportGPDist` (the GP on the support of :class:`~nanonb.baselines.SupportGP`,
+Baselines: :class:`SupportGPDist` (the GP on the support of :class:`~nanonb.baselines.gp.SupportGP`,
 over descriptors, with its predictive std) and :class:`ResidualGP` (a GP on the residuals of the
-:class:`~nanonb.baselines.Pooled` network over descriptors).
+:class:`~nanonb.baselines.nets.Pooled` network over descriptors).
 
 Calibration metrics (:func:`gaussian_nll`, :func:`coverage`, :func:`calibration_curve`,
 :func:`sharpness`) and :func:`evaluate_uncertainty` over many held-out episodes.
@@ -50,8 +50,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .meta import MetaConfig, MetaLearner, Scaler
-from .models import build_model
+from .learners.base import MetaConfig, MetaLearner
+from .learners.registry import make_learner
+from .learners.training import Scaler
+from .models.registry import build_model
 from .tasks import Task, TaskSet
 
 #: Central-interval levels reported as ``coverage50``, ``coverage90``, ``coverage95``.
@@ -346,7 +348,7 @@ class BayesianMetaLearner:
     ``eps ~ N(0, sigma^2)``. Meta-training (Adam on the body, ``mu0``, ``L`` and ``log sigma``)
     maximizes the mean log predictive density of query points given the support, over episodes
     with ``k_support`` support sizes drawn at random, in standardized target units
-    (:class:`~nanonb.meta.Scaler`, meta-train statistics). ``adapt(support)`` is exact
+    (:class:`~nanonb.learners.training.Scaler`, meta-train statistics). ``adapt(support)`` is exact
     conditioning: no gradient steps, deterministic, and ``support=None`` gives the prior predictive.
 
     >>> bml = BayesianMetaLearner(model="MLP", n_iterations=300)   # doctest: +SKIP
@@ -761,7 +763,7 @@ class _EnsembleTaskModel:
 
 
 class EnsembleMetaLearner:
-    """Deep ensemble of independently meta-trained :class:`~nanonb.meta.MetaLearner` s.
+    """Deep ensemble of independently meta-trained :class:`~nanonb.learners.base.MetaLearner` s.
 
     Member ``i`` is a MetaLearner with ``seed = config.seed + 1000 i`` (different initialization and
     episode stream). After adapting every member to the support, the predictive distribution is
@@ -786,7 +788,7 @@ class EnsembleMetaLearner:
         cfg.update(overrides)
         self.config = MetaConfig(**cfg)
         self.n_members, self.noise, self.calib_fraction, self.name = n_members, noise, calib_fraction, name
-        self.members = [MetaLearner(self.config, seed=self.config.seed + 1000 * i) for i in range(n_members)]
+        self.members = [make_learner(config=self.config, seed=self.config.seed + 1000 * i) for i in range(n_members)]
         self.scale, self.noise_std_z = 1.0, 0.0
         self.calib_names: list[str] = []
         self.fit_time_s = 0.0
@@ -880,7 +882,7 @@ class EnsembleMetaLearner:
     @classmethod
     def from_learners(cls, learners: Sequence[MetaLearner], val: TaskSet | None = None,
                       name: str = "ensemble") -> EnsembleMetaLearner:
-        """Give already meta-trained :class:`~nanonb.meta.MetaLearner` s a predictive distribution.
+        """Give already meta-trained :class:`~nanonb.learners.base.MetaLearner` s a predictive distribution.
 
         The learners (e.g. a saved or shipped one, or several seeds) become the members. With
         ``val`` (tasks none of them was trained on) the variance scale and noise are calibrated
@@ -891,7 +893,7 @@ class EnsembleMetaLearner:
         if not learners:
             raise ValueError("from_learners needs at least one fitted MetaLearner")
         if any(m.model is None or not m.history["iteration"] for m in learners):
-            raise ValueError("every learner must be meta-trained (fit or MetaLearner.load) first")
+            raise ValueError("every learner must be meta-trained (fit or nanonb.learners.registry.load) first")
         ens = cls(n_members=len(learners), config=learners[0].config, noise="calibrate" if val is not None else "none",
                   name=name)
         ens.members = learners
@@ -998,7 +1000,7 @@ class _DescriptorTaskModel:
 class SupportGPDist:
     """A GP on the support over the task descriptors, with its predictive standard deviation.
 
-    The model of :class:`~nanonb.baselines.SupportGP`: constant x RBF (one length scale per
+    The model of :class:`~nanonb.baselines.gp.SupportGP`: constant x RBF (one length scale per
     descriptor; a shared one above :data:`ARD_MAX_DIMS` columns) + white noise, normalized targets,
     hyper-parameters by marginal likelihood on the support, descriptors standardized with
     meta-train statistics. ``predict_dist`` includes the fitted noise. With fewer than 2 support
@@ -1052,7 +1054,7 @@ class SupportGPDist:
 
 
 class ResidualGP:
-    """A GP on the residuals of the :class:`~nanonb.baselines.Pooled` network, over descriptors.
+    """A GP on the residuals of the :class:`~nanonb.baselines.nets.Pooled` network, over descriptors.
 
     ``y = f_pooled(x) + g(d) + eps`` with ``g ~ GP(0, c0 + c1 RBF(d))`` (``c0``: a constant task
     offset, the typical error of a pooled model on an unseen system) and white noise ``eps``
@@ -1067,7 +1069,7 @@ class ResidualGP:
 
     def __init__(self, pooled=None, n_restarts: int = 2, ard: bool | None = None, seed: int = 0,
                  name: str = "pooled+gp", **pooled_kwargs):
-        from .baselines import Pooled
+        from .baselines.nets import Pooled
 
         self.pooled = pooled if pooled is not None else Pooled(seed=seed, **pooled_kwargs)
         self.n_restarts, self.ard, self.seed, self.name = n_restarts, ard, seed, name

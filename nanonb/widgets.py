@@ -30,7 +30,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from .baselines import SupportMean
+from .baselines.nets import SupportMean
 from .tasks import Task, TaskSet
 
 #: Distinct colours for the nanoalloy metals (so two greyish metals are never confused); other
@@ -243,7 +243,7 @@ class AdaptationExplorer(widgets.VBox):
     ----------
     model:
         Fitted learner with ``adapt(support, steps=None, lr=None)`` (e.g. a
-        :class:`~nanonb.meta.MetaLearner` or :func:`~nanonb.pretrained.load_pretrained`). A model whose
+        :class:`~nanonb.learners.base.MetaLearner` or :func:`~nanonb.pretrained.load_pretrained`). A model whose
         ``adapt`` takes no ``steps``/``lr`` (a baseline) is also accepted; the inner-loop sliders are then
         disabled.
     taskset:

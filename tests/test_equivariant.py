@@ -14,7 +14,8 @@ import torch
 from ase.cluster import Icosahedron
 
 from nanonb.graphs import Structure, collate
-from nanonb.models import EquivariantGNN, InvariantGNN, build_model
+from nanonb.models.gnn import EquivariantGNN, InvariantGNN
+from nanonb.models.registry import build_model
 from nanonb.physics.symmetry import check_force_equivariance, check_invariance, closed_loop_work, random_rotation
 
 torch.set_num_threads(1)
@@ -88,7 +89,7 @@ def test_closed_loop_work_vanishes_for_the_model_forces():
 
 
 def test_forces_match_finite_differences():
-    from nanonb.meta import predict_energy_forces
+    from nanonb.learners.training import predict_energy_forces
 
     m = model(1).double()
     batch = collate([small_cluster(7)], dtype=torch.float64)
@@ -155,7 +156,7 @@ def test_runs_inside_higher_with_forces_and_leaves_weights_untouched():
 
 
 def test_meta_learner_with_forces_fits_and_reloads(tmp_path):
-    from nanonb.meta import MetaLearner
+    from nanonb.learners.registry import load, make_learner
     from nanonb.tasks import Task, TaskSet
 
     rng = np.random.default_rng(0)
@@ -168,7 +169,7 @@ def test_meta_learner_with_forces_fits_and_reloads(tmp_path):
             structs.append(Structure(z, s.positions, forces=rng.normal(scale=0.3, size=s.positions.shape)))
         tasks.append(Task(name, structs, rng.normal(scale=0.05, size=8), groups=tuple(name.split("-"))))
     train = TaskSet(tasks)
-    learner = MetaLearner(algorithm="fomaml", model="EquivariantGNN", model_kwargs={"width": 8, "n_blocks": 1},
+    learner = make_learner("fomaml", model="EquivariantGNN", model_kwargs={"width": 8, "n_blocks": 1},
                           n_iterations=2, k_support=(1, 3), k_query=3, inner_steps=2, inner_grad_clip=1.0,
                           force_weight=0.01, meta_batch_size=2)
     learner.fit(train, progress=False)
@@ -176,6 +177,6 @@ def test_meta_learner_with_forces_fits_and_reloads(tmp_path):
     ep = train.episode("Cu-Au", 3, seed=0)
     pred = learner.adapt(ep.support).predict(ep.query)
     learner.save(tmp_path / "eq")
-    again = MetaLearner.load(tmp_path / "eq")
+    again = load(tmp_path / "eq")
     assert isinstance(again.model, EquivariantGNN)
     np.testing.assert_allclose(again.adapt(ep.support).predict(ep.query), pred, atol=1e-6)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from nanonb.meta import MetaConfig, MetaLearner
+from nanonb.learners.base import MetaLearner
+from nanonb.learners.registry import load, make_learner
 from nanonb.tasks import Task, TaskSet
 
 
@@ -20,8 +21,8 @@ def sine_tasks(n_tasks=20, n=40, seed=0):
 
 def _tiny_learner(algorithm, **kw):
     torch.manual_seed(0)
-    learner = MetaLearner(algorithm=algorithm, model="MLP", model_kwargs={"n_in": 1, "hidden": (8,)},
-                          inner_lr=0.1, inner_steps=2, **kw)
+    learner = make_learner(algorithm, model="MLP", model_kwargs={"n_in": 1, "hidden": (8,)},
+                           inner_lr=0.1, inner_steps=2, **kw)
     learner.model.double()
     for p in learner.inner_lrs:
         p.data = p.data.double()
@@ -92,7 +93,7 @@ def test_second_order_differs_from_first_order():
 @pytest.mark.parametrize("algorithm", ["maml", "anil", "metasgd"])
 def test_adapt_leaves_meta_parameters_unchanged(algorithm):
     ts = sine_tasks(6)
-    learner = MetaLearner(algorithm=algorithm, model="MLP", model_kwargs={"hidden": (16,)}, n_iterations=3)
+    learner = make_learner(algorithm, model="MLP", model_kwargs={"hidden": (16,)}, n_iterations=3)
     learner.fit(ts, progress=False)
     before = {k: v.clone() for k, v in learner.state_dict().items()}
     ep = ts.episode(ts[0], 5, seed=0)
@@ -106,10 +107,10 @@ def test_adapt_leaves_meta_parameters_unchanged(algorithm):
 
 def test_save_load_roundtrip(tmp_path):
     ts = sine_tasks(6)
-    learner = MetaLearner(algorithm="metasgd", model="MLP", model_kwargs={"hidden": (16,)}, n_iterations=5)
+    learner = make_learner("metasgd", model="MLP", model_kwargs={"hidden": (16,)}, n_iterations=5)
     learner.fit(ts, progress=False)
     learner.save(tmp_path / "m")
-    loaded = MetaLearner.load(tmp_path / "m")
+    loaded = load(tmp_path / "m")
     ep = ts.episode(ts[1], 5, seed=3)
     np.testing.assert_allclose(learner.adapt(ep.support).predict(ep.query),
                                loaded.adapt(ep.support).predict(ep.query), rtol=1e-6)
@@ -121,21 +122,23 @@ def test_save_load_roundtrip(tmp_path):
 
 def test_unknown_algorithm_and_unfitted_errors():
     with pytest.raises(ValueError, match="algorithm must be one of"):
-        MetaConfig(algorithm="reptile")
+        make_learner("reptile")
     with pytest.raises(RuntimeError, match="not fitted"):
-        MetaLearner(model="MLP").adapt(None)
+        make_learner(model="MLP").adapt(None)
+    with pytest.raises(TypeError, match="base class"):
+        MetaLearner(model="MLP")
 
 
 def test_meta_learning_beats_scratch_on_sine_tasks():
     """On a small configuration, MAML at 5 shots beats training from scratch by a clear margin."""
-    from nanonb.baselines import Scratch
+    from nanonb.baselines.nets import Scratch
     from nanonb.evaluate import evaluate, summarize
 
     torch.set_num_threads(1)
     ts = sine_tasks(30, n=40)
     train, test = ts.select(ts.names[:24]), ts.select(ts.names[24:])
-    learner = MetaLearner(algorithm="maml", model="MLP", model_kwargs={"hidden": (40, 40)}, n_iterations=250,
-                          inner_lr=0.05, inner_steps=5, meta_batch_size=8, outer_lr=3e-3, seed=0)
+    learner = make_learner("maml", model="MLP", model_kwargs={"hidden": (40, 40)}, n_iterations=250,
+                           inner_lr=0.05, inner_steps=5, meta_batch_size=8, outer_lr=3e-3, seed=0)
     learner.fit(train, progress=False)
     scratch = Scratch(model="MLP", model_kwargs={"hidden": (40, 40)}, steps=100).fit(train)
     s = summarize(evaluate([learner, scratch], test, shots=(5,), n_episodes=3, progress=False), "mae")
@@ -150,8 +153,8 @@ def test_force_supervision_trains_and_uses_forces():
     assert collate_has_forces(ts)
     kw = dict(model_kwargs={"width": 8, "n_blocks": 1, "n_rbf": 8}, n_iterations=2, k_support=(2, 3), k_query=3,
               meta_batch_size=2, inner_steps=1)
-    plain = MetaLearner(algorithm="fomaml", **kw).fit(ts, progress=False)
-    forced = MetaLearner(algorithm="fomaml", force_weight=1.0, **kw).fit(ts, progress=False)
+    plain = make_learner("fomaml", **kw).fit(ts, progress=False)
+    forced = make_learner("fomaml", force_weight=1.0, **kw).fit(ts, progress=False)
     assert plain.history["train_loss"] != forced.history["train_loss"]  # the force term entered the loss
     ep = ts.episode(ts[0], 3, seed=0)
     x = forced.scaler.x(ep.query)

@@ -7,7 +7,10 @@ import torch
 from ase.cluster import Icosahedron
 
 from nanonb.graphs import Structure, collate
-from nanonb.models import MLP, InvariantGNN, build_model, element_table
+from nanonb.models.elements import element_table
+from nanonb.models.gnn import InvariantGNN
+from nanonb.models.mlp import MLP
+from nanonb.models.registry import build_model
 
 
 def cluster(seed=0):
@@ -91,7 +94,7 @@ def test_build_model_errors():
 
 
 def test_forces_are_minus_gradient_of_energy_finite_differences():
-    from nanonb.meta import predict_energy_forces
+    from nanonb.learners.training import predict_energy_forces
 
     torch.manual_seed(0)
     model = InvariantGNN(width=8, n_blocks=2).double()

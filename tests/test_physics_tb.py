@@ -8,7 +8,7 @@ import torch
 from _physics_helpers import benzene, flake, random_head, toy_flake_taskset
 
 from nanonb.graphs import Structure, collate
-from nanonb.meta import MetaLearner
+from nanonb.learners.registry import load, make_learner
 from nanonb.physics.tb import TBGapNet, tb_model_kwargs
 
 torch.set_num_threads(1)
@@ -113,8 +113,8 @@ def test_meta_learner_anil_on_tbgapnet_fits_adapts_and_reloads(tmp_path):
     ts = toy_flake_taskset()
     kw = tb_model_kwargs(ts, hidden=8, n_layers=1)
     assert kw["nonnegative"] and kw["calib_scale"] > 0
-    learner = MetaLearner(algorithm="anil", model="TBGapNet", model_kwargs=kw, n_iterations=2, k_support=(1, 3),
-                          k_query=3, inner_steps=2, meta_batch_size=2)
+    learner = make_learner("anil", model="TBGapNet", model_kwargs=kw, n_iterations=2, k_support=(1, 3),
+                           k_query=3, inner_steps=2, meta_batch_size=2)
     assert learner.cutoff == 2.0
     learner.fit(ts, progress=False)
     assert np.isfinite(learner.history["train_loss"]).all()
@@ -123,5 +123,5 @@ def test_meta_learner_anil_on_tbgapnet_fits_adapts_and_reloads(tmp_path):
     pred = learner.adapt(ep.support).predict(ep.query)
     assert np.isfinite(pred).all() and (pred >= 0).all() and not np.allclose(pred, zero)
     learner.save(tmp_path / "tb")
-    np.testing.assert_allclose(MetaLearner.load(tmp_path / "tb").adapt(ep.support).predict(ep.query), pred,
+    np.testing.assert_allclose(load(tmp_path / "tb").adapt(ep.support).predict(ep.query), pred,
                                atol=1e-6)

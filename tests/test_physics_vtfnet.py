@@ -12,8 +12,9 @@ import pytest
 import torch
 from _vtf_helpers import TRUE, vtf_task_set
 
-from nanonb.meta import MetaLearner, Scaler
-from nanonb.models import MODELS, build_model
+from nanonb.learners.registry import load, make_learner
+from nanonb.learners.training import Scaler
+from nanonb.models.registry import MODELS, build_model
 from nanonb.physics.vtf import PARAM_NAMES
 from nanonb.physics.vtfnet import VTFNet, vtf_model_kwargs, vtf_parameters
 from nanonb.tasks import standardization
@@ -73,7 +74,7 @@ def test_vtfnet_meta_learner_runs_in_higher_and_adapt_leaves_meta_weights():
     ts = vtf_task_set(params, n=30)
     torch.manual_seed(0)
     for algo in ("maml", "anil"):
-        learner = MetaLearner(algorithm=algo, model="VTFNet", model_kwargs=vtf_model_kwargs(ts, hidden=(16,)),
+        learner = make_learner(algo, model="VTFNet", model_kwargs=vtf_model_kwargs(ts, hidden=(16,)),
                               n_iterations=15, meta_batch_size=2, k_support=(3, 6), k_query=10, inner_lr=0.05,
                               outer_lr=3e-3, seed=0)
         before = [p.detach().clone() for p in learner.model.parameters()]
@@ -91,11 +92,11 @@ def test_vtfnet_meta_learner_runs_in_higher_and_adapt_leaves_meta_weights():
 
 def test_vtf_learner_save_load_roundtrip(tmp_path):
     ts = vtf_task_set([TRUE, {**TRUE, "lnA": 5.0}], n=25)
-    learner = MetaLearner(algorithm="fomaml", model="VTFNet", model_kwargs=vtf_model_kwargs(ts, hidden=(8,)),
+    learner = make_learner("fomaml", model="VTFNet", model_kwargs=vtf_model_kwargs(ts, hidden=(8,)),
                           n_iterations=3, meta_batch_size=2, k_support=(2, 4), k_query=5, seed=0)
     learner.fit(ts, progress=False)
     learner.save(tmp_path / "vtf")
-    again = MetaLearner.load(tmp_path / "vtf")
+    again = load(tmp_path / "vtf")
     ep = ts.episode(ts[1], 4, seed=0)
     assert np.allclose(learner.adapt(ep.support).predict(ep.query), again.adapt(ep.support).predict(ep.query))
 
@@ -105,3 +106,17 @@ def test_model_kwargs_use_the_learner_standardization():
     kw, sc, stats = vtf_model_kwargs(ts, hidden=(8,)), Scaler.fit(ts), standardization(ts)
     assert (kw["y_mean"], kw["y_std"]) == (sc.y_mean, sc.y_std) == (stats["y_mean"], stats["y_std"])
     assert sc.x_mean == stats["x_mean"] and sc.x_std == stats["x_std"]
+
+
+def test_saved_vtf_learner_loads_in_a_fresh_process_without_importing_physics(tmp_path):
+    import subprocess
+    import sys
+
+    ts = vtf_task_set([TRUE, {**TRUE, "lnA": 5.0}], n=12)
+    make_learner("anil", model="VTFNet", model_kwargs=vtf_model_kwargs(ts, hidden=(4,)), n_iterations=1,
+                 meta_batch_size=2, k_support=(2, 3), k_query=3).fit(ts, progress=False).save(tmp_path / "vtf")
+    code = ("import sys; from nanonb.learners.registry import load; "
+            "print(type(load(sys.argv[1]).model).__name__)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "vtf")], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "VTFNet"

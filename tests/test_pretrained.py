@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nanonb import pretrained as pt
-from nanonb.meta import MetaLearner
+from nanonb.learners.anil import ANIL
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_training_data_are_the_build_data(manifest, split):
 def test_load_pretrained_reproduces_recorded_predictions(manifest, split):
     _, test = split
     learner = pt.load_pretrained()
-    assert isinstance(learner, MetaLearner) and learner.config.algorithm == "anil"
+    assert isinstance(learner, ANIL) and learner.config.algorithm == "anil"
     ref = manifest["learners"]["nanoalloys-anil"]["reference_predictions_ev_per_atom"]["final"]
     _compare(pt.reference_predictions(learner, test), ref, atol=1e-6)
     pooled = pt.load_pretrained_baseline()

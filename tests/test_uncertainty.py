@@ -352,11 +352,11 @@ def test_calibration_tasks_hold_out_whole_groups_and_crossfit_keeps_all_tasks():
 
 
 def test_any_fitted_meta_learner_gets_a_predictive_distribution():
-    from nanonb.meta import MetaLearner
+    from nanonb.learners.registry import make_learner
 
     ts = _tabular_taskset(n_tasks=8, n=25)
     train, val = ts.select(ts.names[:6]), ts.select(ts.names[6:])
-    learner = MetaLearner(algorithm="fomaml", model="MLP", model_kwargs={"hidden": (8,)}, n_iterations=5,
+    learner = make_learner("fomaml", model="MLP", model_kwargs={"hidden": (8,)}, n_iterations=5,
                           k_support=(1, 5), inner_lr=0.05)
     learner.fit(train, progress=False)
     one = EnsembleMetaLearner.from_learners([learner], val=val)
@@ -368,4 +368,4 @@ def test_any_fitted_meta_learner_gets_a_predictive_distribution():
     with pytest.raises(ValueError, match="needs n_members >= 2"):
         EnsembleMetaLearner.from_learners([learner])
     with pytest.raises(ValueError, match="meta-trained"):
-        EnsembleMetaLearner.from_learners([MetaLearner(model="MLP", model_kwargs={"n_in": 3})], val=val)
+        EnsembleMetaLearner.from_learners([make_learner(model="MLP", model_kwargs={"n_in": 3})], val=val)

@@ -164,14 +164,14 @@ def test_explorer_uncertainty_hook_draws_bands(learner_and_tasks):
 
 
 def test_explorer_on_tabular_tasks_and_speed(learner_and_tasks):
-    from nanonb.meta import MetaLearner
+    from nanonb.learners.registry import make_learner
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(240, 3)).astype(np.float32)
     ids = np.repeat(np.arange(6), 40)
     y = x @ np.array([1.0, -2.0, 0.5]) + ids * 0.3
     ts = TaskSet.from_arrays(x, y, ids)
-    m = MetaLearner(algorithm="maml", model="MLP", model_kwargs={"hidden": [16]}, n_iterations=3, seed=0)
+    m = make_learner("maml", model="MLP", model_kwargs={"hidden": [16]}, n_iterations=3, seed=0)
     m.fit(ts, progress=False)
     ex = AdaptationExplorer(m, ts, scale=1.0, unit="a.u.")
     assert ex.result["ok"] and ex.structure_view is None and "a.u." in ex.readout.value

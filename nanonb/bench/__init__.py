@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nanonb.threads import set_threads
+
 # protocol name -> "module:function"; each function takes (quick: bool, seed: int, **options) and
 # returns a result dict in the schema above (it may add extra keys).
 PROTOCOLS: dict[str, str] = {
@@ -120,8 +122,9 @@ class NanoalloyConfig:
 
 def _build_methods(cfg: NanoalloyConfig, train, val, progress: bool, log: Callable, timings: dict):
     """Pooled pre-training once; every meta-learner starts from those weights (``warm_start``)."""
-    from nanonb.baselines import FineTune, Pooled, Scratch, SupportGP
-    from nanonb.meta import MetaLearner
+    from nanonb.baselines.gp import SupportGP
+    from nanonb.baselines.nets import FineTune, Pooled, Scratch
+    from nanonb.learners.registry import make_learner
 
     t0 = time.perf_counter()
     pooled = Pooled(model_kwargs=cfg.model_kwargs, epochs=cfg.pooled_epochs, seed=cfg.seed)
@@ -131,7 +134,7 @@ def _build_methods(cfg: NanoalloyConfig, train, val, progress: bool, log: Callab
     learners = []
     for algo in cfg.algorithms:
         t0 = time.perf_counter()
-        learner = MetaLearner(algorithm=algo, model_kwargs=cfg.model_kwargs, n_iterations=cfg.iterations[algo],
+        learner = make_learner(algo, model_kwargs=cfg.model_kwargs, n_iterations=cfg.iterations[algo],
                               inner_lr=cfg.inner_lr[algo], inner_steps=cfg.inner_steps, outer_lr=cfg.outer_lr,
                               meta_batch_size=cfg.meta_batch_size, inner_grad_clip=cfg.inner_grad_clip,
                               seed=cfg.seed)
@@ -220,21 +223,6 @@ def _quickstart_figure(methods, test, summ, cfg: NanoalloyConfig, path) -> None:
 
 
 # ---------------------------------------------------------------------- entry point
-def set_threads() -> int:
-    """Use ``NANONB_NUM_THREADS`` torch threads (default 1).
-
-    The models here are small, so one thread is as fast as two on an idle 2-core machine, and far
-    faster on a busy one (OpenMP threads spin against each other); it is also deterministic.
-    """
-    import os
-
-    import torch
-
-    n = int(os.environ.get("NANONB_NUM_THREADS", "1"))
-    torch.set_num_threads(n)
-    return n
-
-
 def run(protocol: str, quick: bool = False, seed: int = 0, out: str | Path | None = None, **options) -> dict:
     """Run a registered protocol, print its table, write JSON to ``out``."""
     set_threads()

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from nanonb.baselines import Pooled
+from nanonb.baselines.nets import Pooled
 from nanonb.evaluate import episode_seed
-from nanonb.meta import AdaptedModel, MetaLearner, predict_energy_forces
+from nanonb.learners.base import AdaptedModel, MetaLearner
+from nanonb.learners.training import predict_energy_forces
 from nanonb.physics import HuckelCalibration
 
 

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nanonb.baselines import SupportGP
+from nanonb.baselines.gp import SupportGP
 from nanonb.bench import make_result, summary_to_rows  # WAVE2: nanonb.bench.schema (H4)
 from nanonb.bench.episodes import NamedMethod, apply_options, run_episodes
 from nanonb.data.nanoalloys import load_nanoalloys
 from nanonb.evaluate import episode_seed, summarize
-from nanonb.meta import MetaLearner
+from nanonb.learners.registry import make_learner
 
 
 @dataclass
@@ -104,11 +104,11 @@ def run_forces_bench(quick: bool = False, seed: int = 0, progress: bool = True,
         for fw in (0.0, cfg.force_weight):
             name = _forces_name(cfg.algorithm, model, fw)
             t0 = time.perf_counter()
-            learner = MetaLearner(algorithm=cfg.algorithm, model=model, model_kwargs=dict(cfg.model_kwargs),
-                                  n_iterations=cfg.n_iterations, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps,
-                                  inner_grad_clip=cfg.inner_grad_clip, outer_lr=cfg.outer_lr,
-                                  meta_batch_size=cfg.meta_batch_size, k_query=cfg.k_query, force_weight=fw,
-                                  seed=cfg.seed)
+            learner = make_learner(cfg.algorithm, model=model, model_kwargs=dict(cfg.model_kwargs),
+                                   n_iterations=cfg.n_iterations, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps,
+                                   inner_grad_clip=cfg.inner_grad_clip, outer_lr=cfg.outer_lr,
+                                   meta_batch_size=cfg.meta_batch_size, k_query=cfg.k_query, force_weight=fw,
+                                   seed=cfg.seed)
             learner.fit(train, progress=progress)
             timings[f"meta-train {name}"] = time.perf_counter() - t0
             histories[name] = learner.history["train_loss"]

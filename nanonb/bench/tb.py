@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from nanonb.baselines import FineTune, Pooled, Scratch, SupportGP
+from nanonb.baselines.gp import SupportGP
+from nanonb.baselines.nets import FineTune, Pooled, Scratch
 from nanonb.bench import make_result, summary_to_rows  # WAVE2: nanonb.bench.schema (H4)
 from nanonb.bench.episodes import NamedMethod, apply_options, run_episodes, violation_rows
 from nanonb.data.flakes import drop_shared_molecules, load_flakes, size_split
 from nanonb.evaluate import summarize
-from nanonb.meta import MetaLearner
+from nanonb.learners.registry import make_learner
 from nanonb.physics import HuckelCalibration, constraint_report, tb_model_kwargs
 
 
@@ -81,7 +82,7 @@ def _tb_methods(cfg: TBBenchConfig, train, k_support, k_query, progress: bool, l
     methods = []
     for name, model, kw, algo in specs:
         t0 = time.perf_counter()
-        learner = MetaLearner(algorithm=algo, model=model, model_kwargs=kw, **common).fit(train, progress=progress)
+        learner = make_learner(algo, model=model, model_kwargs=kw, **common).fit(train, progress=progress)
         timings[f"{split}: meta-train {name}"] = time.perf_counter() - t0
         log(f"  meta-trained {name:10s} in {timings[f'{split}: meta-train {name}']:.1f} s")
         methods.append(NamedMethod(learner, name, "meta", zero_shot=True))

@@ -18,7 +18,7 @@ One job per module, dependencies pointing down (``huckel`` <- ``pisystem`` <- ``
   neutrality and :func:`constraint_report`.
 
 Importing this package registers :class:`TBGapNet` and :class:`VTFNet` with
-:func:`nanonb.models.register_model` (the learners import it, so saved learners load in any import
+:func:`nanonb.models.registry.register_model` (the learners import it, so saved learners load in any import
 order). The ``forces`` and ``tb`` benchmark protocols live in :mod:`nanonb.bench.forces` and
 :mod:`nanonb.bench.tb`.
 """

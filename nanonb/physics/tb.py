@@ -6,7 +6,7 @@ predicts Hückel on-site energies and hoppings around the reference parameters
 :class:`nanonb.physics.huckel.HuckelLayer` and applies an affine calibration, so the gap comes out
 of a Schrödinger equation instead of a read-out MLP. :class:`TBGapNet` (``head(body(x))``, so ANIL
 adapts only the Hückel corrections and the calibration) registers itself with
-:func:`nanonb.models.register_model`; :func:`tb_model_kwargs` builds its keyword arguments from a
+:func:`nanonb.models.registry.register_model`; :func:`tb_model_kwargs` builds its keyword arguments from a
 meta-train set.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nanonb.models import register_model
+from nanonb.models.registry import register_model
 from nanonb.physics.calibration import fit_calibration
 from nanonb.physics.huckel import HuckelLayer, HuckelOutput
 from nanonb.physics.pisystem import (
@@ -182,8 +182,8 @@ class TBGapNet(nn.Module):
     neighbour cutoff (``cutoff``, Å) of at least 1.7 Å. ``forward(batch, output="features")``
     returns the body's :class:`TBFeatures` (what ANIL freezes), ``output="gap"`` the gap in eV.
     ``nonnegative=True`` makes every predicted gap >= 0 by construction (see :class:`TBHead`).
-    Registered with :func:`nanonb.models.register_model`, so
-    ``MetaLearner(model="TBGapNet", model_kwargs=tb_model_kwargs(train))`` works (ANIL adapts the
+    Registered with :func:`nanonb.models.registry.register_model`, so
+    ``make_learner(name, model="TBGapNet", model_kwargs=tb_model_kwargs(train))`` works (ANIL adapts the
     head: Hückel corrections and calibration).
     """
 
@@ -238,7 +238,7 @@ class TBGapNet(nn.Module):
 
 
 def tb_model_kwargs(train, hidden: int = 32, n_layers: int = 2, nonnegative: bool = True, **kw) -> dict:
-    """``model_kwargs`` for ``MetaLearner(model="TBGapNet")`` / ``Pooled(model="TBGapNet")`` on ``train``.
+    """``model_kwargs`` for ``make_learner(name, model="TBGapNet")`` / ``Pooled(model="TBGapNet")`` on ``train``.
 
     Sets ``target_mean``/``target_std`` to the meta-learner's target standardization
     (:func:`nanonb.tasks.standardization` of ``train``, eV) and the initial calibration to the

@@ -1,7 +1,7 @@
 """VTFNet: a conductivity network whose head is the Vogel–Tammann–Fulcher law (see :mod:`nanonb.physics.vtf`).
 
-:class:`VTFNet` is a ``head(body(x))`` network registered with :func:`nanonb.models.register_model`
-(``MetaLearner(model="VTFNet", model_kwargs=vtf_model_kwargs(meta_train))``). The body is an MLP on
+:class:`VTFNet` is a ``head(body(x))`` network registered with :func:`nanonb.models.registry.register_model`
+(``make_learner(name, model="VTFNet", model_kwargs=vtf_model_kwargs(meta_train))``). The body is an MLP on
 the tabular electrolyte features with the temperature columns masked out (optionally more, e.g. the
 anion descriptors) ending in a linear layer that predicts how composition and concentration shift
 the five VTF parameters ``(ln A, B, T0, alpha, beta)``. The **head** (:class:`VTFHead`) holds the
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nanonb.models import register_model
+from nanonb.models.registry import register_model
 from nanonb.physics.vtf import (
     LN10,
     PARAM_NAMES,

@@ -1,9 +1,8 @@
-"""Gradient-based meta-learning on ``higher``: MAML, first-order MAML, ANIL and Meta-SGD.
+"""The shared machinery of the gradient-based meta-learners: config, inner loop, fit, adapt, save.
 
-All four share one inner loop (:meth:`MetaLearner._inner_loop`), written with
-``higher.innerloop_ctx``: starting from the meta-learned initial weights, take ``inner_steps`` SGD
-steps on the support loss, then score the adapted weights on the query set. The algorithms differ
-only in three switches:
+Every algorithm (:class:`~nanonb.learners.maml.MAML`, :class:`~nanonb.learners.anil.ANIL`,
+:class:`~nanonb.learners.metasgd.MetaSGD`) is a subclass of :class:`MetaLearner` that overrides a
+few hooks; nothing here branches on the algorithm name:
 
 ============  ===================  ==========================  ==========================
 algorithm     adapted parameters   meta-gradient               inner learning rate
@@ -15,15 +14,20 @@ algorithm     adapted parameters   meta-gradient               inner learning ra
 ``metasgd``   all                  second order (or first)     learned, one per weight
 ============  ===================  ==========================  ==========================
 
-Targets (and tabular inputs) are standardized with meta-train statistics; predictions are
-returned in the task's own units. ``adapt`` never touches the meta-weights: it works on a
-``higher``-patched copy whose fast weights are detached.
+The inner loop (:meth:`MetaLearner._inner_loop`) runs on ``higher.innerloop_ctx``: starting from the
+meta-learned initial weights, ``inner_steps`` SGD steps on the support loss, each gradient passed
+through :func:`nanonb.learners.inner.prepare_grads` (first-order detach and differentiable clip).
+Targets (and tabular inputs) are standardized with meta-train statistics (:class:`Scaler`);
+predictions are returned in the task's own units. ``adapt`` never touches the meta-weights: it works
+on a ``higher``-patched copy whose fast weights are detached.
+
+Build learners by name with :func:`nanonb.learners.registry.make_learner` and load saved ones with
+:func:`nanonb.learners.registry.load`.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,102 +37,17 @@ import higher
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from . import physics  # noqa: F401  (registers TBGapNet and VTFNet, so saved learners load in any import order)
-from .graphs import DEFAULT_CUTOFF, GraphBatch, collate
-from .models import build_model
-from .tasks import Task, TaskSet, standardization
+from .. import physics  # noqa: F401  (registers TBGapNet and VTFNet: saved learners load in any import order)
+from .._io import save_state
+from ..graphs import DEFAULT_CUTOFF, GraphBatch
+from ..models import build_model
+from ..tasks import Task, TaskSet
+from .inner import prepare_grads
+from .training import Scaler, mse, pooled_train, predict_energy_forces
 
-ALGORITHMS = ("maml", "fomaml", "anil", "metasgd")
-
-
-# ---------------------------------------------------------------------- inputs and scaling
-@dataclass
-class Scaler:
-    """Standardization of targets (and of tabular inputs) with meta-train statistics."""
-
-    y_mean: float = 0.0
-    y_std: float = 1.0
-    x_mean: list[float] | None = None
-    x_std: list[float] | None = None
-
-    @classmethod
-    def fit(cls, tasks: TaskSet) -> Scaler:
-        return cls(**standardization(tasks))
-
-    def y(self, y: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor((np.asarray(y) - self.y_mean) / self.y_std, dtype=torch.float32)
-
-    def y_inv(self, z: torch.Tensor | np.ndarray) -> np.ndarray:
-        z = z.detach().cpu().numpy() if isinstance(z, torch.Tensor) else np.asarray(z)
-        return z.astype(np.float64) * self.y_std + self.y_mean
-
-    def x(self, inputs, cutoff: float = DEFAULT_CUTOFF) -> torch.Tensor | GraphBatch:
-        """Model input: a standardized float tensor (tabular) or a :class:`GraphBatch`."""
-        if isinstance(inputs, Task):
-            inputs = inputs.inputs
-        if isinstance(inputs, np.ndarray) or isinstance(inputs, torch.Tensor):
-            x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
-            if self.x_mean is not None:
-                x = (x - torch.tensor(self.x_mean, dtype=torch.float32)) / torch.tensor(
-                    self.x_std, dtype=torch.float32)
-            return x
-        return collate(list(inputs), cutoff=cutoff)
-
-
-def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return ((pred - y) ** 2).mean()
-
-
-def predict_energy_forces(model, batch: GraphBatch, create_graph: bool = True):
-    """Per-atom target and conservative forces ``-dE/dpos`` from a (possibly patched) graph model.
-
-    Returns ``(per_atom (B,), forces (N, 3))`` in the model's (standardized) units.
-    """
-    pos = batch.pos.detach().requires_grad_(True)
-    energy = model(batch, output="energy", pos=pos)
-    forces = -torch.autograd.grad(energy.sum(), pos, create_graph=create_graph)[0]
-    return energy / batch.n_atoms.to(energy.dtype), forces
-
-
-def pooled_train(model: nn.Module, train: TaskSet, scaler: Scaler, epochs: int, batch_size: int = 32,
-                 lr: float = 2e-3, seed: int = 0, progress: bool = False, desc: str = "pooled pre-training",
-                 force_weight: float = 0.0) -> list[float]:
-    """Train ``model`` on all points of ``train`` pooled together (minibatch Adam, cosine schedule).
-
-    Returns the mean training loss (standardized MSE) per epoch. Used by the pooled baselines and
-    by :meth:`MetaLearner.pretrain`.
-    """
-    from tqdm.auto import tqdm
-
-    cutoff = getattr(model, "cutoff", DEFAULT_CUTOFF)
-    points = [(t.name, i) for t in train for i in range(len(t))]
-    rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-    history = []
-    for _ in tqdm(range(epochs), desc=desc, disable=not progress, leave=False):
-        order = rng.permutation(len(points))
-        losses = []
-        for b in range(0, len(order), batch_size):
-            by_task: dict[str, list[int]] = {}
-            for j in order[b: b + batch_size]:
-                by_task.setdefault(points[j][0], []).append(points[j][1])
-            sub = [train[n].subset(ix) for n, ix in by_task.items()]
-            inputs = np.vstack([s.inputs for s in sub]) if sub[0].is_tabular else [x for t in sub for x in t.inputs]
-            x, y = scaler.x(inputs, cutoff), scaler.y(np.concatenate([s.targets for s in sub]))
-            opt.zero_grad(set_to_none=True)
-            if force_weight > 0 and isinstance(x, GraphBatch) and x.forces is not None:
-                pred, f_pred = predict_energy_forces(model, x)
-                loss = _mse(pred, y) + force_weight * _mse(f_pred, x.forces / scaler.y_std)
-            else:
-                loss = _mse(model(x), y)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-        sched.step()
-        history.append(float(np.mean(losses)))
-    return history
+FORMAT_VERSION = 1
 
 
 # ---------------------------------------------------------------------- config
@@ -136,16 +55,22 @@ def pooled_train(model: nn.Module, train: TaskSet, scaler: Scaler, epochs: int, 
 class MetaConfig:
     """Hyper-parameters of a :class:`MetaLearner` (all JSON-serializable).
 
-    ``k_support`` is the range of support sizes sampled during meta-training (so one learner
-    serves 1- to 10-shot use); ``k_query`` the query size per training episode.
-    ``inner_lr`` is the SGD step on the standardized-target MSE (the initial value for Meta-SGD).
-    ``inner_grad_clip`` rescales each inner-loop gradient to at most this global norm
+    ``algorithm`` is the registered name (set by the learner class; see
+    :data:`nanonb.learners.registry.LEARNERS`). ``k_support`` is the range of support sizes sampled
+    during meta-training (so one learner serves 1- to 10-shot use); ``k_query`` the query size per
+    training episode. ``inner_lr`` is the SGD step on the standardized-target MSE (the initial value
+    for Meta-SGD). ``inner_grad_clip`` rescales each inner-loop gradient to at most this global norm
     (differentiably), which keeps deep graph networks from diverging in the inner loop.
     ``force_weight > 0`` adds a force term to every loss (inner and outer) for structure tasks whose
     structures carry forces: forces are predicted as ``-dE/dpositions`` of the model's extensive
     energy (conservative by construction), in standardized units ``F / y_std`` (per Å). Not for ANIL,
     whose inner loop never sees positions. ``pretrain_epochs > 0`` first trains the network on all
     meta-train points pooled (as the pooled baseline does), then meta-trains from there.
+
+    Example
+    -------
+    >>> MetaConfig(algorithm="anil", inner_lr=0.1).first_order
+    False
     """
 
     algorithm: str = "fomaml"
@@ -168,8 +93,6 @@ class MetaConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}, not {self.algorithm!r}")
         self.k_support = tuple(self.k_support)  # type: ignore[assignment]
         if self.first_order is None:
             self.first_order = self.algorithm == "fomaml"
@@ -206,19 +129,35 @@ class AdaptedModel:
 
 # ---------------------------------------------------------------------- meta-learner
 class MetaLearner:
-    """MAML-family meta-learner with scikit-learn-like verbs.
+    """Base class of the MAML-family meta-learners, with scikit-learn-like verbs.
 
-    >>> learner = MetaLearner(config=MetaConfig(algorithm="anil"), n_in=None)  # doctest: +SKIP
-    >>> learner.fit(meta_train, val=meta_val)                                   # doctest: +SKIP
-    >>> adapted = learner.adapt(episode.support)                                # doctest: +SKIP
-    >>> adapted.predict(episode.query)                                          # doctest: +SKIP
+    Subclasses set ``algorithm`` (the registered name) and override the hooks: ``head_only`` and
+    :meth:`_adapted_module` / :meth:`_inner_input` / :meth:`_query_pred` (ANIL),
+    :meth:`_inner_optimizer` / :meth:`_extra_parameters` / :meth:`_after_outer_step` (Meta-SGD),
+    :meth:`_episode_loss` (first-order MAML). Not instantiated directly: use a subclass or
+    :func:`nanonb.learners.registry.make_learner`.
+
+    Example
+    -------
+    >>> from nanonb.learners.registry import make_learner
+    >>> learner = make_learner("anil", model="MLP", n_iterations=200)   # doctest: +SKIP
+    >>> learner.fit(meta_train, val=meta_val)                           # doctest: +SKIP
+    >>> adapted = learner.adapt(episode.support)                        # doctest: +SKIP
+    >>> adapted.predict(episode.query)                                  # target units  # doctest: +SKIP
     """
 
     kind = "meta"
+    algorithm: str | None = None
+    #: Only the head is adapted (the inner loop sees body features, never positions).
+    head_only = False
 
     def __init__(self, config: MetaConfig | None = None, **overrides: Any):
+        if self.algorithm is None:
+            raise TypeError("MetaLearner is the base class: use make_learner(name, ...) from "
+                            "nanonb.learners.registry, or MAML / ANIL / MetaSGD")
         cfg = asdict(config) if config is not None else {}
         cfg.update(overrides)
+        cfg["algorithm"] = self._algorithm_name(cfg)
         self.config = MetaConfig(**cfg)
         self.model: nn.Module | None = None
         self.inner_lrs = nn.ParameterList()
@@ -229,6 +168,10 @@ class MetaLearner:
         self.history: dict[str, list] = {"iteration": [], "train_loss": [], "val_iteration": [], "val_loss": []}
         self.fit_time_s = 0.0
 
+    def _algorithm_name(self, cfg: dict) -> str:
+        """The name stored in the config (MAML: ``maml`` or ``fomaml`` by its first-order flag)."""
+        return self.algorithm
+
     def _build(self, n_in: int | None = None) -> None:
         """Create the network (MLP input width inferred from the data when not given)."""
         if n_in is not None:
@@ -236,20 +179,34 @@ class MetaLearner:
         torch.manual_seed(self.config.seed)
         self.model = build_model(self.config.model, **self.config.model_kwargs)
         self.cutoff = getattr(self.model, "cutoff", DEFAULT_CUTOFF)
-        if self.config.algorithm == "metasgd":
-            self.inner_lrs = nn.ParameterList(
-                [nn.Parameter(torch.full_like(p, self.config.inner_lr)) for p in self.model.parameters()])
+        self._extra_parameters()
+
+    def _extra_parameters(self) -> None:
+        """Create algorithm parameters besides the network's (Meta-SGD: per-weight step sizes)."""
 
     @property
     def name(self) -> str:
         return self.config.algorithm
 
     def __repr__(self) -> str:
-        return f"MetaLearner({self.config.algorithm}, model={self.config.model}{self.config.model_kwargs})"
+        return f"{type(self).__name__}({self.config.algorithm}, model={self.config.model}{self.config.model_kwargs})"
 
-    # ---------------------------------------------------------------- inner loop
+    # ---------------------------------------------------------------- inner loop hooks
     def _adapted_module(self) -> nn.Module:
-        return self.model.head if self.config.algorithm == "anil" else self.model
+        """The module whose parameters the inner loop adapts."""
+        return self.model
+
+    def _inner_input(self, x, track: bool):
+        """What the adapted module sees (ANIL: body features)."""
+        return x
+
+    def _inner_optimizer(self, params: list, lr: float | None):
+        """``(torch optimizer, higher override)`` of the inner loop."""
+        return torch.optim.SGD(params, lr=self.config.inner_lr if lr is None else lr), None
+
+    def _query_pred(self, fmodel, x_q):
+        """Predictions of the adapted module on query inputs (standardized units)."""
+        return fmodel(x_q)
 
     def _inner_loop(self, x_s, y_s: torch.Tensor, steps: int, lr: float | None, track: bool):
         """Run the inner SGD loop from the meta-weights; returns the patched module.
@@ -257,28 +214,14 @@ class MetaLearner:
         With ``track=True`` the returned module's fast weights are differentiable functions of the
         meta-parameters (and of the learned step sizes for Meta-SGD).
         """
-        algo = self.config.algorithm
         module = self._adapted_module()
-        inp = self.model(x_s, output="features") if algo == "anil" else x_s
-        if algo == "anil" and not track:
-            inp = inp.detach()
-        params = list(module.parameters())
-        override = None
-        if algo == "metasgd" and lr is None:
-            opt = torch.optim.SGD([{"params": [p]} for p in params], lr=self.config.inner_lr)
-            override = {"lr": list(self.inner_lrs)}
-        else:
-            opt = torch.optim.SGD(params, lr=self.config.inner_lr if lr is None else lr)
-        detach = track and bool(self.config.first_order)
+        inp = self._inner_input(x_s, track)
+        opt, override = self._inner_optimizer(list(module.parameters()), lr)
+        first_order = track and bool(self.config.first_order)
         clip = self.config.inner_grad_clip
 
         def grad_callback(grads):
-            grads = [None if g is None else (g.detach() if detach else g) for g in grads]
-            if clip is not None:
-                norm = torch.sqrt(sum((g * g).sum() for g in grads if g is not None) + 1e-12)
-                scale = torch.clamp(clip / (norm + 1e-12), max=1.0)
-                grads = [None if g is None else g * scale for g in grads]
-            return grads
+            return prepare_grads(grads, clip=clip, first_order=first_order)
 
         with higher.innerloop_ctx(module, opt, copy_initial_weights=False, track_higher_grads=track,
                                   override=override) as (fmodel, diffopt):
@@ -287,7 +230,7 @@ class MetaLearner:
         return fmodel
 
     def _use_forces(self, x) -> bool:
-        return (self.config.force_weight > 0 and self.config.algorithm != "anil"
+        return (self.config.force_weight > 0 and not self.head_only
                 and isinstance(x, GraphBatch) and x.forces is not None)
 
     def _loss(self, fmodel, x, y: torch.Tensor) -> torch.Tensor:
@@ -295,35 +238,27 @@ class MetaLearner:
         if self._use_forces(x):
             pred, f_pred = predict_energy_forces(fmodel, x)
             f_true = x.forces / self.scaler.y_std
-            return _mse(pred, y) + self.config.force_weight * _mse(f_pred, f_true)
+            return mse(pred, y) + self.config.force_weight * mse(f_pred, f_true)
         out = fmodel(x)
-        return _mse(out.squeeze(-1) if out.dim() > 1 else out, y)
+        return mse(out.squeeze(-1) if out.dim() > 1 else out, y)
 
-    def _query_pred(self, fmodel, x_q):
-        if self.config.algorithm == "anil":
-            return fmodel(self.model(x_q, output="features")).squeeze(-1)
-        return fmodel(x_q)
+    def _query_loss(self, fmodel, x_q, y_q: torch.Tensor) -> torch.Tensor:
+        return self._loss(fmodel, x_q, y_q)
+
+    def _episode_data(self, ep):
+        return (self.scaler.x(ep.support, self.cutoff), self.scaler.y(ep.support.targets),
+                self.scaler.x(ep.query, self.cutoff), self.scaler.y(ep.query.targets))
 
     def _episode_loss(self, ep) -> torch.Tensor:
-        """Query loss after adaptation; accumulates the meta-gradient into ``.grad``."""
-        x_s, y_s = self.scaler.x(ep.support, self.cutoff), self.scaler.y(ep.support.targets)
-        x_q, y_q = self.scaler.x(ep.query, self.cutoff), self.scaler.y(ep.query.targets)
-        if self.config.algorithm == "fomaml":
-            # First order: the query gradient at the adapted weights is used as the meta-gradient.
-            fmodel = self._inner_loop(x_s, y_s, self.config.inner_steps, None, track=False)
-            loss = self._loss(fmodel, x_q, y_q)
-            grads = torch.autograd.grad(loss, list(fmodel.parameters()), allow_unused=True)
-            for p, g in zip(self.model.parameters(), grads):
-                if g is not None:
-                    p.grad = g.detach().clone() if p.grad is None else p.grad + g.detach()
-            return loss.detach()
+        """Query loss after adaptation; accumulates the meta-gradient into ``.grad`` (second order)."""
+        x_s, y_s, x_q, y_q = self._episode_data(ep)
         fmodel = self._inner_loop(x_s, y_s, self.config.inner_steps, None, track=True)
-        if self.config.algorithm == "anil":
-            loss = _mse(self._query_pred(fmodel, x_q), y_q)
-        else:
-            loss = self._loss(fmodel, x_q, y_q)
+        loss = self._query_loss(fmodel, x_q, y_q)
         loss.backward()
         return loss.detach()
+
+    def _after_outer_step(self) -> None:
+        """Called after every meta-update (Meta-SGD keeps its step sizes non-negative)."""
 
     # ---------------------------------------------------------------- fit
     def warm_start(self, model: nn.Module) -> MetaLearner:
@@ -346,8 +281,6 @@ class MetaLearner:
         ``callback(learner, iteration)`` is called after each iteration (e.g. live plots).
         Continues from the current weights if called again (iterative refinement).
         """
-        from tqdm.auto import tqdm
-
         cfg = self.config
         n_iter = cfg.n_iterations if n_iterations is None else n_iterations
         kmin, kmax = cfg.k_support
@@ -389,10 +322,7 @@ class MetaLearner:
                     p.grad /= cfg.meta_batch_size
             torch.nn.utils.clip_grad_norm_(self.parameters(), cfg.grad_clip)
             opt.step()
-            if cfg.algorithm == "metasgd":
-                with torch.no_grad():
-                    for a in self.inner_lrs:
-                        a.clamp_(min=0.0)
+            self._after_outer_step()
             step = start + it + 1
             self.history["iteration"].append(step)
             self.history["train_loss"].append(mean_loss)
@@ -427,17 +357,17 @@ class MetaLearner:
         meta-learned initialization (zero-shot).
         """
         if self.model is None:
-            raise RuntimeError("This learner is not fitted yet: call fit(meta_train) or MetaLearner.load(path).")
+            raise RuntimeError("This learner is not fitted yet: call fit(meta_train) or "
+                               "nanonb.learners.registry.load(path).")
         steps = self.config.inner_steps if steps is None else steps
-        head_only = self.config.algorithm == "anil"
         if support is None or len(support) == 0 or steps == 0:
             module = self._adapted_module()
             return AdaptedModel(self, higher.monkeypatch(module, copy_initial_weights=True,
-                                                         track_higher_grads=False), head_only)
+                                                         track_higher_grads=False), self.head_only)
         x_s, y_s = self.scaler.x(support, self.cutoff), self.scaler.y(support.targets)
         fmodel = self._inner_loop(x_s, y_s, steps, lr, track=False)
         fmodel.update_params([p.detach() for p in fmodel.parameters()])
-        return AdaptedModel(self, fmodel, head_only)
+        return AdaptedModel(self, fmodel, self.head_only)
 
     def predict(self, inputs, support: Task | None = None) -> np.ndarray:
         """Predict ``inputs`` after adapting on ``support`` (zero-shot if ``support`` is None)."""
@@ -450,30 +380,24 @@ class MetaLearner:
         return sd
 
     def save(self, path: str | Path) -> Path:
-        """Write ``<path>.pt`` (tensors only) and ``<path>.json`` (config, scaler, history)."""
-        path = Path(path).with_suffix("")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state_dict(), path.with_suffix(".pt"))
-        meta = {"config": asdict(self.config), "scaler": asdict(self.scaler), "history": self.history,
-                "fit_time_s": self.fit_time_s, "nanonb_format": 1}
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
-        return path
+        """Write ``<path>.pt`` (tensors only) and ``<path>.json`` (config, scaler, history).
 
-    @classmethod
-    def load(cls, path: str | Path) -> MetaLearner:
-        """Load a learner saved by :meth:`save` (``torch.load(weights_only=True)``: no pickle)."""
-        path = Path(path).with_suffix("")
-        meta = json.loads(path.with_suffix(".json").read_text())
-        learner = cls(MetaConfig(**meta["config"]))
-        sd = torch.load(path.with_suffix(".pt"), weights_only=True)
-        learner.model.load_state_dict({k[6:]: v for k, v in sd.items() if k.startswith("model.")})
+        Load with :func:`nanonb.learners.registry.load`, which picks the class from ``config.algorithm``.
+        """
+        meta = {"config": asdict(self.config), "scaler": asdict(self.scaler), "history": self.history,
+                "fit_time_s": self.fit_time_s, "nanonb_format": FORMAT_VERSION}
+        return save_state(path, meta, self.state_dict())
+
+    def load_state(self, meta: dict, tensors: dict[str, torch.Tensor]) -> MetaLearner:
+        """Restore weights, scaler and history written by :meth:`save` (``meta``: its JSON)."""
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         with torch.no_grad():
-            for i, p in enumerate(learner.inner_lrs):
-                p.copy_(sd[f"inner_lrs.{i}"])
-        learner.scaler = Scaler(**meta["scaler"])
-        learner.history = meta["history"]
-        learner.fit_time_s = meta.get("fit_time_s", 0.0)
-        return learner
+            for i, p in enumerate(self.inner_lrs):
+                p.copy_(tensors[f"inner_lrs.{i}"])
+        self.scaler = Scaler(**meta["scaler"])
+        self.history = meta["history"]
+        self.fit_time_s = meta.get("fit_time_s", 0.0)
+        return self
 
     def copy(self) -> MetaLearner:
         return copy.deepcopy(self)

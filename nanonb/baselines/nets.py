@@ -1,14 +1,13 @@
-"""Honest baselines, reported next to every meta-learner on the same episodes.
+"""Network baselines, reported next to every meta-learner on the same episodes.
 
 All share the meta-learners' verbs: ``fit(meta_train)`` then ``adapt(support)`` returning an object
-with ``predict(task_or_inputs)`` in target units.
+with ``predict(task_or_inputs)`` in target units. (The Gaussian-process baseline is in
+:mod:`nanonb.baselines.gp`.)
 
 - :class:`Scratch`: the same network, freshly initialized, trained on the support set only.
 - :class:`Pooled`: the same network trained on all meta-train points pooled together; no
   adaptation (zero-shot transfer).
 - :class:`FineTune`: the pooled network fine-tuned on the support set.
-- :class:`SupportGP`: a Gaussian-process regressor on the support set using the task's
-  descriptors (e.g. composition and bond fractions of a cluster).
 - :class:`SupportMean`: predict the support mean everywhere, the floor every method must clear.
 """
 
@@ -16,15 +15,14 @@ from __future__ import annotations
 
 import copy
 import time
-import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
-from .meta import Scaler, _mse, pooled_train
-from .models import build_model
-from .tasks import Task, TaskSet
+from ..learners.training import Scaler, mse, pooled_train
+from ..models import build_model
+from ..tasks import Task, TaskSet
 
 
 class _NetPredictor:
@@ -58,7 +56,7 @@ class _NetBaseline:
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
-            _mse(model(x), y).backward()
+            mse(model(x), y).backward()
             opt.step()
         return model
 
@@ -130,54 +128,6 @@ class FineTune:
         cutoff = getattr(model, "cutoff", 0.0)
         model = p._train(model, p.scaler.x(support, cutoff), p.scaler.y(support.targets), self.steps, self.lr)
         return _NetPredictor(model, p.scaler, cutoff)
-
-
-class _GPPredictor:
-    def __init__(self, gp, mu: float, x_mean, x_std):
-        self.gp, self.mu, self.x_mean, self.x_std = gp, mu, x_mean, x_std
-
-    def predict(self, task: Task, return_std: bool = False):
-        d = (np.asarray(task.descriptors) - self.x_mean) / self.x_std
-        if self.gp is None:
-            mean = np.full(len(d), self.mu)
-            return (mean, np.full(len(d), np.nan)) if return_std else mean
-        return self.gp.predict(d, return_std=return_std)
-
-
-class SupportGP:
-    """Gaussian process on the support set over the task descriptors.
-
-    Kernel: constant × RBF with one length scale per descriptor (ARD) + white noise, targets
-    normalized, hyper-parameters by marginal likelihood (3 restarts). Descriptors are standardized
-    with meta-train statistics. With fewer than 2 support points it predicts the support mean.
-    """
-
-    kind = "baseline"
-    name = "gp"
-
-    def __init__(self, n_restarts: int = 2, seed: int = 0):
-        self.n_restarts, self.seed = n_restarts, seed
-
-    def fit(self, train: TaskSet, **_) -> SupportGP:
-        d = np.vstack([TaskSet._descriptors(t) for t in train])
-        self.x_mean, self.x_std = d.mean(0), d.std(0) + 1e-9
-        return self
-
-    def adapt(self, support: Task) -> _GPPredictor:
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-
-        if len(support) < 2:
-            return _GPPredictor(None, float(support.targets.mean()), self.x_mean, self.x_std)
-        d = (TaskSet._descriptors(support) - self.x_mean) / self.x_std
-        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * RBF(np.ones(d.shape[1]), (1e-2, 1e3)) + WhiteKernel(
-            1e-2, (1e-6, 1e0))
-        gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=self.n_restarts,
-                                      random_state=self.seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            gp.fit(d, support.targets)
-        return _GPPredictor(gp, float(support.targets.mean()), self.x_mean, self.x_std)
 
 
 class _Constant:

@@ -1,0 +1,70 @@
+"""Files: atomic writes, and saved state as config JSON plus tensors (no pickle).
+
+Every saved learner or network is two files with the same stem: ``<stem>.json`` (configuration,
+scaler, history: anything JSON-serializable) and ``<stem>.pt`` (a flat ``{name: tensor}`` dict,
+read back with ``torch.load(weights_only=True)``). No class paths are stored, so moving classes keeps
+old files loadable. Writes go to a temporary file in the same folder and are renamed into place, so
+an interrupted write never leaves a half-written file.
+
+Example
+-------
+>>> import tempfile, torch
+>>> from pathlib import Path
+>>> stem = Path(tempfile.mkdtemp()) / "net"
+>>> _ = save_state(stem, {"width": 8}, {"w": torch.ones(2)})
+>>> config, tensors = load_state(stem)
+>>> config, tensors["w"].tolist()
+({'width': 8}, [1.0, 1.0])
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically; create parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | Path, obj, indent: int = 1) -> Path:
+    """``json.dumps(obj, indent=indent)`` written atomically."""
+    return atomic_write(path, json.dumps(obj, indent=indent))
+
+
+def save_state(path: str | Path, config: dict, tensors: dict[str, torch.Tensor]) -> Path:
+    """Write ``<stem>.json`` (``config``) and ``<stem>.pt`` (``tensors``); return the stem.
+
+    ``path`` may carry a suffix (it is dropped). ``tensors`` must hold tensors only.
+    """
+    stem = Path(path).with_suffix("")
+    buf = io.BytesIO()
+    torch.save(dict(tensors), buf)
+    atomic_write(stem.with_suffix(".pt"), buf.getvalue())
+    write_json(stem.with_suffix(".json"), config)
+    return stem
+
+
+def load_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(config, tensors)`` written by :func:`save_state` (tensors via ``weights_only=True``)."""
+    stem = Path(path).with_suffix("")
+    config = json.loads(stem.with_suffix(".json").read_text())
+    tensors = torch.load(stem.with_suffix(".pt"), weights_only=True)
+    return config, tensors

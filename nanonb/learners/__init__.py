@@ -1,0 +1,18 @@
+"""Gradient-based meta-learners, one algorithm per module, with one shared base and one inner-loop update.
+
+- :mod:`.inner`: the pure inner-loop update (clipped SGD step, first-order flag).
+- :mod:`.training`: :class:`Scaler` (standardization), :func:`pooled_train`, :func:`predict_energy_forces`.
+- :mod:`.base`: :class:`MetaConfig`, :class:`MetaLearner` (fit / adapt / predict / save), :class:`AdaptedModel`.
+- :mod:`.maml` (:class:`MAML`, FOMAML by flag) · :mod:`.anil` (:class:`ANIL`) · :mod:`.metasgd` (:class:`MetaSGD`).
+- :mod:`.registry`: :func:`make_learner` (name -> learner) and :func:`load` (saved files -> learner).
+"""
+
+from .anil import ANIL
+from .base import AdaptedModel, MetaConfig, MetaLearner
+from .maml import MAML
+from .metasgd import MetaSGD
+from .registry import ALGORITHMS, LEARNERS, load, make_learner
+from .training import Scaler, pooled_train, predict_energy_forces
+
+__all__ = ["ANIL", "AdaptedModel", "MetaConfig", "MetaLearner", "MAML", "MetaSGD", "ALGORITHMS", "LEARNERS",
+           "load", "make_learner", "Scaler", "pooled_train", "predict_energy_forces"]

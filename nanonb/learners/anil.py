@@ -1,0 +1,44 @@
+"""ANIL, "almost no inner loop" (Raghu et al., ICLR 2020): adapt only the last (linear) layer.
+
+The inner loop runs SGD on the head alone, on the body features of the support set; the
+meta-gradient is second order through those steps and reaches the body through the features.
+Cheap at test time (the body runs once per input) and robust with few shots. Force supervision does
+not apply: the inner loop never sees atomic positions.
+
+Example
+-------
+>>> learner = ANIL(model="MLP", inner_lr=0.1, n_iterations=150)   # = make_learner("anil", ...)
+>>> learner.name, learner.head_only
+('anil', True)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import MetaLearner
+from .training import mse
+
+
+class ANIL(MetaLearner):
+    """Meta-learned body, head adapted per task (second-order meta-gradient through the head steps).
+
+    Parameters: a :class:`~nanonb.learners.base.MetaConfig` or its fields as keywords.
+    """
+
+    algorithm = "anil"
+    head_only = True
+
+    def _adapted_module(self) -> nn.Module:
+        return self.model.head
+
+    def _inner_input(self, x, track: bool):
+        feats = self.model(x, output="features")
+        return feats if track else feats.detach()
+
+    def _query_pred(self, fmodel, x_q):
+        return fmodel(self.model(x_q, output="features")).squeeze(-1)
+
+    def _query_loss(self, fmodel, x_q, y_q: torch.Tensor) -> torch.Tensor:
+        return mse(self._query_pred(fmodel, x_q), y_q)

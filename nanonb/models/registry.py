@@ -1,0 +1,37 @@
+"""The model registry: class name -> model class, so saved learners can rebuild their network by name.
+
+Every model registers itself with the :func:`register_model` decorator where it is defined; a
+saved learner stores only the class name and its keyword arguments (JSON), never a class path.
+
+Example
+-------
+>>> from torch import nn
+>>> from nanonb.models.registry import build_model, register_model
+>>> @register_model
+... class Tiny(nn.Module):
+...     def __init__(self, n_in: int = 2):
+...         super().__init__()
+...         self.head = nn.Linear(n_in, 1)
+>>> build_model("Tiny", n_in=3).head.in_features
+3
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+#: Registered model classes by class name.
+MODELS: dict[str, type[nn.Module]] = {}
+
+
+def register_model(cls: type[nn.Module]) -> type[nn.Module]:
+    """Register a model class so saved learners can rebuild it by name (usable as a decorator)."""
+    MODELS[cls.__name__] = cls
+    return cls
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """Instantiate a registered model by class name (used when building and loading learners)."""
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; available: {sorted(MODELS)}")
+    return MODELS[name](**kwargs)
