@@ -51,7 +51,8 @@ class _AtomwiseBody(nn.Module):
 
     Subclasses create their interaction blocks in :meth:`_make_blocks` (called between the radial
     basis and the atom MLP, which fixes the parameter order and hence the initialization for a
-    seed) and implement :meth:`_interact` (initial atom features -> updated atom features).
+    seed) and implement :meth:`_interact` (initial atom features and bond geometry -> updated atom
+    features, plus equivariant vectors or ``None``).
     """
 
     network = "GNN"
@@ -68,7 +69,8 @@ class _AtomwiseBody(nn.Module):
     def _make_blocks(self, width, n_blocks, n_rbf, cutoff) -> None:
         raise NotImplementedError
 
-    def _interact(self, h, rbf, d, vec, batch: GraphBatch):
+    def _interact(self, h, vec, d, batch: GraphBatch):
+        """Interaction blocks: ``(atom features, bond vectors (E, 3) Å, lengths (E,) Å)`` -> ``(h, v or None)``."""
         raise NotImplementedError
 
     def atom_features(self, batch: GraphBatch, pos: torch.Tensor | None = None, return_vectors: bool = False):
@@ -79,7 +81,7 @@ class _AtomwiseBody(nn.Module):
         h = self.embed(self.elements.to(pos.dtype)[batch.z])
         vec = pos[batch.edge_j] - pos[batch.edge_i]
         d = torch.sqrt((vec * vec).sum(-1) + 1e-12)
-        h, v = self._interact(h, self.rbf(d), d, vec, batch)
+        h, v = self._interact(h, vec, d, batch)
         h = self.atom_mlp(h)
         return (h, v) if return_vectors else h
 
@@ -151,7 +153,8 @@ class _GNNBody(_AtomwiseBody):
     def _make_blocks(self, width, n_blocks, n_rbf, cutoff) -> None:
         self.blocks = nn.ModuleList([CFConv(width, n_rbf, cutoff) for _ in range(n_blocks)])
 
-    def _interact(self, h, rbf, d, vec, batch):
+    def _interact(self, h, vec, d, batch):
+        rbf = self.rbf(d)
         for block in self.blocks:
             h = block(h, rbf, d, batch.edge_i, batch.edge_j)
         return h, None
@@ -232,9 +235,10 @@ class _EquivariantBody(_AtomwiseBody):
         self.messages = nn.ModuleList([_PaiNNMessage(width, n_rbf, cutoff) for _ in range(n_blocks)])
         self.updates = nn.ModuleList([_PaiNNUpdate(width) for _ in range(n_blocks)])
 
-    def _interact(self, s, rbf, d, vec, batch):
+    def _interact(self, s, vec, d, batch):
         v = torch.zeros(s.shape[0], 3, s.shape[1], dtype=s.dtype, device=s.device)
-        unit = vec / d[:, None]
+        unit = vec / d[:, None]  # before the radial basis: keeps autograd's accumulation order (same floats)
+        rbf = self.rbf(d)
         for msg, upd in zip(self.messages, self.updates):
             s, v = msg(s, v, rbf, d, unit, batch.edge_i, batch.edge_j)
             s, v = upd(s, v)
