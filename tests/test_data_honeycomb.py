@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanonb.data import honeycomb
-from nanonb.data.honeycomb import CC_BOND, CH_BOND, SHAPES, fingerprint, generate_family, generate_flake
+from nanonb.data import _lattice as lattice
+from nanonb.data._lattice import CC_BOND, CH_BOND
+from nanonb.data.honeycomb import SHAPES, fingerprint, generate_family, generate_flake
 from nanonb.graphs import collate
 from nanonb.physics.pisystem import build_pi_system
 
@@ -79,16 +80,16 @@ def test_known_flakes_benzene_and_coronene():
     assert pentacene.info["edge_fraction"] == pytest.approx(14 / 22)
 
 def test_non_kekule_triangulene_is_rejected():
-    pos, sub, nb = honeycomb._get_lattice(20.0)
+    pos, sub, nb = lattice.get_lattice(20.0)
     # zigzag-edged triangle centred on a B-sublattice atom: [3]triangulene, C22 with 12 A / 10 B
-    normals, offsets = honeycomb._regular_polygon(3, 3.0, 90.0)
-    occ = honeycomb._clean(honeycomb._polygon_mask(pos - np.array([0.0, CC_BOND]), normals, offsets), nb)
+    normals, offsets = lattice.regular_polygon(3, 3.0, 90.0)
+    occ = lattice.clean(lattice.polygon_mask(pos - np.array([0.0, CC_BOND]), normals, offsets), nb)
     n_a, n_b = int((occ & (sub == 0)).sum()), int((occ & (sub == 1)).sum())
     assert (n_a, n_b) == (12, 10)  # sublattice imbalance 2: two zero modes, open shell
-    assert not honeycomb._is_kekule(occ, sub, nb)
-    cut = honeycomb._regular_polygon(6, 4.5, 30.0)
-    hexagon = honeycomb._clean(honeycomb._polygon_mask(pos - honeycomb._HEX_CENTRE, *cut), nb)
-    assert hexagon.sum() == 24 and honeycomb._is_kekule(hexagon, sub, nb)  # coronene
+    assert not lattice.is_kekule(occ, sub, nb)
+    cut = lattice.regular_polygon(6, 4.5, 30.0)
+    hexagon = lattice.clean(lattice.polygon_mask(pos - lattice.HEX_CENTRE, *cut), nb)
+    assert hexagon.sum() == 24 and lattice.is_kekule(hexagon, sub, nb)  # coronene
 
 def test_dopant_chemistry():
     for f in generate_family("rectangular", "N", n=4, seed=0, min_heavy=10, max_heavy=30):

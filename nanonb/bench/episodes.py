@@ -23,7 +23,13 @@ from nanonb.physics import HuckelCalibration
 
 # WAVE2: replace by nanonb.evaluate.Named (H1) once it exists.
 class NamedMethod:
-    """A fitted method under another name (several meta-learners share ``algorithm="fomaml"``)."""
+    """A fitted method under another name (several meta-learners share ``algorithm="fomaml"``).
+
+    Example
+    -------
+    >>> NamedMethod(learner, "anil-tb", "meta").name          # doctest: +SKIP
+    'anil-tb'
+    """
 
     def __init__(self, method, name: str, kind: str | None = None, zero_shot: bool = True):
         self.method, self.name = method, name
@@ -61,6 +67,11 @@ def run_episodes(methods, test, shots=(1, 5, 10), n_episodes: int = 10, seed: in
         Rows ``method, kind, task, k, episode, mae, rmse, n_query, n_negative, adapt_s`` (errors in
         target units; ``n_negative`` = predictions < 0) plus ``force_mae`` (eV/Å, NaN where not
         available) when ``force_mae=True``; and ``{method: concatenated predictions}``.
+
+    Example
+    -------
+    >>> df, preds = run_episodes([learner, HuckelCalibration().fit(train)], test, shots=(0, 5))  # doctest: +SKIP
+    >>> df.groupby(["method", "k"]).mae.mean()                                                  # doctest: +SKIP
     """
     rows, preds = [], {}
     jobs = [(t, k, e) for t in test for k in shots if k < len(t) for e in range(n_episodes if k > 0 else 1)]
@@ -107,7 +118,12 @@ def _force_mae(adapted, query) -> float:
 
 
 def violation_rows(df: pd.DataFrame, split: str) -> list[dict]:
-    """Rows (metric ``constraint_violations``): negative predictions per task, summed over episodes."""
+    """Rows (metric ``constraint_violations``): negative predictions per task, summed over episodes.
+
+    Example
+    -------
+    >>> rows = violation_rows(df, "holdout-BN")               # doctest: +SKIP
+    """
     per_task = df.groupby(["method", "kind", "k", "task"], sort=False)["n_negative"].sum().reset_index()
     rows = []
     for (method, kind, k), g in per_task.groupby(["method", "kind", "k"], sort=False):
@@ -121,7 +137,14 @@ def violation_rows(df: pd.DataFrame, split: str) -> list[dict]:
 
 # WAVE2: replace by the one --set rule of nanonb.bench.schema (H4).
 def apply_options(cfg, options: dict, log):
-    """Override dataclass fields of ``cfg`` from ``--set key=value`` options (unknown keys are reported)."""
+    """Override dataclass fields of ``cfg`` from ``--set key=value`` options (unknown keys are reported).
+
+    Example
+    -------
+    >>> from nanonb.bench.tb import TBBenchConfig
+    >>> apply_options(TBBenchConfig(), {"shots": [1, 5]}, print).shots
+    (1, 5)
+    """
     names = {f.name for f in dataclasses.fields(cfg)}
     known = {k: (tuple(v) if isinstance(getattr(cfg, k), tuple) and isinstance(v, list) else v)
              for k, v in options.items() if k in names}

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-import torch
 
 from nanonb.baselines.gp import SupportGP
 from nanonb.bench import make_result, summary_to_rows  # WAVE2: nanonb.bench.schema (H4)
@@ -19,6 +18,7 @@ from nanonb.bench.episodes import NamedMethod, apply_options, run_episodes
 from nanonb.data.nanoalloys import load_nanoalloys
 from nanonb.evaluate import episode_seed, summarize
 from nanonb.learners.registry import make_learner
+from nanonb.threads import set_threads
 
 
 @dataclass
@@ -32,6 +32,11 @@ class ForcesBenchConfig:
     standardized units ``(F / y_std)²`` (F in eV/Å, y_std the meta-train std of E_mix in eV/atom):
     with y_std ≈ 0.046 eV/atom and force RMS ≈ 0.48 eV/Å the force MSE of an untrained model is ~100,
     so 0.01 puts the two terms on a similar scale.
+
+    Example
+    -------
+    >>> ForcesBenchConfig.quick().shots
+    (1, 5)
     """
 
     holdout: str = "Pt"
@@ -89,8 +94,13 @@ def run_forces_bench(quick: bool = False, seed: int = 0, progress: bool = True,
     learner on the same held-out-element episodes. Metrics: ``mae`` (energy, meV/atom) and
     ``force_mae`` (meV/Å, forces ``-dE/dpos`` of the adapted model on the query structures; only for
     the graph meta-learners). ``--set key=value`` overrides :class:`ForcesBenchConfig` fields.
+
+    Example
+    -------
+    >>> result = run_forces_bench(quick=True, progress=False)    # doctest: +SKIP
+    >>> print(format_table(result))                              # doctest: +SKIP
     """
-    torch.set_num_threads(1)  # measured: 2 threads on the shared 2-core machine were ~10x slower
+    set_threads()  # NANONB_NUM_THREADS or 1 (measured: 2 threads on the shared 2-core machine were ~10x slower)
     cfg = config or (ForcesBenchConfig.quick() if quick else ForcesBenchConfig())
     cfg = apply_options(cfg, {**options, "seed": seed}, log)
     t_all = time.perf_counter()

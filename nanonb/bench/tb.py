@@ -10,8 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-import torch
-
 from nanonb.baselines.gp import SupportGP
 from nanonb.baselines.nets import FineTune, Pooled, Scratch
 from nanonb.bench import make_result, summary_to_rows  # WAVE2: nanonb.bench.schema (H4)
@@ -20,6 +18,7 @@ from nanonb.data.flakes import drop_shared_molecules, load_flakes, size_split
 from nanonb.evaluate import summarize
 from nanonb.learners.registry import make_learner
 from nanonb.physics import HuckelCalibration, constraint_report, tb_model_kwargs
+from nanonb.threads import set_threads
 
 
 @dataclass
@@ -30,6 +29,11 @@ class TBBenchConfig:
     meta-train molecules identical to a meta-test molecule are removed first (``drop_shared``).
     The size split trains on ``n_heavy <= size_threshold`` and tests on larger flakes at ``size_shots``
     (0 = zero-shot, only methods that can predict without a support set).
+
+    Example
+    -------
+    >>> TBBenchConfig.quick().baselines
+    ('pooled', 'gp', 'huckel+calibration')
     """
 
     n_per_family: int = 20
@@ -119,8 +123,13 @@ def run_tb_bench(quick: bool = False, seed: int = 0, progress: bool = True, conf
     (negative predicted gaps per test task, summed over episodes; see the ``constraints`` key for
     totals). Methods of the TB-embedded model carry ``tb`` in their name. ``--set key=value``
     overrides :class:`TBBenchConfig` fields.
+
+    Example
+    -------
+    >>> result = run_tb_bench(quick=True, progress=False)        # doctest: +SKIP
+    >>> result["constraints"]["holdout-BN"]                      # negative gaps per method  # doctest: +SKIP
     """
-    torch.set_num_threads(1)
+    set_threads()  # NANONB_NUM_THREADS or 1
     cfg = config or (TBBenchConfig.quick() if quick else TBBenchConfig())
     cfg = apply_options(cfg, {**options, "seed": seed}, log)
     t_all = time.perf_counter()

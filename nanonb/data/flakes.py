@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from platformdirs import user_cache_dir
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nanonb.data.honeycomb import DEFAULT_DOPANTS, DESCRIPTOR_NAMES, SHAPES, Flake, fingerprint, generate_family
@@ -69,6 +71,13 @@ def xtb_gap(
         (the sum of orbital occupations): with ``n`` electrons in a closed shell, HOMO is orbital
         ``ceil(n/2) - 1`` and LUMO the next one, so fractional Fermi smearing occupations (tblite
         uses 300 K) of near-degenerate frontier levels do not shift the indexing.
+
+    Example
+    -------
+    >>> from nanonb.data.honeycomb import generate_flake
+    >>> gap, energy = xtb_gap(generate_flake("hexagonal-zigzag", 1.5).structure)  # benzene  # doctest: +SKIP
+    >>> 4.0 < gap < 5.5                                                           # eV  # doctest: +SKIP
+    True
     """
     from tblite.interface import Calculator
 
@@ -79,8 +88,6 @@ def xtb_gap(
     if n_threads is None:
         res = calc.singlepoint()
     else:
-        from threadpoolctl import threadpool_limits
-
         with threadpool_limits(limits=int(n_threads), user_api="openmp"):
             res = calc.singlepoint()
     eps = np.asarray(res.get("orbital-energies"), dtype=float).reshape(-1) * HARTREE
@@ -96,12 +103,16 @@ def xtb_gap(
 
 # ---------------------------------------------------------------------------- data set
 def default_cache_dir() -> Path:
-    """``$NANONB_CACHE_DIR/flakes`` if set, else the platform user cache (``nanonb/flakes``)."""
+    """``$NANONB_CACHE_DIR/flakes`` if set, else the platform user cache (``nanonb/flakes``).
+
+    Example
+    -------
+    >>> default_cache_dir().name
+    'flakes'
+    """
     root = os.environ.get("NANONB_CACHE_DIR")
     if root:
         return Path(root) / "flakes"
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("nanonb")) / "flakes"
 
 
@@ -157,6 +168,11 @@ def load_flakes(
         aspect, irregularity, centre_x, centre_y, energy_ev, huckel_gap_ev, xtb_seconds,
         n_shared`` plus the descriptors. ``huckel_gap_ev`` is the plain Hückel gap (reference
         parameters of :mod:`nanonb.physics.pisystem`), a physics baseline kept out of the descriptors.
+
+    Example
+    -------
+    >>> tasks = load_flakes(n_per_family=20)                    # doctest: +SKIP
+    >>> tasks["hexagonal-zigzag|BN"].targets[:3]                # eV  # doctest: +SKIP
     """
     params = {"v": _CACHE_VERSION, "n": int(n_per_family), "seed": int(seed), "shapes": list(shapes),
               "dopants": list(dopants), "min_heavy": int(min_heavy), "max_heavy": int(max_heavy),
@@ -244,7 +260,13 @@ def _read_cache(npz_path: Path, csv_path: Path) -> TaskSet:
 # ---------------------------------------------------------------------------- leakage-free splits
 def drop_shared_molecules(train, test):
     """Remove from ``train`` every molecule identical to one in ``test`` (isomorphism key of
-    :mod:`nanonb.data.flakes`). Returns ``(train_clean, n_removed)``; tasks left with < 2 points are dropped."""
+    :mod:`nanonb.data.flakes`). Returns ``(train_clean, n_removed)``; tasks left with < 2 points are dropped.
+
+    Example
+    -------
+    >>> train, test = load_flakes().split_by_group(["BN"])      # doctest: +SKIP
+    >>> train, n_removed = drop_shared_molecules(train, test)   # doctest: +SKIP
+    """
     test_keys = {fingerprint(s) for t in test for s in t.inputs}
     kept, removed = [], 0
     for t in train:
@@ -261,6 +283,10 @@ def size_split(tasks, max_heavy_train: int = 24, min_test_points: int = 4):
     ``meta["n_heavy"] <= max_heavy_train`` go to meta-train, larger ones to meta-test (tasks with
     fewer than ``min_test_points`` large molecules are left out of the test). Identical molecules
     have the same size, so no molecule can be on both sides.
+
+    Example
+    -------
+    >>> train, test = size_split(load_flakes(), max_heavy_train=24)   # doctest: +SKIP
     """
     train, test = [], []
     for t in tasks:

@@ -43,13 +43,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
 
+from nanonb.data._lattice import (
+    A1,
+    A2,
+    CC_BOND,
+    HEX_CENTRE,
+    SQ3,
+    clean,
+    get_lattice,
+    is_kekule,
+    polygon_mask,
+    rectangle,
+    regular_polygon,
+    terminate,
+)
 from nanonb.graphs import Structure
 
-CC_BOND = 1.42  # Å, ideal graphene C–C bond length
-CH_BOND = 1.09  # Å, ideal aromatic C–H bond length
 SHAPES = (
     "hexagonal-zigzag",
     "hexagonal-armchair",
@@ -65,134 +75,6 @@ DESCRIPTOR_NAMES = (
     "zigzag_edge_fraction", "armchair_edge_fraction", "dopant_separation",
 )
 
-_SQ3 = np.sqrt(3.0)
-_A1 = np.array([_SQ3 * CC_BOND, 0.0])
-_A2 = np.array([_SQ3 * CC_BOND / 2, 1.5 * CC_BOND])
-_HEX_CENTRE = np.array([_SQ3 * CC_BOND / 2, CC_BOND / 2])
-
-
-
-# ---------------------------------------------------------------------------- lattice geometry
-def _lattice(extent: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Honeycomb sites of a rhombic patch covering the disc of radius ``extent`` (Å).
-
-    Returns positions (M, 2) in Å, the sublattice (0 = A, 1 = B) and the (M, 3) neighbour table
-    (index of each of the three lattice neighbours, -1 outside the patch). Zigzag chains run along
-    x, armchair chains along y. Site A(n, m) sits at n·a1 + m·a2, B(n, m) at A(n, m) + (0, a).
-    """
-    k = int(np.ceil(2 * extent / CC_BOND)) + 2
-    side = 2 * k + 1
-    n, m = np.meshgrid(np.arange(-k, k + 1), np.arange(-k, k + 1), indexing="ij")
-    n, m = n.ravel(), m.ravel()
-    cell = n[:, None] * _A1 + m[:, None] * _A2
-    pos = np.concatenate([cell, cell + np.array([0.0, CC_BOND])])
-    sub = np.concatenate([np.zeros(len(cell), int), np.ones(len(cell), int)])
-
-    def index(nn: np.ndarray, mm: np.ndarray, s: int) -> np.ndarray:
-        ok = (np.abs(nn) <= k) & (np.abs(mm) <= k)
-        return np.where(ok, s * side * side + (nn + k) * side + (mm + k), -1)
-
-    nb_a = np.stack([index(n, m, 1), index(n + 1, m - 1, 1), index(n, m - 1, 1)], axis=1)
-    nb_b = np.stack([index(n, m, 0), index(n - 1, m + 1, 0), index(n, m + 1, 0)], axis=1)
-    return pos, sub, np.concatenate([nb_a, nb_b])
-
-
-_LATTICE_CACHE: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-
-def _get_lattice(extent: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    extent = float(8.0 * np.ceil(extent / 8.0))
-    if extent not in _LATTICE_CACHE:
-        _LATTICE_CACHE[extent] = _lattice(extent)
-    return _LATTICE_CACHE[extent]
-
-
-def _polygon_mask(xy: np.ndarray, normals: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Points inside the convex polygon {x : n_k · x <= o_k for all k}."""
-    return np.all(xy @ normals.T <= offsets[None, :] + 1e-9, axis=1)
-
-
-def _regular_polygon(n_sides: int, apothem: float, first_normal_deg: float) -> tuple[np.ndarray, np.ndarray]:
-    ang = np.deg2rad(first_normal_deg + 360.0 / n_sides * np.arange(n_sides))
-    return np.stack([np.cos(ang), np.sin(ang)], axis=1), np.full(n_sides, apothem)
-
-
-def _rectangle(half_x: float, half_y: float) -> tuple[np.ndarray, np.ndarray]:
-    normals = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
-    return normals, np.array([half_x, half_x, half_y, half_y])
-
-
-def _clean(inside: np.ndarray, nb: np.ndarray, max_iter: int = 200) -> np.ndarray:
-    """Prune dangling atoms, fill sites with >=2 occupied neighbours, keep the largest piece."""
-    occ = inside.copy()
-    for _ in range(max_iter):
-        cnt = np.where(nb >= 0, occ[np.clip(nb, 0, None)], False).sum(1)
-        remove = occ & (cnt < 2)
-        if remove.any():  # prune first, fill only once nothing dangles (no oscillation)
-            occ = occ & ~remove
-            continue
-        add = ~occ & (cnt >= 2)
-        if not add.any():
-            break
-        occ = occ | add
-    else:  # pragma: no cover - convex cuts converge in a few passes
-        raise RuntimeError("flake cleaning did not converge")
-    idx = np.flatnonzero(occ)
-    if len(idx) == 0:
-        return occ
-    # largest connected component
-    local = -np.ones(len(occ), dtype=int)
-    local[idx] = np.arange(len(idx))
-    rows, cols = [], []
-    for k in range(3):
-        j = nb[idx, k]
-        ok = (j >= 0) & occ[np.clip(j, 0, None)]
-        rows.append(local[idx[ok]])
-        cols.append(local[j[ok]])
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    g = coo_matrix((np.ones(len(r)), (r, c)), shape=(len(idx), len(idx)))
-    n_comp, lab = connected_components(g, directed=False)
-    if n_comp > 1:
-        big = np.argmax(np.bincount(lab))
-        occ = np.zeros_like(occ)
-        occ[idx[lab == big]] = True
-        return _clean(occ, nb, max_iter)
-    return occ
-
-
-def _is_kekule(occ: np.ndarray, sub: np.ndarray, nb: np.ndarray) -> bool:
-    """True when the occupied honeycomb sites admit a perfect matching (a Kekulé structure)."""
-    a = np.flatnonzero(occ & (sub == 0))
-    b = np.flatnonzero(occ & (sub == 1))
-    if len(a) != len(b) or len(a) == 0:
-        return False
-    bl = -np.ones(len(occ), dtype=int)
-    bl[b] = np.arange(len(b))
-    rows, cols = [], []
-    for k in range(3):
-        j = nb[a, k]
-        ok = (j >= 0) & occ[np.clip(j, 0, None)]
-        rows.append(np.arange(len(a))[ok])
-        cols.append(bl[j[ok]])
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    m = csr_matrix((np.ones(len(r)), (r, c)), shape=(len(a), len(b)))
-    match = maximum_bipartite_matching(m, perm_type="column")
-    return bool(np.all(match >= 0))
-
-
-def _terminate(heavy_xy: np.ndarray, heavy_nb: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Add one H per two-coordinated heavy atom, 1.09 Å along the missing bond.
-
-    Returns the H positions (k, 2) and the index of the heavy atom each H is bonded to.
-    """
-    hs, owner = [], []
-    for i, nbs in enumerate(heavy_nb):
-        if len(nbs) == 2:
-            u = sum((heavy_xy[j] - heavy_xy[i]) / CC_BOND for j in nbs)
-            d = -u / np.linalg.norm(u)
-            hs.append(heavy_xy[i] + CH_BOND * d)
-            owner.append(i)
-    return np.asarray(hs).reshape(-1, 2), np.asarray(owner, dtype=int)
 
 
 @dataclass
@@ -201,6 +83,11 @@ class Flake:
 
     ``structure`` holds atomic numbers and positions (Å, z = 0 plane); ``info`` the generation
     parameters and simple descriptors (see :data:`DESCRIPTOR_NAMES`).
+
+    Example
+    -------
+    >>> generate_flake("hexagonal-zigzag", 4.5).info["n_C"]  # coronene
+    24
     """
 
     structure: Structure
@@ -210,31 +97,31 @@ class Flake:
 def _shape_cut(shape: str, size: float, aspect: float) -> tuple[np.ndarray, np.ndarray]:
     """Half-plane description of the cutting polygon for a shape and size (Å)."""
     if shape == "hexagonal-zigzag":  # edges parallel to x (zigzag): normals at 90° + k·60°
-        return _regular_polygon(6, size, 30.0)
+        return regular_polygon(6, size, 30.0)
     if shape == "hexagonal-armchair":  # edges parallel to y (armchair): normals at k·60°
-        return _regular_polygon(6, size, 0.0)
+        return regular_polygon(6, size, 0.0)
     if shape == "triangular-armchair":  # armchair edges; corners truncated by 2 - aspect (aspect=1: none)
-        n_tri, o_tri = _regular_polygon(3, size, 0.0)
-        n_cut, o_cut = _regular_polygon(3, size * (2.0 - 0.7 * (1.0 - aspect) / 1.0), 60.0)
+        n_tri, o_tri = regular_polygon(3, size, 0.0)
+        n_cut, o_cut = regular_polygon(3, size * (2.0 - 0.7 * (1.0 - aspect) / 1.0), 60.0)
         return np.concatenate([n_tri, n_cut]), np.concatenate([o_tri, o_cut])
     if shape == "rectangular":  # zigzag edges top/bottom, armchair edges left/right
-        return _rectangle(size, size * aspect)
+        return rectangle(size, size * aspect)
     if shape == "ribbon-zigzag":  # long along x (zigzag long edges), narrow in y
-        return _rectangle(size, aspect)
+        return rectangle(size, aspect)
     if shape == "ribbon-armchair":  # long along y (armchair long edges), narrow in x
-        return _rectangle(aspect, size)
+        return rectangle(aspect, size)
     raise ValueError(f"Unknown shape {shape!r}; choose one of {SHAPES}.")
 
 
 def _sample_shape_params(shape: str, rng: np.random.Generator, max_heavy: int) -> tuple[float, float]:
     """Random polygon size (Å) and aspect/width parameter for a shape, scaled to ``max_heavy``."""
     # area per heavy atom in graphene: 3√3/4 a² ≈ 2.62 Å²
-    area_max = max_heavy * 3 * _SQ3 / 4 * CC_BOND**2
+    area_max = max_heavy * 3 * SQ3 / 4 * CC_BOND**2
     if shape.startswith("hexagonal"):
-        apothem_max = np.sqrt(area_max / (2 * _SQ3))
+        apothem_max = np.sqrt(area_max / (2 * SQ3))
         return float(rng.uniform(1.0, apothem_max * 1.05)), 1.0
     if shape == "triangular-armchair":
-        apothem_max = np.sqrt(area_max / (3 * _SQ3))
+        apothem_max = np.sqrt(area_max / (3 * SQ3))
         truncation = 1.0 if rng.uniform() < 0.4 else float(rng.uniform(0.0, 1.0))
         return float(rng.uniform(1.2, apothem_max * 1.25)), truncation
     if shape == "rectangular":
@@ -297,6 +184,12 @@ def generate_flake(
     Flake or None
         ``None`` when the cut gives no valid closed-shell flake (empty, non-Kekulé, or no
         acceptable dopant placement).
+
+    Example
+    -------
+    >>> f = generate_flake("hexagonal-zigzag", 1.5)  # benzene
+    >>> sorted(f.structure.numbers.tolist()) == [1] * 6 + [6] * 6
+    True
     """
     if dopant not in DOPANTS:
         raise ValueError(f"Unknown dopant {dopant!r}; choose one of {DOPANTS}.")
@@ -309,12 +202,12 @@ def generate_flake(
                 raise ValueError(f"shape {shape!r} has an odd number of edges: it cannot be centrosymmetric")
             jitter[len(offsets) // 2:] = jitter[: len(offsets) // 2]
         offsets = offsets * (1.0 + jitter)
-    pos, sub, nb = _get_lattice(float(np.max(offsets)) * 2.5 + 6.0)
+    pos, sub, nb = get_lattice(float(np.max(offsets)) * 2.5 + 6.0)
     if isinstance(centre, str):
         if centre == "hexagon":
-            c = _HEX_CENTRE
+            c = HEX_CENTRE
         elif centre == "random":
-            c = rng.uniform(0, 1) * _A1 + rng.uniform(0, 1) * _A2
+            c = rng.uniform(0, 1) * A1 + rng.uniform(0, 1) * A2
         else:
             raise ValueError(f"centre must be 'hexagon', 'random' or (x, y); got {centre!r}")
     else:
@@ -324,8 +217,8 @@ def generate_flake(
     remap = -np.ones(len(pos) + 1, dtype=int)
     remap[sel] = np.arange(len(sel))
     pos, sub, nb = pos[sel], sub[sel], remap[nb[sel]]
-    occ = _clean(_polygon_mask(pos - c, normals, offsets), nb)
-    if occ.sum() < 6 or not _is_kekule(occ, sub, nb):
+    occ = clean(polygon_mask(pos - c, normals, offsets), nb)
+    if occ.sum() < 6 or not is_kekule(occ, sub, nb):
         return None
     if (nb[occ] < 0).any():  # pragma: no cover - the patch is sized to avoid this
         raise RuntimeError("lattice patch too small for this flake; please report")
@@ -334,7 +227,7 @@ def generate_flake(
     local[idx] = np.arange(len(idx))
     heavy_nb = [[int(local[j]) for j in nb[i] if j >= 0 and occ[j]] for i in idx]
     xy = pos[idx] - c
-    h_xy, h_owner = _terminate(xy, heavy_nb)
+    h_xy, h_owner = terminate(xy, heavy_nb)
     numbers = np.full(len(idx), 6, dtype=np.int64)
     has_h = np.zeros(len(idx), dtype=bool)
     has_h[h_owner] = True
@@ -441,6 +334,11 @@ def generate_family(
     fingerprint is in ``exclude`` (the set is updated with the new ones, so that families generated
     in turn share no molecule). Fewer than ``n`` flakes are returned (with a warning) when the
     family has fewer distinct members in the size range.
+
+    Example
+    -------
+    >>> [f.info["n_heavy"] for f in generate_family("rectangular", "BN", n=3, seed=0, max_heavy=20)]  # doctest: +SKIP
+    [10, 14, 16]
     """
     if shape not in SHAPES:
         raise ValueError(f"Unknown shape {shape!r}; choose one of {SHAPES}.")
@@ -471,3 +369,4 @@ def generate_family(
                       f"with {min_heavy}-{max_heavy} heavy atoms", stacklevel=2)
     out.sort(key=lambda f: (f.info["n_heavy"], f.info["n_H"]))
     return out
+

@@ -31,6 +31,13 @@ def fit_calibration(huckel_gap: np.ndarray, target: np.ndarray, nonnegative: boo
         Shrink ``(scale, shift)`` towards ``prior = (s0, b0)`` with the penalty
         ``ridge · ((scale − s0)² + (shift − b0)²)`` added to the squared error (eV²); with
         ``ridge > 0`` a single point suffices (the few-shot calibration of :class:`HuckelCalibration`).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> g = np.array([1.0, 2.0, 3.0])
+    >>> [round(v, 6) for v in fit_calibration(g, 0.5 * g + 0.2)]  # (scale, shift in eV)
+    [0.5, 0.2]
     """
     g = np.asarray(huckel_gap, dtype=np.float64).ravel()
     y = np.asarray(target, dtype=np.float64).ravel()
@@ -66,6 +73,12 @@ class HuckelCalibration:
     on meta-train episodes. ``adapt(support)`` refits ``(scale, shift)`` on the support, shrunk
     towards the prior (:func:`fit_calibration`); ``adapt(None)`` uses the prior (zero-shot). Not
     constrained (``nonnegative=False`` by default): a negative shift can give negative gaps.
+
+    Example
+    -------
+    >>> base = HuckelCalibration().fit(meta_train)            # doctest: +SKIP
+    >>> base.adapt(support).predict(query)                    # gaps in eV  # doctest: +SKIP
+    >>> base.adapt(None).predict(query)                       # zero-shot: the meta-train prior  # doctest: +SKIP
     """
 
     kind = "baseline"

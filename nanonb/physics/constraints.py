@@ -19,7 +19,13 @@ import torch
 
 @dataclass
 class CheckResult:
-    """Outcome of one constraint check: which items violate it and why."""
+    """Outcome of one constraint check: which items violate it and why.
+
+    Example
+    -------
+    >>> str(check_nonnegative([1.0, -2.0], name="conductivity"))
+    'nonnegative: conductivity: 1 of 2 items violate ([1] conductivity = -2 < 0)'
+    """
 
     check: str
     n_items: int
@@ -51,6 +57,11 @@ def check_nonnegative(values, name: str = "values") -> CheckResult:
     """Flag negative or non-finite entries (concentrations, conductivities, gaps, ...).
 
     Indices are ints for 1-D input and tuples for higher dimensions.
+
+    Example
+    -------
+    >>> check_nonnegative([0.5, -1.0, float("nan")]).violations
+    [1, 2]
     """
     v = _to_numpy(values)
     res = CheckResult(f"nonnegative: {name}", int(v.size))
@@ -64,7 +75,13 @@ def check_nonnegative(values, name: str = "values") -> CheckResult:
 
 
 def check_mass_balance(fractions, tol: float = 1e-6, name: str = "fractions") -> CheckResult:
-    """Each row of ``fractions`` (n, k) must lie in [0, 1] and sum to 1 (within ``tol``)."""
+    """Each row of ``fractions`` (n, k) must lie in [0, 1] and sum to 1 (within ``tol``).
+
+    Example
+    -------
+    >>> check_mass_balance([[0.5, 0.5], [0.7, 0.6]]).violations  # the second row sums to 1.3
+    [1]
+    """
     f = _to_numpy(fractions)
     if f.ndim == 1:
         f = f[None, :]
@@ -92,6 +109,11 @@ def project_simplex(fractions):
 
     Sort-based algorithm (Held et al. 1974; Duchi et al. 2008), O(k log k) per row. Accepts numpy
     arrays (returns float64) or torch tensors (differentiable almost everywhere, same dtype).
+
+    Example
+    -------
+    >>> project_simplex([0.7, 0.6]).round(3).tolist()
+    [0.55, 0.45]
     """
     is_torch = isinstance(fractions, torch.Tensor)
     x = fractions if is_torch else torch.as_tensor(np.asarray(fractions, dtype=np.float64))
@@ -138,6 +160,11 @@ def check_charge_neutrality(formulas: Sequence[str], name: str = "formulas") -> 
     A formula passes when ``Composition(f).oxi_state_guesses()`` finds at least one assignment of
     common oxidation states summing to zero ("NaCl" passes, "NaCl2" fails). Meant for ionic
     compounds: intermetallics such as "CuPt" have no ionic assignment and are flagged.
+
+    Example
+    -------
+    >>> check_charge_neutrality(["NaCl", "NaCl2"]).violations  # doctest: +SKIP
+    [1]
     """
     if isinstance(formulas, str):
         formulas = [formulas]

@@ -20,7 +20,15 @@ from nanonb.graphs import DEFAULT_CUTOFF, Structure, collate
 
 
 def random_rotation(rng: np.random.Generator, proper: bool = True) -> np.ndarray:
-    """Haar-random 3×3 orthogonal matrix: a rotation (det +1) or, with ``proper=False``, a reflection (det −1)."""
+    """Haar-random 3×3 orthogonal matrix: a rotation (det +1) or, with ``proper=False``, a reflection (det −1).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> q = random_rotation(np.random.default_rng(0), proper=False)
+    >>> bool(np.allclose(q @ q.T, np.eye(3))), round(float(np.linalg.det(q)), 6)
+    (True, -1.0)
+    """
     q, r = np.linalg.qr(rng.normal(size=(3, 3)))
     q = q * np.sign(np.diag(r))
     if (np.linalg.det(q) > 0) != proper:
@@ -95,6 +103,14 @@ def check_invariance(model: nn.Module, structure, n_trials: int = 5, seed: int =
         ``rotation``, ``reflection``, ``translation``, ``permutation``: max ``|E(g·x) − E(x)|``
         over trials and structures (model units, e.g. eV or standardized); ``scale``: max ``|E(x)|``
         (for relative judgement).
+
+    Example
+    -------
+    >>> from nanonb.data.honeycomb import generate_flake
+    >>> from nanonb.physics.tb import TBGapNet
+    >>> dev = check_invariance(TBGapNet(hidden=8), generate_flake("hexagonal-zigzag", 1.5).structure, n_trials=1)
+    >>> max(dev[k] for k in ("rotation", "reflection", "translation", "permutation")) < 1e-8
+    True
     """
     structures = list(structure) if isinstance(structure, (list, tuple)) else [structure]
     m = _model_copy(model, dtype)
@@ -126,6 +142,13 @@ def check_force_equivariance(model: nn.Module, structure, n_trials: int = 5, see
     Rotations and reflections ``R``: ``max |F(Rx) − F(x) Rᵀ|``; translations: ``max |F(x + t) − F(x)|``;
     permutations ``P``: ``max |F(Px) − P F(x)|``. Units: model energy units per Å (eV/Å for an
     energy model). Same arguments as :func:`check_invariance`; ``scale`` is ``max |F(x)|``.
+
+    Example
+    -------
+    >>> from nanonb.models import EquivariantGNN                              # doctest: +SKIP
+    >>> dev = check_force_equivariance(EquivariantGNN(width=16), cluster)     # doctest: +SKIP
+    >>> dev["rotation"] < 1e-8 * max(1.0, dev["scale"])                       # doctest: +SKIP
+    True
     """
     structures = list(structure) if isinstance(structure, (list, tuple)) else [structure]
     m = _model_copy(model, dtype)
@@ -190,6 +213,12 @@ def closed_loop_work(model: nn.Module | None, structure, n_points: int = 128, am
         ``work`` (energy units, eV for an energy model), ``abs_work`` (``∫ |F · r'| dt``, the
         scale to compare with), ``relative`` (``|work| / abs_work``), ``t`` and
         ``cumulative_work`` (``(n_points + 1,)`` arrays along the loop, for plotting).
+
+    Example
+    -------
+    >>> res = closed_loop_work(EquivariantGNN(width=16), cluster, n_points=128)   # doctest: +SKIP
+    >>> res["relative"] < 1e-5                                                    # conservative  # doctest: +SKIP
+    True
     """
     rng = np.random.default_rng(seed)
     batch = None

@@ -38,7 +38,17 @@ from nanonb.tasks import standardization
 @dataclass
 class TBFeatures:
     """What :class:`TBBody` hands to :class:`TBHead`: the π system, site features ``h`` (S, F),
-    bond features ``e`` (P, R) and the reference Hückel parameters (eV)."""
+    bond features ``e`` (P, R) and the reference Hückel parameters (eV).
+
+    Example
+    -------
+    >>> from nanonb.data.honeycomb import generate_flake
+    >>> from nanonb.graphs import collate
+    >>> benzene = generate_flake("hexagonal-zigzag", 1.5).structure
+    >>> f = TBGapNet(hidden=8)(collate([benzene], cutoff=2.0), output="features")
+    >>> tuple(f.h.shape), tuple(f.onsite0.shape)
+    ((6, 8), (6,))
+    """
 
     pi: PiSystem
     h: torch.Tensor
@@ -64,6 +74,14 @@ class TBBody(nn.Module):
     ``m_ij = MLP([h_i, h_j, rbf(d_ij)])`` are summed over both directions of each bond (divided by
     3, the maximum coordination), with residual updates. Only distances enter, so the features
     are invariant to rotation, translation and atom permutation.
+
+    Example
+    -------
+    >>> from nanonb.data.honeycomb import generate_flake
+    >>> from nanonb.graphs import collate
+    >>> benzene = generate_flake("hexagonal-zigzag", 1.5).structure
+    >>> TBBody(hidden=8)(collate([benzene], cutoff=2.0)).h.shape
+    torch.Size([6, 8])
     """
 
     def __init__(self, hidden: int = 32, n_layers: int = 2, n_rbf: int = 8,
@@ -112,6 +130,15 @@ class TBHead(nn.Module):
     (clipped to >= 1e-6 in that mode). The head returns ``(gap − target_mean) / target_std``, so a
     meta-learner that standardizes targets with these statistics sees its usual units;
     :meth:`gap` returns eV.
+
+    Example
+    -------
+    >>> from nanonb.data.honeycomb import generate_flake
+    >>> from nanonb.graphs import collate
+    >>> benzene = generate_flake("hexagonal-zigzag", 1.5).structure
+    >>> f = TBBody(hidden=8)(collate([benzene], cutoff=2.0))
+    >>> round(TBHead(hidden=8).gap(f).item(), 3)  # untrained head: plain Hückel, 2|beta| (eV)
+    5.4
     """
 
     def __init__(self, hidden: int = 32, n_rbf: int = 8, max_onsite_shift: float = 2.0,
@@ -185,6 +212,17 @@ class TBGapNet(nn.Module):
     Registered with :func:`nanonb.models.registry.register_model`, so
     ``make_learner(name, model="TBGapNet", model_kwargs=tb_model_kwargs(train))`` works (ANIL adapts the
     head: Hückel corrections and calibration).
+
+    Example
+    -------
+    >>> from nanonb.data.honeycomb import generate_flake
+    >>> from nanonb.graphs import collate
+    >>> benzene = generate_flake("hexagonal-zigzag", 1.5).structure
+    >>> model = TBGapNet(hidden=8, n_layers=1)
+    >>> round(model(collate([benzene], cutoff=model.cutoff), output="gap").item(), 3)  # untrained: Hückel gap (eV)
+    5.4
+    >>> kw = tb_model_kwargs(meta_train)                                          # doctest: +SKIP
+    >>> learner = make_learner("anil", model="TBGapNet", model_kwargs=kw)         # doctest: +SKIP
     """
 
     def __init__(self, hidden: int = 32, n_layers: int = 2, n_rbf: int = 8,
@@ -244,6 +282,12 @@ def tb_model_kwargs(train, hidden: int = 32, n_layers: int = 2, nonnegative: boo
     (:func:`nanonb.tasks.standardization` of ``train``, eV) and the initial calibration to the
     (non-negative, with ``nonnegative=True``) least-squares fit of the meta-train gaps on the plain
     Hückel gaps, so an untrained model is calibrated Hückel theory. JSON-serializable.
+
+    Example
+    -------
+    >>> kw = tb_model_kwargs(meta_train, hidden=16)      # doctest: +SKIP
+    >>> sorted(kw)                                       # doctest: +SKIP
+    ['calib_scale', 'calib_shift', 'hidden', 'n_layers', 'nonnegative', 'target_mean', 'target_std']
     """
     stats = standardization(train)
     g = np.concatenate([huckel_gaps(t) for t in train])

@@ -50,7 +50,13 @@ def _softplus_inv(y: float) -> float:
 
 
 def soft_gap(gap: torch.Tensor | np.ndarray, floor: float = MIN_GAP_K):
-    """Smooth ``max(gap, floor)`` (K): ``floor + softplus(gap - floor)`` (close to ``gap`` above ~2 floor)."""
+    """Smooth ``max(gap, floor)`` (K): ``floor + softplus(gap - floor)`` (close to ``gap`` above ~2 floor).
+
+    Example
+    -------
+    >>> soft_gap(100.0).round(3).item(), soft_gap(-50.0).round(3).item()  # K
+    (100.0, 5.0)
+    """
     if isinstance(gap, torch.Tensor):
         return floor + F.softplus(gap - floor)
     g = np.asarray(gap, dtype=np.float64) - floor
@@ -58,7 +64,13 @@ def soft_gap(gap: torch.Tensor | np.ndarray, floor: float = MIN_GAP_K):
 
 
 def soft_conc(c: torch.Tensor | np.ndarray, floor: float = C_FLOOR):
-    """Smooth ``max(c, floor)`` so that ``ln c`` is defined for ``c <= 0`` (digitisation noise)."""
+    """Smooth ``max(c, floor)`` so that ``ln c`` is defined for ``c <= 0`` (digitisation noise).
+
+    Example
+    -------
+    >>> round(float(soft_conc(1.0)), 6), float(soft_conc(-1.0)) > 0
+    (1.000001, True)
+    """
     if isinstance(c, torch.Tensor):
         return floor * F.softplus(c / floor) + 1e-6
     return floor * np.logaddexp(0.0, np.asarray(c, dtype=np.float64) / floor) + 1e-6
@@ -69,6 +81,12 @@ def vtf_log10k(params: dict | np.ndarray, T: np.ndarray, c: np.ndarray | None = 
 
     ``params`` is a dict with keys :data:`PARAM_NAMES` (``alpha``/``beta`` optional, default 0) or
     an array in that order.
+
+    Example
+    -------
+    >>> p = {"lnA": 6.0, "B": 600.0, "T0": 160.0}
+    >>> vtf_log10k(p, [298.15]).round(3).tolist()  # log10(k / mS/cm) at 25 °C
+    [0.72]
     """
     p = dict(zip(PARAM_NAMES, np.asarray(params, dtype=np.float64))) if not isinstance(params, dict) else params
     T = np.asarray(T, dtype=np.float64)
@@ -86,6 +104,11 @@ class VTFPrior:
 
     Units: ``lnA`` (ln mS/cm), ``B`` (K), ``T0`` (K), ``alpha`` (1), ``beta`` (per concentration
     unit). ``t0_max`` (K) bounds ``T0`` from above.
+
+    Example
+    -------
+    >>> VTFPrior().as_dict()["t0_max"]  # K
+    180.0
     """
 
     mean: tuple[float, float, float, float, float] = (6.0, 600.0, 160.0, 0.5, -0.5)
@@ -124,6 +147,14 @@ def fit_vtf(T: np.ndarray, y: np.ndarray, c: np.ndarray | None = None, prior: VT
     -------
     dict
         ``lnA``, ``B``, ``T0``, ``alpha``, ``beta`` and ``cost`` (final objective).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> T = np.linspace(250.0, 350.0, 30)
+    >>> p = fit_vtf(T, vtf_log10k({"lnA": 6.0, "B": 600.0, "T0": 160.0}, T), weight=0.0)
+    >>> round(p["B"]), round(p["T0"])  # K
+    (600, 160)
     """
     prior = prior or VTFPrior()
     T = np.asarray(T, dtype=np.float64).reshape(-1)
@@ -190,6 +221,12 @@ class RawColumns:
 
     ``raw = inputs[:, index] * std + mean`` for the loader's standardization (attributes
     ``feature_mean``/``feature_std`` of the task set; identity when absent).
+
+    Example
+    -------
+    >>> cols = RawColumns.of(calisol_train)        # doctest: +SKIP
+    >>> cols.temperature(calisol_train[0])[:3]     # K  # doctest: +SKIP
+    array([253.15, 263.15, 273.15])
     """
 
     t_index: int
@@ -243,6 +280,11 @@ def empirical_prior(train: TaskSet, min_points: int = 15, t0_margin: float = 20.
     with a weak generic prior; the prior mean is the median of the per-task parameters and the std
     1.4826 × their median absolute deviation (at least ``spread_floor``). ``t0_max`` is the coldest
     meta-train temperature minus ``t0_margin`` K. Uses meta-train data only.
+
+    Example
+    -------
+    >>> prior = empirical_prior(calisol_train)    # doctest: +SKIP
+    >>> dict(zip(PARAM_NAMES, prior.mean))        # ln(mS/cm), K, K, 1, per unit c  # doctest: +SKIP
     """
     cols = RawColumns.of(train)
     t_min = min(float(cols.temperature(t).min()) for t in train)
@@ -280,6 +322,11 @@ class VTFFit:
     ``fit(meta_train)`` only estimates the prior (:func:`empirical_prior`) and finds the temperature
     and concentration columns; ``adapt(support)`` runs :func:`fit_vtf` on the support
     (``noise`` = 0.05 log10 units sets how strongly the prior pulls).
+
+    Example
+    -------
+    >>> base = VTFFit().fit(calisol_train)                      # doctest: +SKIP
+    >>> base.adapt(support).predict(query)                      # log10(k / mS/cm)  # doctest: +SKIP
     """
 
     kind = "baseline"

@@ -54,6 +54,14 @@ class VTFHead(nn.Module):
 
     so that a unit change of any ``p_j`` moves ``log10 k`` by a comparable amount (well-conditioned
     inner-loop steps). ``ln k = ln A + alpha ln c + beta c - B / max_soft(T - T0, 5 K)``.
+
+    Example
+    -------
+    >>> import torch
+    >>> head = VTFHead(ref=(6.0, 600.0, 160.0, 0.0, 0.0), t0_max=180.0, y_mean=0.0, y_std=1.0)
+    >>> z = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0, 298.15, 1.0]])  # [q (5), T (K), c]
+    >>> round(head.log10k(z).item(), 2)  # log10(k / mS/cm)
+    0.72
     """
 
     n_params = len(PARAM_NAMES)
@@ -120,6 +128,14 @@ class VTFNet(nn.Module):
         Body MLP widths and activation.
 
     Build the keyword arguments from a meta-train set with :func:`vtf_model_kwargs`.
+
+    Example
+    -------
+    >>> import torch
+    >>> net = VTFNet(n_in=3, t_index=0, t_scale=1.0, t_offset=0.0, hidden=(8,))
+    >>> net(torch.tensor([[298.15, 0.0, 0.0]]), output="params").shape  # lnA, B, T0, alpha, beta
+    torch.Size([1, 5])
+    >>> learner = make_learner("fomaml", model="VTFNet", model_kwargs=vtf_model_kwargs(train))  # doctest: +SKIP
     """
 
     def __init__(self, n_in: int, t_index: int = 0, t_scale: float = 1.0, t_offset: float = 0.0,
@@ -189,6 +205,11 @@ def vtf_model_kwargs(train: TaskSet, hidden: tuple[int, ...] = (64, 64), prior: 
     parameters are the empirical prior of the meta-train tasks (:func:`empirical_prior`). Columns
     whose names start with one of ``mask_prefixes`` (e.g. ``"anion_"``) are hidden from the body as
     well.
+
+    Example
+    -------
+    >>> kw = vtf_model_kwargs(calisol_train, hidden=(32, 32), mask_prefixes=("anion_",))   # doctest: +SKIP
+    >>> VTFNet(**kw)                                                                      # doctest: +SKIP
     """
     if not train[0].is_tabular:
         raise ValueError("VTFNet needs tabular electrolyte features (e.g. calisol_taskset()).")
@@ -222,7 +243,15 @@ def vtf_model_kwargs(train: TaskSet, hidden: tuple[int, ...] = (64, 64), prior: 
 
 
 def vtf_parameters(model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
-    """Per-point VTF parameters of a (possibly ``higher``-patched) :class:`VTFNet` for model input ``x``."""
+    """Per-point VTF parameters of a (possibly ``higher``-patched) :class:`VTFNet` for model input ``x``.
+
+    Example
+    -------
+    >>> import torch
+    >>> net = VTFNet(n_in=2, hidden=(4,))
+    >>> sorted(vtf_parameters(net, torch.tensor([[300.0, 0.0]])))
+    ['B', 'T0', 'alpha', 'beta', 'lnA']
+    """
     with torch.no_grad():
         p = model(x, output="params").cpu().numpy().astype(np.float64)
     return {n: p[:, i] for i, n in enumerate(PARAM_NAMES)}
