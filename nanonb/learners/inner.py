@@ -5,7 +5,7 @@ One adaptation step on a support set is::
     g      <- grad of the support loss w.r.t. the adapted parameters
     g      <- g.detach()                                   (first_order=True)
     scale  =  min(1, clip / (sqrt(sum_i |g_i|^2 + eps) + 1e-12))   (clip is not None)
-    theta' =  theta - lr * (scale * g)
+    theta' =  theta - lr * scale * g
 
 ``scale`` is a differentiable function of ``g`` (no ``.item()``), so second-order meta-gradients
 flow through the clipping as well. The formula lives only in :func:`clip_scale`; the ``higher``
@@ -69,7 +69,10 @@ def prepare_grads(grads: Sequence[torch.Tensor | None], clip: float | None = Non
 def sgd_step(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], lr,
              clip: float | None = None, first_order: bool = False, batch_dims: int = 0,
              eps: float = NORM_EPS) -> list[torch.Tensor]:
-    """One clipped SGD step ``theta - lr * (scale * g)``, out of place (differentiable).
+    """One clipped SGD step ``theta - (lr * scale) * g``, out of place (differentiable).
+
+    The ``higher`` loop of the learners applies the same step as ``theta - lr * (scale * g)``
+    (:func:`prepare_grads` then ``higher``'s SGD); the two agree to float rounding.
 
     Parameters
     ----------
@@ -91,6 +94,5 @@ def sgd_step(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None
     lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * len(params)
     if clip is not None:
         scale = clip_scale(squared_norm(grads, batch_dims), clip, eps)
-        grads = [None if g is None else g * scale.reshape(*scale.shape, *([1] * (g.dim() - batch_dims)))
-                 for g in grads]
+        lrs = [a * scale.reshape(*scale.shape, *([1] * (p.dim() - batch_dims))) for a, p in zip(lrs, params)]
     return [p if g is None else p - a * g for p, g, a in zip(params, grads, lrs)]
