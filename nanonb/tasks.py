@@ -480,28 +480,3 @@ def leakage_report(
     shared = sorted(train_groups & {g for t in te for g in t.groups})
     unseen = float(np.mean([bool(set(t.groups) - train_groups) for t in te]))
     return LeakageReport(m_te, m_tt, ratio, dup, shared, len(a), len(b), unseen)
-
-
-def standardization(tasks: TaskSet) -> dict:
-    """Standardization statistics of a (meta-train) task set: the one rule every learner uses.
-
-    ``y_mean``/``y_std``: mean and standard deviation (plus 1e-12) of all targets, in target units.
-    ``x_mean``/``x_std``: per-column mean and standard deviation of tabular inputs (columns with
-    std < 1e-8 get 1.0), ``None`` for structure inputs. The learners' ``Scaler.fit`` stores exactly
-    these, and physics models (:func:`nanonb.physics.tb.tb_model_kwargs`,
-    :func:`nanonb.physics.vtfnet.vtf_model_kwargs`) read them to match a learner's units.
-
-    Example
-    -------
-    >>> ts = TaskSet([Task("a", np.zeros((2, 1)), np.array([1.0, 3.0]))])
-    >>> standardization(ts)["y_mean"], round(standardization(ts)["y_std"], 6)
-    (2.0, 1.0)
-    """
-    y = np.concatenate([t.targets for t in tasks])
-    out = {"y_mean": float(y.mean()), "y_std": float(y.std() + 1e-12), "x_mean": None, "x_std": None}
-    if tasks[0].is_tabular:
-        x = np.vstack([t.inputs for t in tasks]).astype(np.float64)
-        sd = x.std(0)
-        sd[sd < 1e-8] = 1.0
-        out["x_mean"], out["x_std"] = x.mean(0).tolist(), sd.tolist()
-    return out

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from _physics_helpers import toy_flake_taskset
 
-from nanonb.bench.episodes import NamedMethod, run_episodes, violation_rows
+from nanonb.bench.episodes import run_episodes, violation_rows
+from nanonb.evaluate import Named
 from nanonb.physics.calibration import HuckelCalibration
 
 
@@ -12,7 +13,7 @@ def test_run_episodes_zero_shot_and_negative_counts():
     ts = toy_flake_taskset(2)
     calib = HuckelCalibration().fit(ts)
     calib.prior = (0.5, -100.0)  # every zero-shot prediction negative
-    no_zero = NamedMethod(HuckelCalibration().fit(ts), "no-zero-shot", "baseline", zero_shot=False)
+    no_zero = Named(HuckelCalibration().fit(ts), "no-zero-shot", "baseline", zero_shot=False)
     df, preds = run_episodes([calib, no_zero], ts, shots=(0, 2), n_episodes=2)
     z = df[df.k == 0]
     assert set(z.method) == {"huckel+calibration"} and (z.n_query == [len(t) for t in ts]).all()

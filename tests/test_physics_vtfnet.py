@@ -17,7 +17,7 @@ from nanonb.learners.training import Scaler
 from nanonb.models.registry import MODELS, build_model
 from nanonb.physics.vtf import PARAM_NAMES
 from nanonb.physics.vtfnet import VTFNet, vtf_model_kwargs, vtf_parameters
-from nanonb.tasks import standardization
+from nanonb.scaling import standardization
 
 
 def test_vtfnet_is_registered_and_keeps_t0_below_temperature():

@@ -1,109 +1,81 @@
-"""Episode loop and helpers shared by the ``forces`` and ``tb`` protocols.
+"""Evaluation settings shared by the ``forces`` and ``tb`` protocols (on top of :mod:`nanonb.evaluate`).
 
-:func:`run_episodes` runs every method on the same seeded episodes (with zero-shot ``k = 0``), keeps
-the predictions for constraint checks, counts negative predictions and, for graph meta-learners,
-measures the force MAE. :func:`violation_rows` turns the negative counts into result rows.
+:func:`run_episodes` runs :func:`nanonb.evaluate.evaluate` (THE episode loop) with zero-shot
+``k = 0`` for the methods that can (:func:`can_zero_shot`), keeps the predictions for constraint
+checks, counts negative predictions and, for graph meta-learners, measures the force MAE.
+:func:`violation_rows` turns the negative counts into result rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from nanonb.baselines.nets import Pooled
-from nanonb.evaluate import episode_seed
+from nanonb.evaluate import evaluate
 from nanonb.learners.base import AdaptedModel, MetaLearner
 from nanonb.learners.training import predict_energy_forces
 from nanonb.physics import HuckelCalibration
 
+#: Methods whose ``adapt(None)`` is meaningful (zero-shot ``k = 0``) unless they say otherwise.
+ZERO_SHOT_TYPES = (MetaLearner, Pooled, HuckelCalibration)
 
-# WAVE2: replace by nanonb.evaluate.Named (H1) once it exists.
-class NamedMethod:
-    """A fitted method under another name (several meta-learners share ``algorithm="fomaml"``).
+
+def can_zero_shot(method) -> bool:
+    """Whether ``method.adapt(None)`` is meaningful: its ``zero_shot`` attribute if it has one (e.g.
+    ``Named(m, name, zero_shot=False)``), else whether it (or the method a :class:`~nanonb.evaluate.Named`
+    wraps) is a meta-learner, a pooled net or calibrated Hückel theory.
 
     Example
     -------
-    >>> NamedMethod(learner, "anil-tb", "meta").name          # doctest: +SKIP
-    'anil-tb'
+    >>> from nanonb.evaluate import Named
+    >>> can_zero_shot(HuckelCalibration()), can_zero_shot(Named(HuckelCalibration(), "h", zero_shot=False))
+    (True, False)
     """
-
-    def __init__(self, method, name: str, kind: str | None = None, zero_shot: bool = True):
-        self.method, self.name = method, name
-        self.kind = kind or getattr(method, "kind", "meta")
-        self.zero_shot = zero_shot
-
-    def adapt(self, support):
-        return self.method.adapt(support)
-
-    def __repr__(self) -> str:
-        return f"NamedMethod({self.name!r}, {self.method!r})"
+    return bool(getattr(method, "zero_shot", isinstance(getattr(method, "method", method), ZERO_SHOT_TYPES)))
 
 
-def _zero_shot(m) -> bool:
-    """Whether ``m.adapt(None)`` is meaningful (meta-learners, pooled nets, calibrated Hückel)."""
-    if isinstance(m, NamedMethod):
-        return m.zero_shot
-    return isinstance(m, (MetaLearner, Pooled, HuckelCalibration))
-
-
-# WAVE2: fold into nanonb.evaluate's one episode loop once H1 generalizes it (zero-shot k=0, kept
-# predictions, n_negative, force_mae as an extra metric).
 def run_episodes(methods, test, shots=(1, 5, 10), n_episodes: int = 10, seed: int = 0, progress: bool = False,
                  force_mae: bool = False, k_query: int | None = None):
-    """Every method on the same seeded episodes; keeps the predictions (for constraint checks).
+    """:func:`nanonb.evaluate.evaluate` with the physics protocols' settings; keeps the predictions.
 
-    Episode seeds come from :func:`nanonb.evaluate.episode_seed`, so ``k >= 1`` episodes are the
-    ones :func:`nanonb.evaluate.evaluate` draws (also with the same ``k_query`` cap; ``None``: the rest
-    of the task). ``k = 0`` is zero-shot: the query is the whole task (or its first seeded
-    ``k_query``) and only methods that can predict without a support set take part (see :func:`_zero_shot`).
+    Same seeded episodes as every other benchmark (``k_query`` caps the query; ``None``: the rest of
+    the task). ``k = 0`` is zero-shot: the query is the whole task (or a seeded ``k_query`` of it) and
+    only methods for which :func:`can_zero_shot` holds take part. Extra columns: ``n_negative``
+    (predictions < 0, the constraint count of the ``tb`` protocol) and, with ``force_mae=True``,
+    ``force_mae`` (eV/Å, forces ``-dE/dpos`` of the adapted graph meta-learner on the query; NaN
+    where not available).
 
     Returns
     -------
     (pandas.DataFrame, dict)
-        Rows ``method, kind, task, k, episode, mae, rmse, n_query, n_negative, adapt_s`` (errors in
-        target units; ``n_negative`` = predictions < 0) plus ``force_mae`` (eV/Å, NaN where not
-        available) when ``force_mae=True``; and ``{method: concatenated predictions}``.
+        Rows ``method, kind, task, k, episode, mae, rmse, n_query, adapt_s, n_negative[, force_mae]``
+        (errors in target units) and ``{method: concatenated predictions}``.
 
     Example
     -------
     >>> df, preds = run_episodes([learner, HuckelCalibration().fit(train)], test, shots=(0, 5))  # doctest: +SKIP
     >>> df.groupby(["method", "k"]).mae.mean()                                                  # doctest: +SKIP
     """
-    rows, preds = [], {}
-    jobs = [(t, k, e) for t in test for k in shots if k < len(t) for e in range(n_episodes if k > 0 else 1)]
-    for task, k, e in tqdm(jobs, desc="episodes", disable=not progress, leave=False):
-        kq = None if k_query is None else min(k_query, len(task) - k)
-        if k == 0:
-            support = None
-            query = task
-            if kq is not None and kq < len(task):
-                query = test.episode(task, 0, kq, seed=episode_seed(seed, task.name, 0, e)).query
-        else:
-            ep = test.episode(task, k, kq, seed=episode_seed(seed, task.name, k, e))
-            support, query = ep.support, ep.query
-        for m in methods:
-            if k == 0 and not _zero_shot(m):
-                continue
-            t0 = time.perf_counter()
-            adapted = m.adapt(support)
-            pred = np.asarray(adapted.predict(query), dtype=np.float64).reshape(-1)
-            dt = time.perf_counter() - t0
-            if pred.shape != query.targets.shape or not np.isfinite(pred).all():
-                raise RuntimeError(f"{m.name} returned {pred.shape} predictions with "
-                                   f"{int((~np.isfinite(pred)).sum())} non-finite values on task {task.name}, k={k}.")
-            err = pred - query.targets
-            row = {"method": m.name, "kind": m.kind, "task": task.name, "k": k, "episode": e,
-                   "mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
-                   "n_query": len(err), "n_negative": int((pred < 0).sum()), "adapt_s": dt}
-            if force_mae:
-                row["force_mae"] = _force_mae(adapted, query)
-            rows.append(row)
-            preds.setdefault(m.name, []).append(pred)
-    return pd.DataFrame(rows), {k: np.concatenate(v) for k, v in preds.items()}
+    adapted = {}  # (method, episode) -> adapted model, read back by `extra` for the force MAE
+
+    def predict(method, task, episode):
+        fitted = method.adapt(episode.support)
+        if force_mae:
+            adapted[id(method), id(episode)] = fitted
+        return fitted.predict(episode.query)
+
+    def extra(method, task, episode, pred) -> dict:
+        row = {"n_negative": int((pred < 0).sum())}
+        if force_mae:
+            row["force_mae"] = _force_mae(adapted.pop((id(method), id(episode))), episode.query)
+        return row
+
+    return evaluate(methods, test, shots, n_episodes, k_query=k_query, seed=seed, progress=progress,
+                    metrics=("mae", "rmse"), predict=predict, include=lambda m, k: k > 0 or can_zero_shot(m),
+                    extra=extra, return_predictions=True, desc="episodes")
 
 
 def _force_mae(adapted, query) -> float:

@@ -14,9 +14,9 @@ import pandas as pd
 
 from nanonb.baselines.gp import SupportGP
 from nanonb.bench import make_result, summary_to_rows  # WAVE2: nanonb.bench.schema (H4)
-from nanonb.bench.episodes import NamedMethod, apply_options, run_episodes
+from nanonb.bench.episodes import apply_options, run_episodes
 from nanonb.data.nanoalloys import load_nanoalloys
-from nanonb.evaluate import episode_seed, summarize
+from nanonb.evaluate import Named, episode_seed, summarize
 from nanonb.learners.registry import make_learner
 from nanonb.threads import set_threads
 
@@ -124,7 +124,7 @@ def run_forces_bench(quick: bool = False, seed: int = 0, progress: bool = True,
             histories[name] = learner.history["train_loss"]
             log(f"  meta-trained {name:28s} {cfg.n_iterations} it in {timings[f'meta-train {name}']:.1f} s "
                 f"(last-10 mean train loss {np.mean(learner.history['train_loss'][-10:]):.3g})")
-            methods.append(NamedMethod(learner, name, "meta"))
+            methods.append(Named(learner, name, "meta"))
     if cfg.baselines:
         methods.append(SupportGP(seed=cfg.seed).fit(train))
     t0 = time.perf_counter()

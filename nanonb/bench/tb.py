@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from nanonb.baselines.gp import SupportGP
 from nanonb.baselines.nets import FineTune, Pooled, Scratch
 from nanonb.bench import make_result, summary_to_rows  # WAVE2: nanonb.bench.schema (H4)
-from nanonb.bench.episodes import NamedMethod, apply_options, run_episodes, violation_rows
+from nanonb.bench.episodes import apply_options, run_episodes, violation_rows
 from nanonb.data.flakes import drop_shared_molecules, load_flakes, size_split
-from nanonb.evaluate import summarize
+from nanonb.evaluate import Named, summarize
 from nanonb.learners.registry import make_learner
 from nanonb.physics import HuckelCalibration, constraint_report, tb_model_kwargs
 from nanonb.threads import set_threads
@@ -89,7 +89,7 @@ def _tb_methods(cfg: TBBenchConfig, train, k_support, k_query, progress: bool, l
         learner = make_learner(algo, model=model, model_kwargs=kw, **common).fit(train, progress=progress)
         timings[f"{split}: meta-train {name}"] = time.perf_counter() - t0
         log(f"  meta-trained {name:10s} in {timings[f'{split}: meta-train {name}']:.1f} s")
-        methods.append(NamedMethod(learner, name, "meta", zero_shot=True))
+        methods.append(Named(learner, name, "meta", zero_shot=True))
     pooled = None
     for b in cfg.baselines:
         t0 = time.perf_counter()
@@ -100,7 +100,7 @@ def _tb_methods(cfg: TBBenchConfig, train, k_support, k_query, progress: bool, l
                 pooled = Pooled(model_kwargs=cfg.gnn_kwargs, epochs=cfg.pooled_epochs, seed=cfg.seed).fit(train)
             m = pooled if b == "pooled" else FineTune(pooled, steps=cfg.finetune_steps)
         elif b == "pooled-tb":
-            m = NamedMethod(Pooled(model="TBGapNet", model_kwargs=tb_kw, epochs=cfg.pooled_epochs,
+            m = Named(Pooled(model="TBGapNet", model_kwargs=tb_kw, epochs=cfg.pooled_epochs,
                                    seed=cfg.seed).fit(train), "pooled-tb", "baseline", zero_shot=True)
         elif b == "gp":
             m = SupportGP(seed=cfg.seed).fit(train)

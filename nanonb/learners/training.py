@@ -17,7 +17,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..graphs import DEFAULT_CUTOFF, GraphBatch, collate
-from ..tasks import Task, TaskSet, standardization
+from ..scaling import standardization
+from ..tasks import Task, TaskSet
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Scaler:
 
     @classmethod
     def fit(cls, tasks: TaskSet) -> Scaler:
-        """The statistics of :func:`nanonb.tasks.standardization` (shared with the physics models' kwargs)."""
+        """The statistics of :func:`nanonb.scaling.standardization` (shared with the physics models' kwargs)."""
         return cls(**standardization(tasks))
 
     def y(self, y: np.ndarray) -> torch.Tensor:

@@ -83,6 +83,7 @@ class HuckelCalibration:
 
     kind = "baseline"
     name = "huckel+calibration"
+    zero_shot = True  # adapt(None) predicts with the meta-train prior
 
     def __init__(self, ridges: Sequence[float] = (0.01, 0.1, 1.0, 10.0), nonnegative: bool = False, seed: int = 0):
         self.ridges, self.nonnegative, self.seed = tuple(ridges), nonnegative, seed

@@ -32,7 +32,7 @@ from nanonb.physics.pisystem import (
     reference_gap,
     reference_parameters,
 )
-from nanonb.tasks import standardization
+from nanonb.scaling import standardization
 
 
 @dataclass
@@ -279,7 +279,7 @@ def tb_model_kwargs(train, hidden: int = 32, n_layers: int = 2, nonnegative: boo
     """``model_kwargs`` for ``make_learner(name, model="TBGapNet")`` / ``Pooled(model="TBGapNet")`` on ``train``.
 
     Sets ``target_mean``/``target_std`` to the meta-learner's target standardization
-    (:func:`nanonb.tasks.standardization` of ``train``, eV) and the initial calibration to the
+    (:func:`nanonb.scaling.standardization` of ``train``, eV) and the initial calibration to the
     (non-negative, with ``nonnegative=True``) least-squares fit of the meta-train gaps on the plain
     Hückel gaps, so an untrained model is calibrated Hückel theory. JSON-serializable.
 

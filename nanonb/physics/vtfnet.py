@@ -34,7 +34,8 @@ from nanonb.physics.vtf import (
     soft_conc,
     soft_gap,
 )
-from nanonb.tasks import TaskSet, standardization
+from nanonb.scaling import standardization
+from nanonb.tasks import TaskSet
 
 
 class VTFHead(nn.Module):
@@ -45,7 +46,7 @@ class VTFHead(nn.Module):
     the task-level parameters the inner loop adapts, one offset per VTF parameter (``theta``, 5
     numbers), giving ``p = theta + q``; their meta-learned initial values are the prior. Output:
     standardized ``log10 k``, ``(log10 k - y_mean) / y_std`` (the learners' ``Scaler`` convention,
-    :func:`nanonb.tasks.standardization`). Parameterisation of ``p``:
+    :func:`nanonb.scaling.standardization`). Parameterisation of ``p``:
 
     - ``ln A = lnA_ref + p0`` (ln mS/cm),
     - ``B = softplus(softplus^-1(B_ref) + 100 p1)`` (K, positive),
@@ -110,7 +111,7 @@ class VTFNet(nn.Module):
     Parameters
     ----------
     n_in:
-        Number of input columns (model inputs, i.e. after learners' ``Scaler`` (:func:`nanonb.tasks.standardization`)).
+        Number of input columns (model inputs, i.e. after the learner's ``Scaler``).
     t_index, t_scale, t_offset:
         Temperature column and its affine map to kelvin: ``T = x[:, t_index] * t_scale + t_offset``.
     c_index, c_scale, c_offset:
@@ -200,7 +201,7 @@ def vtf_model_kwargs(train: TaskSet, hidden: tuple[int, ...] = (64, 64), prior: 
 
     Reads ``train.feature_names`` (``temperature_K``, ``inv_temperature_1000_per_K``,
     ``salt_concentration``) and the loader's ``feature_mean``/``feature_std``, and composes them with
-    the statistics a learner's ``Scaler`` fits on ``train`` (:func:`nanonb.tasks.standardization`;
+    the statistics a learner's ``Scaler`` fits on ``train`` (:func:`nanonb.scaling.standardization`;
     same statistics, so the model recovers T in K from its standardized input). The reference
     parameters are the empirical prior of the meta-train tasks (:func:`empirical_prior`). Columns
     whose names start with one of ``mask_prefixes`` (e.g. ``"anion_"``) are hidden from the body as
