@@ -16,7 +16,7 @@ from nanonb.baselines.gp import SupportGP
 from nanonb.bench import make_result, summary_to_rows  # WAVE2: nanonb.bench.schema (H4)
 from nanonb.bench.episodes import apply_options, run_episodes
 from nanonb.data.nanoalloys import load_nanoalloys
-from nanonb.evaluate import Named, episode_seed, summarize
+from nanonb.evaluate import Named, evaluate, summarize
 from nanonb.learners.registry import make_learner
 from nanonb.threads import set_threads
 
@@ -64,20 +64,30 @@ class ForcesBenchConfig:
                    n_iterations=3, inner_steps=2, meta_batch_size=2, k_query=5)
 
 
-def _zero_force_rows(test, cfg: ForcesBenchConfig) -> pd.DataFrame:
-    """Reference ``force_mae`` of predicting zero force (mean |F| of the same query structures, eV/Å)."""
-    rows = []
-    for task in test:
-        for k in cfg.shots:
-            if k >= len(task):
-                continue
-            kq = None if cfg.k_query_eval is None else min(cfg.k_query_eval, len(task) - k)
-            for e in range(cfg.n_episodes):
-                ep = test.episode(task, k, kq, seed=episode_seed(cfg.seed, task.name, k, e))
-                f = np.concatenate([s.forces for s in ep.query.inputs])
-                rows.append({"method": "zero-forces", "kind": "baseline", "task": task.name, "k": k, "episode": e,
-                             "force_mae": float(np.abs(f).mean())})
-    return pd.DataFrame(rows)
+class ZeroForces:
+    """Reference for ``force_mae``: predict zero force (its error is the mean ``|F|`` of the query, eV/Å).
+
+    A method for :func:`nanonb.evaluate.evaluate` (``adapt``/``predict``; its energy prediction, zero,
+    is not reported), so it sees the same seeded query structures as the learners.
+
+    Example
+    -------
+    >>> ZeroForces().adapt(None).name
+    'zero-forces'
+    """
+
+    name, kind = "zero-forces", "baseline"
+
+    def adapt(self, support) -> ZeroForces:
+        return self
+
+    def predict(self, query) -> np.ndarray:
+        return np.zeros(len(query))
+
+
+def _query_force_magnitude(method, task, episode, pred) -> dict:
+    """``force_mae`` of :class:`ZeroForces`: mean |F| (eV/Å) of the episode's query structures."""
+    return {"force_mae": float(np.abs(np.concatenate([s.forces for s in episode.query.inputs])).mean())}
 
 
 def _forces_name(algorithm: str, model: str, force_weight: float) -> str:
@@ -133,7 +143,9 @@ def run_forces_bench(quick: bool = False, seed: int = 0, progress: bool = True,
     timings["evaluation"] = time.perf_counter() - t0
     split = f"holdout-{cfg.holdout}"
     rows = summary_to_rows(summarize(df, "mae", scale=1000.0), split)
-    fdf = pd.concat([df.dropna(subset=["force_mae"]), _zero_force_rows(test, cfg)], ignore_index=True)
+    zero = evaluate([ZeroForces()], test, cfg.shots, cfg.n_episodes, k_query=cfg.k_query_eval, seed=cfg.seed,
+                    progress=False, metrics={}, extra=_query_force_magnitude)
+    fdf = pd.concat([df.dropna(subset=["force_mae"]), zero], ignore_index=True)
     if len(fdf):
         rows += summary_to_rows(summarize(fdf, "force_mae", scale=1000.0), split)
     timings["total"] = time.perf_counter() - t_all
