@@ -36,12 +36,15 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ._io import load_state, save_state, write_json
+from .threads import num_threads
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "pretrained_weights"
 MANIFEST = "manifest.json"
@@ -78,17 +81,6 @@ DEFAULT_BASELINE = "nanoalloys-pooled"
 
 
 # ---------------------------------------------------------------------- helpers
-@contextmanager
-def _single_thread():
-    """Run torch on one CPU thread (bitwise reproducible reductions), restoring the old setting."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(BUILD_CONFIG["torch_num_threads"])
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -159,7 +151,7 @@ def _train_learner(name: str, train, progress: bool = False, checkpoint: Callabl
         if it == CHECKPOINT_ITERATION and checkpoint is not None:
             checkpoint(lrn)
 
-    with _single_thread():
+    with num_threads(BUILD_CONFIG["torch_num_threads"]):
         learner.fit(train, val=None, progress=progress, callback=cb)
     return learner
 
@@ -170,22 +162,16 @@ def _train_pooled(name: str, train, progress: bool = False):
     cfg = BUILD_CONFIG["baselines"][name]
     pooled = Pooled(model=cfg["model"], model_kwargs=cfg["model_kwargs"], epochs=cfg["epochs"],
                     batch_size=cfg["batch_size"], lr=cfg["lr"], seed=BUILD_CONFIG["seed"])
-    with _single_thread():
+    with num_threads(BUILD_CONFIG["torch_num_threads"]):
         pooled.fit(train, progress=progress)
     return pooled
 
 
 def _save_pooled(pooled, path: Path, extra: dict) -> Path:
-    from dataclasses import asdict
-
-    path = Path(path).with_suffix("")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(pooled.model.state_dict(), path.with_suffix(".pt"))
     meta = {"method": "Pooled", "model": pooled.model_name, "model_kwargs": pooled.model_kwargs,
             "epochs": pooled.epochs, "batch_size": pooled.batch_size, "lr": pooled.lr, "seed": pooled.seed,
             "scaler": asdict(pooled.scaler), "history": pooled.history, "nanonb_format": 1, **extra}
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
-    return path
+    return save_state(path, meta, pooled.model.state_dict())
 
 
 def _sanity(methods: Sequence, test, k: int, n_episodes: int) -> dict[str, float]:
@@ -252,7 +238,7 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
         path = learner.save(out / name)
         info = json.loads(path.with_suffix(".json").read_text())
         info["build"] = {"command": command, "seed": BUILD_CONFIG["seed"], "name": name}
-        path.with_suffix(".json").write_text(json.dumps(info, indent=1))
+        write_json(path.with_suffix(".json"), info)
         manifest["learners"][name] = {
             "files": {p.name: _sha256(p) for p in (path.with_suffix(".pt"), path.with_suffix(".json"))},
             "reference_predictions_ev_per_atom": {"final": reference_predictions(learner, test),
@@ -276,13 +262,13 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
         sanity_methods += [pooled, FineTune(pooled, steps=20)]
         log(f"  {name}: {BUILD_CONFIG['baselines'][name]['epochs']} epochs in {dt:.1f} s")
     t0 = time.perf_counter()
-    with _single_thread():
+    with num_threads(BUILD_CONFIG["torch_num_threads"]):
         manifest["sanity_heldout_mae_mev_per_atom"] = {
             "k": c["k"], "n_episodes_per_task": c["sanity_episodes"],
             "mae": _sanity(sanity_methods, test, c["k"], c["sanity_episodes"])}
     manifest["timings_s"]["sanity evaluation"] = round(time.perf_counter() - t0, 1)
     manifest["timings_s"]["total"] = round(time.perf_counter() - t_all, 1)
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    write_json(out / MANIFEST, manifest)
     log(f"held-out MAE at k={c['k']} (meV/atom): {manifest['sanity_heldout_mae_mev_per_atom']['mae']}")
     log(f"wrote {out} in {manifest['timings_s']['total']:.0f} s")
     return manifest
@@ -340,12 +326,11 @@ def load_pretrained_baseline(name: str = DEFAULT_BASELINE, directory: str | Path
     from .learners.training import Scaler
     from .models.registry import build_model
 
-    path = _resolve(name, directory, "baselines")
-    meta = json.loads(path.with_suffix(".json").read_text())
+    meta, tensors = load_state(_resolve(name, directory, "baselines"))
     pooled = Pooled(model=meta["model"], model_kwargs=meta["model_kwargs"], epochs=meta["epochs"],
                     batch_size=meta["batch_size"], lr=meta["lr"], seed=meta["seed"])
     model = build_model(meta["model"], **meta["model_kwargs"])
-    model.load_state_dict(torch.load(path.with_suffix(".pt"), weights_only=True))
+    model.load_state_dict(tensors)
     model.eval()
     pooled.model = model
     pooled.scaler = Scaler(**meta["scaler"])

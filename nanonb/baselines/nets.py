@@ -62,7 +62,17 @@ class _NetBaseline:
 
 
 class Scratch(_NetBaseline):
-    """The same network trained from a fresh initialization on the support only (Adam)."""
+    """The same network trained from a fresh initialization on the support only (Adam).
+
+    Parameters: ``steps`` Adam steps at learning rate ``lr`` on the standardized-target MSE;
+    ``model``/``model_kwargs``/``seed`` as for the meta-learners. Only the target standardization
+    comes from meta-train.
+
+    Example
+    -------
+    >>> scratch = Scratch(model="MLP", steps=100).fit(meta_train)          # doctest: +SKIP
+    >>> scratch.adapt(episode.support).predict(episode.query)              # target units  # doctest: +SKIP
+    """
 
     name = "scratch"
 
@@ -83,7 +93,16 @@ class Scratch(_NetBaseline):
 
 
 class Pooled(_NetBaseline):
-    """The network trained on all meta-train points pooled (minibatch Adam); no adaptation."""
+    """The network trained on all meta-train points pooled (minibatch Adam); no adaptation.
+
+    Parameters: ``epochs``, ``batch_size`` and ``lr`` of :func:`~nanonb.learners.training.pooled_train`;
+    ``model``/``model_kwargs``/``seed`` as for the meta-learners.
+
+    Example
+    -------
+    >>> pooled = Pooled(model_kwargs={"width": 32}, epochs=20).fit(meta_train)   # doctest: +SKIP
+    >>> pooled.adapt(None).predict(task)                                         # zero-shot  # doctest: +SKIP
+    """
 
     name = "pooled"
 
@@ -109,7 +128,13 @@ class Pooled(_NetBaseline):
 
 
 class FineTune:
-    """A fitted :class:`Pooled` network fine-tuned on the support (a copy; Adam, ``steps`` steps)."""
+    """A fitted :class:`Pooled` network fine-tuned on the support (a copy; Adam, ``steps`` steps).
+
+    Example
+    -------
+    >>> finetune = FineTune(pooled, steps=20, lr=1e-3)                      # doctest: +SKIP
+    >>> finetune.adapt(episode.support).predict(episode.query)              # doctest: +SKIP
+    """
 
     kind = "baseline"
     name = "pooled+finetune"
@@ -142,6 +167,10 @@ class SupportMean:
     """Trivial few-shot reference: predict the mean of the support targets for every query point.
 
     A learner that does not beat it has not learned anything usable from the support set.
+
+    Example
+    -------
+    >>> SupportMean().adapt(episode.support).predict(episode.query)        # doctest: +SKIP
     """
 
     name, kind = "support mean", "baseline"

@@ -102,7 +102,15 @@ class MetaConfig:
 
 # ---------------------------------------------------------------------- adapted predictor
 class AdaptedModel:
-    """A model adapted to one task's support set. ``predict`` returns values in target units."""
+    """A model adapted to one task's support set. ``predict`` returns values in target units.
+
+    ``fmodel`` is the ``higher``-patched adapted module (the head only when ``head_only``).
+
+    Example
+    -------
+    >>> adapted = learner.adapt(episode.support)        # doctest: +SKIP
+    >>> adapted.predict(episode.query)                  # target units  # doctest: +SKIP
+    """
 
     def __init__(self, learner: MetaLearner, fmodel: nn.Module, head_only: bool):
         self.learner = learner

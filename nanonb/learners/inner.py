@@ -13,6 +13,16 @@ loop of :class:`~nanonb.learners.base.MetaLearner` uses :func:`prepare_grads` as
 ``grad_callback``, and functional or vectorised callers (plain ``torch.autograd`` loops, or
 ``torch.func.vmap`` over episodes with a leading batch dimension) use :func:`sgd_step`.
 
+Functional callers (all reproduce their current numbers bitwise):
+
+- a vectorised loop over ``n`` episodes (parameters with a leading episode dimension, gradients from
+  ``torch.func.vmap(grad(loss))``): ``sgd_step(params, grads, lr, clip, batch_dims=1, eps=0.0)``;
+- a plain in-place test-time loop: ``scale = float(clip_scale(squared_norm(grads), clip, eps=0.0))``
+  then ``p.sub_(lr * scale * g)``;
+- a head-only loop on cached features without clipping: ``w, b = sgd_step([w, b], [gw, gb], lr)``.
+
+(``eps=0.0`` reproduces loops written as ``sqrt(sum |g|^2)``; the learners' own loop uses the default.)
+
 Example
 -------
 >>> import torch

@@ -72,7 +72,11 @@ def mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def predict_energy_forces(model, batch: GraphBatch, create_graph: bool = True):
     """Per-atom target and conservative forces ``-dE/dpos`` from a (possibly patched) graph model.
 
-    Returns ``(per_atom (B,), forces (N, 3))`` in the model's (standardized) units.
+    Returns ``(per_atom (B,), forces (N, 3))`` in the model's (standardized) units (forces per Å).
+
+    Example
+    -------
+    >>> per_atom, forces = predict_energy_forces(model, collate(structures), create_graph=False)  # doctest: +SKIP
     """
     pos = batch.pos.detach().requires_grad_(True)
     energy = model(batch, output="energy", pos=pos)
@@ -86,7 +90,12 @@ def pooled_train(model: nn.Module, train: TaskSet, scaler: Scaler, epochs: int, 
     """Train ``model`` on all points of ``train`` pooled together (minibatch Adam, cosine schedule).
 
     Returns the mean training loss (standardized MSE) per epoch. Used by the pooled baselines and
-    by the meta-learners' ``pretrain_epochs``.
+    by the meta-learners' ``pretrain_epochs``. ``lr`` is Adam's, ``force_weight > 0`` adds the force
+    MSE in standardized units ``F / y_std`` (per Å) for structures that carry forces.
+
+    Example
+    -------
+    >>> history = pooled_train(model, meta_train, Scaler.fit(meta_train), epochs=20)  # doctest: +SKIP
     """
     cutoff = getattr(model, "cutoff", DEFAULT_CUTOFF)
     points = [(t.name, i) for t in train for i in range(len(t))]

@@ -1,0 +1,43 @@
+"""learners.registry: one class per algorithm, names -> classes, load picks the class from the saved config."""
+
+import numpy as np
+import pytest
+
+from nanonb.learners.anil import ANIL
+from nanonb.learners.base import MetaConfig, MetaLearner
+from nanonb.learners.maml import MAML
+from nanonb.learners.metasgd import MetaSGD
+from nanonb.learners.registry import ALGORITHMS, load, make_learner
+from nanonb.tasks import Task, TaskSet
+
+
+def test_names_map_to_classes_and_flags():
+    assert ALGORITHMS == ("maml", "fomaml", "anil", "metasgd")
+    kw = dict(model="MLP", model_kwargs={"n_in": 2, "hidden": (4,)})
+    maml, fomaml = make_learner("maml", **kw), make_learner("fomaml", **kw)
+    assert type(maml) is MAML and not maml.first_order and maml.name == "maml"
+    assert type(fomaml) is MAML and fomaml.first_order and fomaml.name == "fomaml"
+    assert MAML(first_order=True, **kw).name == "fomaml"
+    assert type(make_learner("anil", **kw)) is ANIL and make_learner("anil", **kw).head_only
+    assert type(make_learner("metasgd", **kw)) is MetaSGD
+    assert make_learner(algorithm="anil", **kw).name == "anil"  # the old keyword still selects the class
+    assert type(make_learner(config=MetaConfig(algorithm="metasgd", **kw))) is MetaSGD
+    assert make_learner(**kw).name == MetaConfig.algorithm  # default algorithm
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        make_learner("reptile")
+    with pytest.raises(TypeError, match="base class"):
+        MetaLearner(**kw)
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_load_resolves_the_class_from_the_saved_config(tmp_path, name):
+    rng = np.random.default_rng(0)
+    ts = TaskSet([Task(f"t{i}", rng.normal(size=(15, 2)), rng.normal(size=15), groups=(f"g{i}",)) for i in range(4)])
+    learner = make_learner(name, model="MLP", model_kwargs={"hidden": (4,)}, n_iterations=2,
+                           k_support=(1, 5)).fit(ts, progress=False)
+    again = load(learner.save(tmp_path / name))
+    assert type(again) is type(learner) and again.name == name
+    assert again.config.first_order == learner.config.first_order
+    ep = ts.episode(ts[0], 3, seed=0)
+    np.testing.assert_array_equal(again.adapt(ep.support).predict(ep.query),
+                                  learner.adapt(ep.support).predict(ep.query))
