@@ -29,7 +29,6 @@ from nanonb.physics.pisystem import (
     PiSystem,
     build_pi_system,
     huckel_gaps,
-    reference_gap,
     reference_parameters,
 )
 from nanonb.scaling import standardization
@@ -252,11 +251,6 @@ class TBGapNet(nn.Module):
     def spectrum(self, batch) -> HuckelOutput:
         """Uncalibrated Hückel spectrum (eV) of the predicted Hamiltonians."""
         return self.head.spectrum(self.body(batch))
-
-    @staticmethod
-    def huckel_only(batch, charge: int = 0, alpha_c: float = ALPHA_C, beta_cc: float = BETA_CC) -> torch.Tensor:
-        """Plain Hückel gap (eV) with the reference parameters, no network (a physics baseline)."""
-        return reference_gap(batch, charge, alpha_c, beta_cc)
 
     @torch.no_grad()
     def calibrate_(self, batch, targets: torch.Tensor | np.ndarray) -> tuple[float, float]:
