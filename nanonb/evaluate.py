@@ -163,6 +163,12 @@ def predict_episode(method, task: Task, episode) -> np.ndarray:
     return method.adapt(episode.support).predict(episode.query)
 
 
+def _timed(fn, method, task: Task, episode) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    pred = fn(method, task, episode)
+    return pred, time.perf_counter() - t0
+
+
 def _checked(pred, method, task: Task, k: int, n: int):
     parts = pred if isinstance(pred, tuple) else (pred,)
     parts = tuple(np.asarray(p, dtype=np.float64).reshape(-1) for p in parts)
@@ -207,7 +213,9 @@ def evaluate(methods: Sequence, test: TaskSet, shots: Sequence[int] = (1, 5, 10)
     include:
         ``include(method, k)`` -> whether the method takes part at ``k`` (default: always).
     extra:
-        ``extra(method, task, episode, pred)`` -> dict of additional columns per row.
+        ``extra(method, task, episode, pred)`` -> dict of additional columns per row; called right
+        after that episode's ``predict`` (so a ``predict`` hook may leave state for it, e.g. the
+        adapted model).
     columns:
         Constant columns added to every row (e.g. ``{"fold": 0}``).
     order:
@@ -244,14 +252,10 @@ def evaluate(methods: Sequence, test: TaskSet, shots: Sequence[int] = (1, 5, 10)
             if predict is None and k > 0 and hasattr(m, "predict_many"):  # vectorised over this group
                 t0 = time.perf_counter()
                 out = m.predict_many([ep.support for ep in eps], [ep.query for ep in eps])
-                times = [(time.perf_counter() - t0) / len(eps)] * len(eps)
-            else:
-                out, times = [], []
-                for ep in eps:
-                    t0 = time.perf_counter()
-                    out.append((predict or predict_episode)(m, task, ep))
-                    times.append(time.perf_counter() - t0)
-            for e, (ep, s, pred, dt) in enumerate(zip(eps, seeds, out, times)):
+                results = zip(out, [(time.perf_counter() - t0) / len(eps)] * len(eps))
+            else:  # lazily, so that ``extra`` runs right after its episode's prediction
+                results = (_timed(predict or predict_episode, m, task, ep) for ep in eps)
+            for e, (ep, s, (pred, dt)) in enumerate(zip(eps, seeds, results)):
                 y = ep.query.targets
                 pred = _checked(pred, m, task, k, len(y))
                 row = {"method": m.name, "kind": m.kind, "task": task.name, "k": k, "episode": e, **columns}

@@ -138,3 +138,16 @@ def test_named_passes_adapt_kwargs_and_delegates():
     np.testing.assert_allclose(named.adapt(ep.support).predict(ep.query), base.adapt(ep.support).predict(ep.query) + 1,
                                rtol=1e-6)
     assert named.kind == "meta" and named.extra_attribute == 7 and named.name == "shift+1"
+
+
+def test_extra_runs_right_after_its_episodes_predict():
+    ts = tasks(2)
+    last = {}
+
+    def predict(m, task, ep):
+        last["seed"] = ep.seed
+        return m.adapt(ep.support).predict(ep.query)
+
+    df = evaluate([Shift()], ts, shots=(2,), n_episodes=3, progress=False, predict=predict,
+                  extra=lambda m, task, ep, pred: {"same": last["seed"] == ep.seed})
+    assert df["same"].all()
