@@ -59,18 +59,16 @@ def run_episodes(methods, test, shots=(1, 5, 10), n_episodes: int = 10, seed: in
     >>> df, preds = run_episodes([learner, HuckelCalibration().fit(train)], test, shots=(0, 5))  # doctest: +SKIP
     >>> df.groupby(["method", "k"]).mae.mean()                                                  # doctest: +SKIP
     """
-    adapted = {}  # (method, episode) -> adapted model, read back by `extra` for the force MAE
+    last = {}  # the adapted model of the episode just predicted: evaluate() calls extra() right after predict()
 
     def predict(method, task, episode):
-        fitted = method.adapt(episode.support)
-        if force_mae:
-            adapted[id(method), id(episode)] = fitted
-        return fitted.predict(episode.query)
+        last["adapted"] = method.adapt(episode.support)
+        return last["adapted"].predict(episode.query)
 
     def extra(method, task, episode, pred) -> dict:
         row = {"n_negative": int((pred < 0).sum())}
         if force_mae:
-            row["force_mae"] = _force_mae(adapted.pop((id(method), id(episode))), episode.query)
+            row["force_mae"] = _force_mae(last["adapted"], episode.query)
         return row
 
     return evaluate(methods, test, shots, n_episodes, k_query=k_query, seed=seed, progress=progress,
