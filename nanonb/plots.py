@@ -211,7 +211,7 @@ _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#
 def plot_conductivity_episode(ep, preds: dict, cols, ax=None):
     """log10 k against T (K): query (grey), support (black) and each method's query predictions.
 
-    ``cols`` is a :class:`nanonb.vtf.RawColumns` of the task set (to read T in K). The legend gives
+    ``cols`` is a :class:`nanonb.physics.vtf.RawColumns` of the task set (to read T in K). The legend gives
     each method's query MAE (log10 units).
 
     Example

@@ -39,7 +39,8 @@ from ..evaluate import Named, evaluate, summarize
 from ..learners.registry import make_learner
 from ..tasks import Task, TaskSet, leakage_report
 from ..threads import num_threads
-from ..vtf import VTFFit, vtf_model_kwargs
+from ..physics.vtf import VTFFit
+from ..physics.vtfnet import vtf_model_kwargs
 from .adaptation import FastMeta
 from .schema import make_result, summary_to_rows
 

@@ -1,39 +1,12 @@
 """Graphene nanoflakes and nanoribbon fragments labelled with GFN2-xTB (simulated data).
 
-Every structure is cut from an ideal honeycomb lattice (C–C 1.42 Å), cleaned so that it is a
-closed-shell, Kekulé π system, hydrogen-terminated (C–H 1.09 Å along the missing bond) and
-optionally doped with a *pair* of substitutional B and/or N atoms. Its label is the HOMO–LUMO gap
-(eV) of a **GFN2-xTB single point at the unrelaxed idealised geometry (simulated label, not
-experiment)**, computed with ``tblite``.
-
-Families (one :class:`~nanonb.tasks.Task` each) are ``"<shape>|<dopant>"`` with
-
-* shapes: ``hexagonal-zigzag``, ``hexagonal-armchair``, ``triangular-armchair``, ``rectangular``,
-  ``ribbon-zigzag``, ``ribbon-armchair`` (a convex polygon cut from the lattice; the polygon centre
-  is either a hexagon centre, giving symmetric flakes such as benzene, coronene and
-  circumcoronene, or a random point, giving ragged edges);
-* dopants: ``none``; ``N`` (two *pyridinic* N on edge sites: aza-PAHs, isoelectronic with the
-  parent); ``BN`` (one B anywhere and one *graphitic* N on an interior site: isoelectronic with the
-  parent); ``B`` (two B, p-doped: two π electrons fewer; not in the default set, see below).
-
-Cleaning rules (applied until nothing changes): a heavy atom with fewer than two heavy neighbours is
-removed; an empty lattice site with two or more heavy neighbours is filled (otherwise two C–H bonds
-would point at the same site and their H atoms would sit ~0.6 Å apart). The largest connected piece
-is kept. A flake is kept only if its carbon skeleton has a perfect matching (a Kekulé structure):
-for benzenoids this is equivalent to the Hückel spectrum having no zero eigenvalue, so non-Kekulé
-flakes such as triangulene, whose zero modes make them open-shell, are excluded.
-
-Dopant and electron-count convention (shared with :mod:`nanonb.physics`). π electrons per site:
-C 1; B 0 (three-coordinated, an edge B keeps its H as B–H); N 2 when three-coordinated (graphitic,
-interior); N 1 when two-coordinated (pyridinic: an edge N loses its H, lone pair in the σ plane).
-A Kekulé flake has an even number of sites, so the rules above give an even π count for every
-family: ``N`` and ``BN`` keep the parent's count, ``B`` removes two electrons. Two dopants of the
-same element are never bonded (no B–B or N–N bonds). Every structure is therefore neutral,
-even-electron and labelled as a closed shell (``uhf=0``). Single dopants (odd electron count,
-radicals) are not generated. The ``B`` family is opt-in: removing two electrons from a symmetric
-flake half-empties a degenerate HOMO pair; in our measurement (seed 0, 20 flakes per shape,
-<= 48 heavy atoms, 120 flakes) the median gap was 0.22 eV and 23 % were below 0.1 eV:
-near-diradicals for which a closed-shell single point is a poor label.
+The structures come from :mod:`nanonb.data.honeycomb` (shapes, dopants, cleaning and the π-electron
+convention are described there). Each label is the HOMO–LUMO gap (eV) of a **GFN2-xTB single point
+at the unrelaxed idealised geometry (simulated label, not experiment)**, computed with ``tblite``
+(:func:`xtb_gap`). :func:`load_flakes` builds (and caches) one task per shape × dopant family;
+:func:`drop_shared_molecules` and :func:`size_split` are the leakage-free splits of the ``tb``
+benchmark. The plain Hückel gap of every flake (:func:`nanonb.physics.pisystem.huckel_gaps`) is kept
+as the meta column ``huckel_gap_ev``.
 """
 
 from __future__ import annotations
@@ -44,436 +17,22 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from platformdirs import user_cache_dir
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
 
+from nanonb.data.honeycomb import DEFAULT_DOPANTS, DESCRIPTOR_NAMES, SHAPES, Flake, fingerprint, generate_family
 from nanonb.graphs import Structure
+from nanonb.physics.pisystem import huckel_gaps
 from nanonb.tasks import Task, TaskSet
 
-CC_BOND = 1.42  # Å, ideal graphene C–C bond length
-CH_BOND = 1.09  # Å, ideal aromatic C–H bond length
 BOHR = 0.52917721067  # Å per Bohr
 HARTREE = 27.211386245988  # eV per Hartree
-SHAPES = (
-    "hexagonal-zigzag",
-    "hexagonal-armchair",
-    "triangular-armchair",
-    "rectangular",
-    "ribbon-zigzag",
-    "ribbon-armchair",
-)
-DOPANTS = ("none", "N", "BN", "B")
-DEFAULT_DOPANTS = ("none", "N", "BN")
-DESCRIPTOR_NAMES = (
-    "n_C", "n_B", "n_N", "n_H", "n_heavy", "radius_gyration", "edge_fraction",
-    "zigzag_edge_fraction", "armchair_edge_fraction", "dopant_separation",
-)
 _CACHE_VERSION = "flakes-v4"
-
-_SQ3 = np.sqrt(3.0)
-_A1 = np.array([_SQ3 * CC_BOND, 0.0])
-_A2 = np.array([_SQ3 * CC_BOND / 2, 1.5 * CC_BOND])
-_HEX_CENTRE = np.array([_SQ3 * CC_BOND / 2, CC_BOND / 2])
-
-
-# ---------------------------------------------------------------------------- lattice geometry
-def _lattice(extent: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Honeycomb sites of a rhombic patch covering the disc of radius ``extent`` (Å).
-
-    Returns positions (M, 2) in Å, the sublattice (0 = A, 1 = B) and the (M, 3) neighbour table
-    (index of each of the three lattice neighbours, -1 outside the patch). Zigzag chains run along
-    x, armchair chains along y. Site A(n, m) sits at n·a1 + m·a2, B(n, m) at A(n, m) + (0, a).
-    """
-    k = int(np.ceil(2 * extent / CC_BOND)) + 2
-    side = 2 * k + 1
-    n, m = np.meshgrid(np.arange(-k, k + 1), np.arange(-k, k + 1), indexing="ij")
-    n, m = n.ravel(), m.ravel()
-    cell = n[:, None] * _A1 + m[:, None] * _A2
-    pos = np.concatenate([cell, cell + np.array([0.0, CC_BOND])])
-    sub = np.concatenate([np.zeros(len(cell), int), np.ones(len(cell), int)])
-
-    def index(nn: np.ndarray, mm: np.ndarray, s: int) -> np.ndarray:
-        ok = (np.abs(nn) <= k) & (np.abs(mm) <= k)
-        return np.where(ok, s * side * side + (nn + k) * side + (mm + k), -1)
-
-    nb_a = np.stack([index(n, m, 1), index(n + 1, m - 1, 1), index(n, m - 1, 1)], axis=1)
-    nb_b = np.stack([index(n, m, 0), index(n - 1, m + 1, 0), index(n, m + 1, 0)], axis=1)
-    return pos, sub, np.concatenate([nb_a, nb_b])
-
-
-_LATTICE_CACHE: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-
-def _get_lattice(extent: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    extent = float(8.0 * np.ceil(extent / 8.0))
-    if extent not in _LATTICE_CACHE:
-        _LATTICE_CACHE[extent] = _lattice(extent)
-    return _LATTICE_CACHE[extent]
-
-
-def _polygon_mask(xy: np.ndarray, normals: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Points inside the convex polygon {x : n_k · x <= o_k for all k}."""
-    return np.all(xy @ normals.T <= offsets[None, :] + 1e-9, axis=1)
-
-
-def _regular_polygon(n_sides: int, apothem: float, first_normal_deg: float) -> tuple[np.ndarray, np.ndarray]:
-    ang = np.deg2rad(first_normal_deg + 360.0 / n_sides * np.arange(n_sides))
-    return np.stack([np.cos(ang), np.sin(ang)], axis=1), np.full(n_sides, apothem)
-
-
-def _rectangle(half_x: float, half_y: float) -> tuple[np.ndarray, np.ndarray]:
-    normals = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
-    return normals, np.array([half_x, half_x, half_y, half_y])
-
-
-def _clean(inside: np.ndarray, nb: np.ndarray, max_iter: int = 200) -> np.ndarray:
-    """Prune dangling atoms, fill sites with >=2 occupied neighbours, keep the largest piece."""
-    occ = inside.copy()
-    for _ in range(max_iter):
-        cnt = np.where(nb >= 0, occ[np.clip(nb, 0, None)], False).sum(1)
-        remove = occ & (cnt < 2)
-        if remove.any():  # prune first, fill only once nothing dangles (no oscillation)
-            occ = occ & ~remove
-            continue
-        add = ~occ & (cnt >= 2)
-        if not add.any():
-            break
-        occ = occ | add
-    else:  # pragma: no cover - convex cuts converge in a few passes
-        raise RuntimeError("flake cleaning did not converge")
-    idx = np.flatnonzero(occ)
-    if len(idx) == 0:
-        return occ
-    # largest connected component
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    local = -np.ones(len(occ), dtype=int)
-    local[idx] = np.arange(len(idx))
-    rows, cols = [], []
-    for k in range(3):
-        j = nb[idx, k]
-        ok = (j >= 0) & occ[np.clip(j, 0, None)]
-        rows.append(local[idx[ok]])
-        cols.append(local[j[ok]])
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    g = coo_matrix((np.ones(len(r)), (r, c)), shape=(len(idx), len(idx)))
-    n_comp, lab = connected_components(g, directed=False)
-    if n_comp > 1:
-        big = np.argmax(np.bincount(lab))
-        occ = np.zeros_like(occ)
-        occ[idx[lab == big]] = True
-        return _clean(occ, nb, max_iter)
-    return occ
-
-
-def _is_kekule(occ: np.ndarray, sub: np.ndarray, nb: np.ndarray) -> bool:
-    """True when the occupied honeycomb sites admit a perfect matching (a Kekulé structure)."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import maximum_bipartite_matching
-
-    a = np.flatnonzero(occ & (sub == 0))
-    b = np.flatnonzero(occ & (sub == 1))
-    if len(a) != len(b) or len(a) == 0:
-        return False
-    bl = -np.ones(len(occ), dtype=int)
-    bl[b] = np.arange(len(b))
-    rows, cols = [], []
-    for k in range(3):
-        j = nb[a, k]
-        ok = (j >= 0) & occ[np.clip(j, 0, None)]
-        rows.append(np.arange(len(a))[ok])
-        cols.append(bl[j[ok]])
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    m = csr_matrix((np.ones(len(r)), (r, c)), shape=(len(a), len(b)))
-    match = maximum_bipartite_matching(m, perm_type="column")
-    return bool(np.all(match >= 0))
-
-
-def _terminate(heavy_xy: np.ndarray, heavy_nb: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Add one H per two-coordinated heavy atom, 1.09 Å along the missing bond.
-
-    Returns the H positions (k, 2) and the index of the heavy atom each H is bonded to.
-    """
-    hs, owner = [], []
-    for i, nbs in enumerate(heavy_nb):
-        if len(nbs) == 2:
-            u = sum((heavy_xy[j] - heavy_xy[i]) / CC_BOND for j in nbs)
-            d = -u / np.linalg.norm(u)
-            hs.append(heavy_xy[i] + CH_BOND * d)
-            owner.append(i)
-    return np.asarray(hs).reshape(-1, 2), np.asarray(owner, dtype=int)
-
-
-@dataclass
-class Flake:
-    """A generated flake before labelling.
-
-    ``structure`` holds atomic numbers and positions (Å, z = 0 plane); ``info`` the generation
-    parameters and simple descriptors (see :data:`DESCRIPTOR_NAMES`).
-    """
-
-    structure: Structure
-    info: dict
-
-
-def _shape_cut(shape: str, size: float, aspect: float) -> tuple[np.ndarray, np.ndarray]:
-    """Half-plane description of the cutting polygon for a shape and size (Å)."""
-    if shape == "hexagonal-zigzag":  # edges parallel to x (zigzag): normals at 90° + k·60°
-        return _regular_polygon(6, size, 30.0)
-    if shape == "hexagonal-armchair":  # edges parallel to y (armchair): normals at k·60°
-        return _regular_polygon(6, size, 0.0)
-    if shape == "triangular-armchair":  # armchair edges; corners truncated by 2 - aspect (aspect=1: none)
-        n_tri, o_tri = _regular_polygon(3, size, 0.0)
-        n_cut, o_cut = _regular_polygon(3, size * (2.0 - 0.7 * (1.0 - aspect) / 1.0), 60.0)
-        return np.concatenate([n_tri, n_cut]), np.concatenate([o_tri, o_cut])
-    if shape == "rectangular":  # zigzag edges top/bottom, armchair edges left/right
-        return _rectangle(size, size * aspect)
-    if shape == "ribbon-zigzag":  # long along x (zigzag long edges), narrow in y
-        return _rectangle(size, aspect)
-    if shape == "ribbon-armchair":  # long along y (armchair long edges), narrow in x
-        return _rectangle(aspect, size)
-    raise ValueError(f"Unknown shape {shape!r}; choose one of {SHAPES}.")
-
-
-def _sample_shape_params(shape: str, rng: np.random.Generator, max_heavy: int) -> tuple[float, float]:
-    """Random polygon size (Å) and aspect/width parameter for a shape, scaled to ``max_heavy``."""
-    # area per heavy atom in graphene: 3√3/4 a² ≈ 2.62 Å²
-    area_max = max_heavy * 3 * _SQ3 / 4 * CC_BOND**2
-    if shape.startswith("hexagonal"):
-        apothem_max = np.sqrt(area_max / (2 * _SQ3))
-        return float(rng.uniform(1.0, apothem_max * 1.05)), 1.0
-    if shape == "triangular-armchair":
-        apothem_max = np.sqrt(area_max / (3 * _SQ3))
-        truncation = 1.0 if rng.uniform() < 0.4 else float(rng.uniform(0.0, 1.0))
-        return float(rng.uniform(1.2, apothem_max * 1.25)), truncation
-    if shape == "rectangular":
-        aspect = float(rng.uniform(0.6, 1.6))
-        half_x = np.sqrt(area_max / (4 * aspect))
-        return float(rng.uniform(1.2, half_x * 1.05)), aspect
-    # ribbons: half-width (aspect) small, half-length sized to the atom budget
-    if shape == "ribbon-zigzag":
-        half_w = float(rng.uniform(1.3, 4.0))
-    else:
-        half_w = float(rng.uniform(1.6, 4.5))
-    half_l_max = area_max / (4 * half_w)
-    return float(rng.uniform(min(2.5, half_l_max), max(2.6, half_l_max * 1.05))), half_w
-
-
-def generate_flake(
-    shape: str,
-    size: float,
-    aspect: float = 1.0,
-    centre: str | Sequence[float] = "hexagon",
-    dopant: str = "none",
-    rng: np.random.Generator | None = None,
-    irregularity: float = 0.0,
-    centrosymmetric: bool = False,
-    max_dopant_tries: int = 50,
-) -> Flake | None:
-    """Cut one H-terminated (optionally doped) flake from the honeycomb lattice.
-
-    Parameters
-    ----------
-    shape:
-        One of :data:`SHAPES`.
-    size:
-        Polygon apothem (hexagons, triangles) or half-length along x (rectangles, zigzag ribbons)
-        or along y (armchair ribbons), in Å.
-    aspect:
-        Rectangle aspect ratio (half_y / half_x), the ribbon half-width in Å, or for triangles the
-        corner truncation (1: sharp corners, 0: corners cut at 1.3 apothems from the centre).
-    centre:
-        ``"hexagon"`` (polygon centred on a hexagon centre: symmetric flakes), ``"random"`` (a
-        random point of the unit cell, needs ``rng``), or an explicit (x, y) offset in Å.
-    dopant:
-        One of :data:`DOPANTS`: ``"none"``, ``"N"`` (two pyridinic edge N), ``"BN"`` (one B, one
-        graphitic interior N) or ``"B"`` (two B).
-    rng:
-        Random generator used for a random centre, irregular edges and the dopant sites.
-    irregularity:
-        Relative random change of each edge's distance from the centre (0: regular polygon;
-        0.3: each edge moved by up to ±30 %), giving flakes with unequal sides.
-    centrosymmetric:
-        Move opposite edges together (even-sided polygons). With ``centre="hexagon"`` (an
-        inversion centre of the lattice, which swaps the sublattices) the flake is then
-        sublattice-balanced, which zigzag-edged flakes need to be Kekulé.
-    max_dopant_tries:
-        Dopant placements to try before giving up (placements with same-element bonds are
-        rejected).
-
-    Returns
-    -------
-    Flake or None
-        ``None`` when the cut gives no valid closed-shell flake (empty, non-Kekulé, or no
-        acceptable dopant placement).
-    """
-    if dopant not in DOPANTS:
-        raise ValueError(f"Unknown dopant {dopant!r}; choose one of {DOPANTS}.")
-    rng = rng if rng is not None else np.random.default_rng(0)
-    normals, offsets = _shape_cut(shape, size, aspect)
-    if irregularity > 0:
-        jitter = rng.uniform(-irregularity, irregularity, len(offsets))
-        if centrosymmetric:
-            if len(offsets) % 2:
-                raise ValueError(f"shape {shape!r} has an odd number of edges: it cannot be centrosymmetric")
-            jitter[len(offsets) // 2:] = jitter[: len(offsets) // 2]
-        offsets = offsets * (1.0 + jitter)
-    pos, sub, nb = _get_lattice(float(np.max(offsets)) * 2.5 + 6.0)
-    if isinstance(centre, str):
-        if centre == "hexagon":
-            c = _HEX_CENTRE
-        elif centre == "random":
-            c = rng.uniform(0, 1) * _A1 + rng.uniform(0, 1) * _A2
-        else:
-            raise ValueError(f"centre must be 'hexagon', 'random' or (x, y); got {centre!r}")
-    else:
-        c = np.asarray(centre, dtype=float)
-    # crop the lattice to a disc around the polygon (vertices lie within 2.1 apothems), remap neighbours
-    sel = np.flatnonzero(np.linalg.norm(pos - c, axis=1) <= 2.1 * float(np.max(offsets)) + 4 * CC_BOND)
-    remap = -np.ones(len(pos) + 1, dtype=int)
-    remap[sel] = np.arange(len(sel))
-    pos, sub, nb = pos[sel], sub[sel], remap[nb[sel]]
-    occ = _clean(_polygon_mask(pos - c, normals, offsets), nb)
-    if occ.sum() < 6 or not _is_kekule(occ, sub, nb):
-        return None
-    if (nb[occ] < 0).any():  # pragma: no cover - the patch is sized to avoid this
-        raise RuntimeError("lattice patch too small for this flake; please report")
-    idx = np.flatnonzero(occ)
-    local = -np.ones(len(occ), dtype=int)
-    local[idx] = np.arange(len(idx))
-    heavy_nb = [[int(local[j]) for j in nb[i] if j >= 0 and occ[j]] for i in idx]
-    xy = pos[idx] - c
-    h_xy, h_owner = _terminate(xy, heavy_nb)
-    numbers = np.full(len(idx), 6, dtype=np.int64)
-    has_h = np.zeros(len(idx), dtype=bool)
-    has_h[h_owner] = True
-
-    dopant_sites: list[int] = []
-    if dopant != "none":
-        edge_sites = np.flatnonzero(has_h)
-        interior_sites = np.flatnonzero(~has_h)
-        all_sites = np.arange(len(idx))
-        pools, elements = {"N": ((edge_sites, edge_sites), (7, 7)),
-                           "BN": ((all_sites, interior_sites), (5, 7)),
-                           "B": ((all_sites, all_sites), (5, 5))}[dopant]
-        if min(len(p) for p in pools) == 0:
-            return None
-        for _ in range(max_dopant_tries):
-            sites = [int(rng.choice(pools[0])), int(rng.choice(pools[1]))]
-            if sites[0] == sites[1]:
-                continue
-            if elements[0] == elements[1] and sites[1] in heavy_nb[sites[0]]:
-                continue  # no B–B / N–N bonds
-            dopant_sites = sites
-            break
-        else:
-            return None
-        for s_, zz in zip(dopant_sites, elements):
-            numbers[s_] = zz
-    keep_h = np.array([not (numbers[o] == 7) for o in h_owner], dtype=bool)  # pyridinic N: no H
-    h_xy, h_owner = h_xy[keep_h], h_owner[keep_h]
-
-    all_xy = np.concatenate([xy, h_xy])
-    positions = np.concatenate([all_xy, np.zeros((len(all_xy), 1))], axis=1)
-    z = np.concatenate([numbers, np.ones(len(h_xy), dtype=np.int64)])
-    structure = Structure(z, positions)
-    info = {"shape": shape, "dopant": dopant, "size": float(size), "aspect": float(aspect),
-            "irregularity": float(irregularity), "centre_x": float(c[0]), "centre_y": float(c[1])}
-    info.update(_descriptors(structure, heavy_nb, dopant_sites))
-    return Flake(structure, info)
-
-
-def _descriptors(s: Structure, heavy_nb: list[list[int]], dopant_sites: list[int]) -> dict:
-    """Element counts, radius of gyration of the heavy atoms (Å), and edge descriptors.
-
-    Edge sites are heavy atoms with two heavy neighbours. ``zigzag_edge_fraction``: edge sites
-    with no edge neighbour (isolated "solo" C–H, as along a zigzag edge), per heavy atom;
-    ``armchair_edge_fraction``: edge sites bonded to another edge site ("duo"/"trio"/"quarto"
-    C–H, as along an armchair edge or at acene ends), per heavy atom. ``dopant_separation``: Å
-    between the two dopants (0 when undoped).
-    """
-    z = s.numbers
-    heavy = z != 1
-    xy = s.positions[heavy]
-    n_heavy = int(heavy.sum())
-    edge = np.array([len(n) == 2 for n in heavy_nb])
-    armchair = np.array([e and any(edge[j] for j in heavy_nb[i]) for i, e in enumerate(edge)])
-    zigzag = edge & ~armchair
-    sep = float(np.linalg.norm(xy[dopant_sites[0]] - xy[dopant_sites[1]])) if dopant_sites else 0.0
-    return {
-        "n_C": int((z == 6).sum()), "n_B": int((z == 5).sum()), "n_N": int((z == 7).sum()),
-        "n_H": int((z == 1).sum()), "n_heavy": n_heavy,
-        "radius_gyration": float(np.sqrt(((xy - xy.mean(0)) ** 2).sum(1).mean())),
-        "edge_fraction": float(edge.mean()),
-        "zigzag_edge_fraction": float(zigzag.mean()),
-        "armchair_edge_fraction": float(armchair.mean()),
-        "dopant_separation": sep,
-    }
-
-
-def _fingerprint(s: Structure) -> tuple:
-    """Isomorphism-invariant key (composition + spectrum of an element-weighted adjacency)."""
-    heavy = s.numbers != 1
-    xy = s.positions[heavy]
-    d = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
-    a = ((d > 0.1) & (d < 1.7)).astype(float)
-    a[np.diag_indices_from(a)] = s.numbers[heavy] / 6.0
-    ev = np.round(np.linalg.eigvalsh(a), 5) + 0.0
-    return (tuple(np.bincount(s.numbers, minlength=8)), tuple(ev))
-
-
-def generate_family(
-    shape: str,
-    dopant: str,
-    n: int,
-    seed: int = 0,
-    min_heavy: int = 6,
-    max_heavy: int = 60,
-    max_tries: int = 4000,
-    exclude: set | None = None,
-) -> list[Flake]:
-    """``n`` distinct flakes of one family (shape × dopant), deterministic for ``seed``.
-
-    Sizes are drawn so that heavy-atom counts span ``[min_heavy, max_heavy]``; duplicates (up to
-    symmetry and isomorphism, by :func:`_fingerprint`) are skipped, and so are molecules whose
-    fingerprint is in ``exclude`` (the set is updated with the new ones, so that families generated
-    in turn share no molecule). Fewer than ``n`` flakes are returned (with a warning) when the
-    family has fewer distinct members in the size range.
-    """
-    if shape not in SHAPES:
-        raise ValueError(f"Unknown shape {shape!r}; choose one of {SHAPES}.")
-    key = int.from_bytes(hashlib.sha256(f"{shape}|{dopant}".encode()).digest()[:4], "little")
-    rng = np.random.default_rng([seed, key])
-    out: list[Flake] = []
-    seen: set = exclude if exclude is not None else set()
-    last_new = 0
-    for k in range(max_tries):
-        if len(out) >= n or k - last_new > 600:  # stop once the family looks exhausted
-            break
-        size, aspect = _sample_shape_params(shape, rng, max_heavy)
-        centre = "hexagon" if rng.uniform() < 0.4 else "random"
-        irregularity = 0.0 if rng.uniform() < 0.3 else 0.35
-        centro = shape.startswith("hexagonal") and centre == "hexagon"
-        f = generate_flake(shape, size, aspect, centre=centre, dopant=dopant, rng=rng,
-                           irregularity=irregularity, centrosymmetric=centro)
-        if f is None or not (min_heavy <= f.info["n_heavy"] <= max_heavy):
-            continue
-        fp = _fingerprint(f.structure)
-        if fp in seen:
-            continue
-        seen.add(fp)
-        out.append(f)
-        last_new = k
-    if len(out) < n:
-        warnings.warn(f"family {shape}|{dopant}: only {len(out)} distinct flakes of {n} requested "
-                      f"with {min_heavy}-{max_heavy} heavy atoms", stacklevel=2)
-    out.sort(key=lambda f: (f.info["n_heavy"], f.info["n_H"]))
-    return out
-
 
 # ---------------------------------------------------------------------------- xTB labels
 def xtb_gap(
@@ -512,6 +71,13 @@ def xtb_gap(
         (the sum of orbital occupations): with ``n`` electrons in a closed shell, HOMO is orbital
         ``ceil(n/2) - 1`` and LUMO the next one, so fractional Fermi smearing occupations (tblite
         uses 300 K) of near-degenerate frontier levels do not shift the indexing.
+
+    Example
+    -------
+    >>> from nanonb.data.honeycomb import generate_flake
+    >>> gap, energy = xtb_gap(generate_flake("hexagonal-zigzag", 1.5).structure)  # benzene  # doctest: +SKIP
+    >>> 4.0 < gap < 5.5                                                           # eV  # doctest: +SKIP
+    True
     """
     from tblite.interface import Calculator
 
@@ -522,8 +88,6 @@ def xtb_gap(
     if n_threads is None:
         res = calc.singlepoint()
     else:
-        from threadpoolctl import threadpool_limits
-
         with threadpool_limits(limits=int(n_threads), user_api="openmp"):
             res = calc.singlepoint()
     eps = np.asarray(res.get("orbital-energies"), dtype=float).reshape(-1) * HARTREE
@@ -539,24 +103,17 @@ def xtb_gap(
 
 # ---------------------------------------------------------------------------- data set
 def default_cache_dir() -> Path:
-    """``$NANONB_CACHE_DIR/flakes`` if set, else the platform user cache (``nanonb/flakes``)."""
+    """``$NANONB_CACHE_DIR/flakes`` if set, else the platform user cache (``nanonb/flakes``).
+
+    Example
+    -------
+    >>> default_cache_dir().name
+    'flakes'
+    """
     root = os.environ.get("NANONB_CACHE_DIR")
     if root:
         return Path(root) / "flakes"
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("nanonb")) / "flakes"
-
-
-def _huckel_gap(s: Structure) -> float:
-    """Plain Hückel gap (eV) with the default parameters of :mod:`nanonb.physics`."""
-    import torch
-
-    from nanonb.graphs import collate
-    from nanonb.physics import TBGapNet
-
-    with torch.no_grad():
-        return float(TBGapNet.huckel_only(collate([s], cutoff=2.0))[0])
 
 
 def load_flakes(
@@ -610,7 +167,12 @@ def load_flakes(
         descriptors :data:`DESCRIPTOR_NAMES` and meta columns ``shape, dopant, n_heavy, size,
         aspect, irregularity, centre_x, centre_y, energy_ev, huckel_gap_ev, xtb_seconds,
         n_shared`` plus the descriptors. ``huckel_gap_ev`` is the plain Hückel gap (reference
-        parameters of :mod:`nanonb.physics`), a physics baseline kept out of the descriptors.
+        parameters of :mod:`nanonb.physics.pisystem`), a physics baseline kept out of the descriptors.
+
+    Example
+    -------
+    >>> tasks = load_flakes(n_per_family=20)                    # doctest: +SKIP
+    >>> tasks["hexagonal-zigzag|BN"].targets[:3]                # eV  # doctest: +SKIP
     """
     params = {"v": _CACHE_VERSION, "n": int(n_per_family), "seed": int(seed), "shapes": list(shapes),
               "dopants": list(dopants), "min_heavy": int(min_heavy), "max_heavy": int(max_heavy),
@@ -624,8 +186,6 @@ def load_flakes(
 
 
 def _build_cache(params: dict, npz_path: Path, csv_path: Path, progress: bool) -> None:
-    from tqdm.auto import tqdm
-
     flakes: list[Flake] = []
     seen: set = set()  # with "unique": every molecule lands in the first family that makes it
     for shape in params["shapes"]:
@@ -633,7 +193,7 @@ def _build_cache(params: dict, npz_path: Path, csv_path: Path, progress: bool) -
             flakes.extend(generate_family(shape, dopant, params["n"], params["seed"],
                                           params["min_heavy"], params["max_heavy"],
                                           exclude=seen if params["unique"] else None))
-    fps = [_fingerprint(f.structure) for f in flakes]
+    fps = [fingerprint(f.structure) for f in flakes]
     tasks_of: dict = {}
     for f, fp in zip(flakes, fps):
         tasks_of.setdefault(fp, set()).add(f"{f.info['shape']}|{f.info['dopant']}")
@@ -647,7 +207,7 @@ def _build_cache(params: dict, npz_path: Path, csv_path: Path, progress: bool) -
             gap = energy = np.nan
         seconds = time.perf_counter() - t0
         rows.append({**f.info, "homo_lumo_gap": gap, "energy_ev": energy,
-                     "huckel_gap_ev": _huckel_gap(f.structure), "xtb_seconds": seconds})
+                     "huckel_gap_ev": float(huckel_gaps([f.structure])[0]), "xtb_seconds": seconds})
     for row, fp in zip(rows, fps):
         row["n_shared"] = len(tasks_of[fp]) - 1
     df = pd.DataFrame(rows)
@@ -695,3 +255,46 @@ def _read_cache(npz_path: Path, csv_path: Path) -> TaskSet:
             target_unit="eV",
         ))
     return TaskSet(tasks, name="flakes (GFN2-xTB, simulated)", feature_names=list(DESCRIPTOR_NAMES))
+
+
+# ---------------------------------------------------------------------------- leakage-free splits
+def drop_shared_molecules(train, test):
+    """Remove from ``train`` every molecule identical to one in ``test`` (isomorphism key of
+    :mod:`nanonb.data.flakes`). Returns ``(train_clean, n_removed)``; tasks left with < 2 points are dropped.
+
+    Example
+    -------
+    >>> train, test = load_flakes().split_by_group(["BN"])      # doctest: +SKIP
+    >>> train, n_removed = drop_shared_molecules(train, test)   # doctest: +SKIP
+    """
+    test_keys = {fingerprint(s) for t in test for s in t.inputs}
+    kept, removed = [], 0
+    for t in train:
+        keep = [i for i, s in enumerate(t.inputs) if fingerprint(s) not in test_keys]
+        removed += len(t) - len(keep)
+        if len(keep) >= 2:
+            kept.append(t if len(keep) == len(t) else t.subset(keep))
+    return TaskSet(kept, name=f"{train.name} (shared molecules dropped)", feature_names=train.feature_names), removed
+
+
+def size_split(tasks, max_heavy_train: int = 24, min_test_points: int = 4):
+    """Train on the small molecules of every task, test on the large ones of the same families.
+
+    ``meta["n_heavy"] <= max_heavy_train`` go to meta-train, larger ones to meta-test (tasks with
+    fewer than ``min_test_points`` large molecules are left out of the test). Identical molecules
+    have the same size, so no molecule can be on both sides.
+
+    Example
+    -------
+    >>> train, test = size_split(load_flakes(), max_heavy_train=24)   # doctest: +SKIP
+    """
+    train, test = [], []
+    for t in tasks:
+        n = t.meta["n_heavy"].to_numpy()
+        small, large = np.flatnonzero(n <= max_heavy_train), np.flatnonzero(n > max_heavy_train)
+        if len(small) >= 2:
+            train.append(t.subset(small))
+        if len(large) >= min_test_points:
+            test.append(t.subset(large))
+    return (TaskSet(train, name=f"flakes n_heavy <= {max_heavy_train}", feature_names=tasks.feature_names),
+            TaskSet(test, name=f"flakes n_heavy > {max_heavy_train}", feature_names=tasks.feature_names))

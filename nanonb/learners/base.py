@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import physics  # noqa: F401  (registers TBGapNet and VTFNet: saved learners load in any import order)
 from .._io import save_state
 from ..graphs import DEFAULT_CUTOFF, GraphBatch
 from ..models import build_model

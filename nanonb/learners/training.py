@@ -17,6 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..graphs import DEFAULT_CUTOFF, GraphBatch, collate
+from ..scaling import standardization
 from ..tasks import Task, TaskSet
 
 
@@ -40,14 +41,8 @@ class Scaler:
 
     @classmethod
     def fit(cls, tasks: TaskSet) -> Scaler:
-        y = np.concatenate([t.targets for t in tasks])
-        s = cls(float(y.mean()), float(y.std() + 1e-12))
-        if tasks[0].is_tabular:
-            x = np.vstack([t.inputs for t in tasks]).astype(np.float64)
-            sd = x.std(0)
-            sd[sd < 1e-8] = 1.0
-            s.x_mean, s.x_std = x.mean(0).tolist(), sd.tolist()
-        return s
+        """The statistics of :func:`nanonb.scaling.standardization` (shared with the physics models' kwargs)."""
+        return cls(**standardization(tasks))
 
     def y(self, y: np.ndarray) -> torch.Tensor:
         return torch.as_tensor((np.asarray(y) - self.y_mean) / self.y_std, dtype=torch.float32)

@@ -10,7 +10,7 @@ import numpy as np
 from ..evaluate import episode_seed, mae, spearman, top_recall
 from ..plots import plot_conductivity_episode, plot_ranking_episode
 from ..tasks import TaskSet
-from ..vtf import RawColumns
+from ..physics.vtf import RawColumns
 from .live import LiveFigure
 
 __all__ = ["case_study_explorer", "episode_predictions"]

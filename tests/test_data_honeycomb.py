@@ -1,31 +1,21 @@
-"""Tests for nanonb.data.flakes: generated nanoflakes and their GFN2-xTB labels."""
+"""Tests for nanonb.data.honeycomb: flake structures cut from the honeycomb lattice."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nanonb.data import flakes
-from nanonb.data.flakes import (
-    CC_BOND,
-    CH_BOND,
-    DESCRIPTOR_NAMES,
-    SHAPES,
-    generate_family,
-    generate_flake,
-    load_flakes,
-    xtb_gap,
-)
+from nanonb.data import _lattice as lattice
+from nanonb.data._lattice import CC_BOND, CH_BOND
+from nanonb.data.honeycomb import SHAPES, fingerprint, generate_family, generate_flake
 from nanonb.graphs import collate
-
-pytest.importorskip("tblite")
+from nanonb.physics.pisystem import build_pi_system
 
 
 def _bonds(s):
     d = np.linalg.norm(s.positions[:, None] - s.positions[None], axis=-1)
     np.fill_diagonal(d, np.inf)
     return d
-
 
 def _check_geometry(s):
     z = s.numbers
@@ -54,7 +44,6 @@ def _check_geometry(s):
     assert hd.min() > 1.7 if hd.size > 1 else True
     assert d.min() > 1.0
 
-
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dopant", ["none", "N", "BN", "B"])
 def test_generated_flakes_are_terminated_neutral_even_electron(shape, dopant):
@@ -64,8 +53,6 @@ def test_generated_flakes_are_terminated_neutral_even_electron(shape, dopant):
         s = f.structure
         _check_geometry(s)
         assert int(s.numbers.sum()) % 2 == 0  # neutral molecule with an even electron count
-        from nanonb.physics import build_pi_system
-
         pi = build_pi_system(collate([s]))
         assert int(pi.n_electrons[0]) % 2 == 0
         z = s.numbers
@@ -74,7 +61,6 @@ def test_generated_flakes_are_terminated_neutral_even_electron(shape, dopant):
         assert f.info["n_heavy"] == int((z != 1).sum()) and f.info["n_H"] == int((z == 1).sum())
         expected_pi = f.info["n_heavy"] - (2 if dopant == "B" else 0)
         assert int(pi.n_electrons[0]) == expected_pi
-
 
 def test_known_flakes_benzene_and_coronene():
     benz = generate_flake("hexagonal-zigzag", 1.5)
@@ -93,19 +79,17 @@ def test_known_flakes_benzene_and_coronene():
     assert pentacene.info["armchair_edge_fraction"] == pytest.approx(8 / 22)
     assert pentacene.info["edge_fraction"] == pytest.approx(14 / 22)
 
-
 def test_non_kekule_triangulene_is_rejected():
-    pos, sub, nb = flakes._get_lattice(20.0)
+    pos, sub, nb = lattice.get_lattice(20.0)
     # zigzag-edged triangle centred on a B-sublattice atom: [3]triangulene, C22 with 12 A / 10 B
-    normals, offsets = flakes._regular_polygon(3, 3.0, 90.0)
-    occ = flakes._clean(flakes._polygon_mask(pos - np.array([0.0, CC_BOND]), normals, offsets), nb)
+    normals, offsets = lattice.regular_polygon(3, 3.0, 90.0)
+    occ = lattice.clean(lattice.polygon_mask(pos - np.array([0.0, CC_BOND]), normals, offsets), nb)
     n_a, n_b = int((occ & (sub == 0)).sum()), int((occ & (sub == 1)).sum())
     assert (n_a, n_b) == (12, 10)  # sublattice imbalance 2: two zero modes, open shell
-    assert not flakes._is_kekule(occ, sub, nb)
-    hexagon = flakes._clean(flakes._polygon_mask(pos - flakes._HEX_CENTRE, *flakes._regular_polygon(6, 4.5, 30.0)),
-                            nb)
-    assert hexagon.sum() == 24 and flakes._is_kekule(hexagon, sub, nb)  # coronene
-
+    assert not lattice.is_kekule(occ, sub, nb)
+    cut = lattice.regular_polygon(6, 4.5, 30.0)
+    hexagon = lattice.clean(lattice.polygon_mask(pos - lattice.HEX_CENTRE, *cut), nb)
+    assert hexagon.sum() == 24 and lattice.is_kekule(hexagon, sub, nb)  # coronene
 
 def test_dopant_chemistry():
     for f in generate_family("rectangular", "N", n=4, seed=0, min_heavy=10, max_heavy=30):
@@ -122,7 +106,6 @@ def test_dopant_chemistry():
         assert ((d[n_i] < 1.6) & (s.numbers != 1)).sum() == 3  # graphitic
         assert f.info["dopant_separation"] > 1.0
 
-
 def test_family_is_deterministic_distinct_and_in_size_range():
     a = generate_family("ribbon-armchair", "BN", n=6, seed=3, min_heavy=10, max_heavy=36)
     b = generate_family("ribbon-armchair", "BN", n=6, seed=3, min_heavy=10, max_heavy=36)
@@ -131,83 +114,19 @@ def test_family_is_deterministic_distinct_and_in_size_range():
     assert not all(np.array_equal(x.structure.numbers, y.structure.numbers)
                    and x.structure.positions.shape == y.structure.positions.shape
                    and np.allclose(x.structure.positions, y.structure.positions) for x, y in zip(a, c))
-    assert len({flakes._fingerprint(f.structure) for f in a}) == 6
+    assert len({fingerprint(f.structure) for f in a}) == 6
     assert all(10 <= f.info["n_heavy"] <= 36 for f in a)
-
-
-def test_xtb_gap_matches_direct_tblite_call():
-    from tblite.interface import Calculator
-
-    f = generate_family("hexagonal-armchair", "N", n=1, seed=0, min_heavy=10, max_heavy=16)[0]
-    s = f.structure
-    gap, energy = xtb_gap(s)
-    calc = Calculator("GFN2-xTB", s.numbers, s.positions / 0.52917721067)
-    calc.set("verbosity", 0)
-    res = calc.singlepoint()
-    eps = res.get("orbital-energies") * 27.211386245988
-    occ = res.get("orbital-occupations")
-    homo = eps[occ > 1.0].max()  # closed shell: doubly occupied levels
-    lumo = eps[occ < 1.0].min()
-    assert gap == pytest.approx(lumo - homo, abs=1e-6)
-    assert energy == pytest.approx(res.get("energy") * 27.211386245988, abs=1e-6)
-    assert 0.1 < gap < 6.0
-    # benzene at the ideal 1.42 Å geometry: a large gap, and an aza-PAH's gap is not the same number
-    benz_gap, _ = xtb_gap(generate_flake("hexagonal-zigzag", 1.5).structure)
-    assert 4.0 < benz_gap < 5.5 and abs(benz_gap - gap) > 0.1
-
-
-def test_load_flakes_cache_and_determinism(tmp_path, monkeypatch):
-    kw = dict(n_per_family=3, seed=0, shapes=("rectangular", "ribbon-zigzag"), dopants=("none", "N"),
-              min_heavy=6, max_heavy=16, progress=False)
-    ts = load_flakes(cache_dir=tmp_path, **kw)
-    assert ts.names == ["rectangular|none", "rectangular|N", "ribbon-zigzag|none", "ribbon-zigzag|N"]
-    files = sorted(p.name for p in tmp_path.iterdir())
-    assert len(files) == 2 and files[0].endswith(".csv") and files[1].endswith(".npz")  # no pickle
-    with np.load(tmp_path / files[1], allow_pickle=False) as z:  # no pickle needed
-        assert z["counts"].sum() == len(z["numbers"])
-    t = ts["rectangular|N"]
-    assert t.target_name == "homo_lumo_gap" and t.target_unit == "eV"
-    assert t.groups == ("rectangular", "N")
-    assert t.descriptors.shape == (len(t), len(DESCRIPTOR_NAMES))
-    assert {"n_heavy", "shape", "dopant", "energy_ev", "huckel_gap_ev"} <= set(t.meta.columns)
-    assert np.all(t.meta["n_heavy"].to_numpy() <= 16)
-    # n_shared counts the other tasks holding the same molecule (benzene is a rectangle and a ribbon)
-    fps = [flakes._fingerprint(s) for task in ts for s in task.inputs]
-    shared = np.concatenate([task.meta["n_shared"].to_numpy() for task in ts])
-    assert np.array_equal(shared, [fps.count(fp) - 1 for fp in fps])
-    assert shared.max() >= 1
-    unique = load_flakes(cache_dir=tmp_path, unique_across_tasks=True, **kw)
-    fps_u = [flakes._fingerprint(s) for task in unique for s in task.inputs]
-    assert len(fps_u) == len(set(fps_u))
-    assert all(task.meta["n_shared"].eq(0).all() for task in unique)
-    # the cached label equals a fresh xTB call on the cached structure
-    assert t.targets[0] == pytest.approx(xtb_gap(t.inputs[0])[0], abs=1e-6)
-
-    # second call reads the cache (xtb_gap is not called), same data
-    def boom(*a, **k):
-        raise AssertionError("xtb_gap called although the data set is cached")
-
-    monkeypatch.setattr(flakes, "xtb_gap", boom)
-    again = load_flakes(cache_dir=tmp_path, **kw)
-    for a, b in zip(ts, again):
-        np.testing.assert_array_equal(a.targets, b.targets)
-        assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a.inputs, b.inputs))
-    monkeypatch.undo()
-    # refresh recomputes identical values (deterministic generation and labels)
-    fresh = load_flakes(cache_dir=tmp_path, refresh=True, **kw)
-    for a, b in zip(ts, fresh):
-        np.testing.assert_allclose(a.targets, b.targets, atol=1e-8)
-
-
-def test_default_cache_dir_env_override(tmp_path, monkeypatch):
-    monkeypatch.setenv("NANONB_CACHE_DIR", str(tmp_path))
-    assert flakes.default_cache_dir() == tmp_path / "flakes"
-    monkeypatch.delenv("NANONB_CACHE_DIR")
-    assert "nanonb" in str(flakes.default_cache_dir())
-
 
 def test_unknown_shape_or_dopant_raise():
     with pytest.raises(ValueError, match="Unknown shape"):
         generate_family("circle", "none", 1)
     with pytest.raises(ValueError, match="Unknown dopant"):
         generate_flake("rectangular", 3.0, dopant="P")
+
+
+def test_fingerprint_ignores_rigid_motions_and_atom_order():
+    s = generate_flake("hexagonal-zigzag", 4.5).structure  # coronene
+    perm = np.random.default_rng(0).permutation(len(s))
+    moved = type(s)(s.numbers[perm], s.positions[perm] @ np.diag([-1.0, 1.0, 1.0]) + 3.0)
+    assert fingerprint(moved) == fingerprint(s)
+    assert fingerprint(generate_flake("hexagonal-zigzag", 1.5).structure) != fingerprint(s)

@@ -12,27 +12,15 @@ as given by the data set): ``alpha ln c`` is the dilute limit (``k`` proportiona
 carriers, ``alpha`` about 1) and ``beta c`` (``beta < 0``) the loss of mobility at high
 concentration. Models here predict ``log10 k`` (``= ln k / ln 10``), the CALiSol-23 target.
 
-Two things live here:
-
-- :class:`VTFNet`, a ``head(body(x))`` network registered with :func:`nanonb.models.registry.register_model`
-  (``make_learner(name, model="VTFNet", model_kwargs=vtf_model_kwargs(meta_train))``). The body is an MLP on
-  the tabular electrolyte features with the temperature columns masked out (optionally more, e.g. the
-  anion descriptors) ending in a linear layer that predicts how composition and concentration shift
-  the five VTF parameters ``(ln A, B, T0, alpha, beta)``. The **head** (:class:`VTFHead`) holds the
-  task-level VTF parameters (one offset each) that the inner loop adapts (ANIL adapts only those
-  five numbers, MAML/FOMAML everything) and evaluates the VTF law at the point's temperature. The
-  meta-learned initialisation is the prior over a task's VTF parameters; the SGD steps from it act as
-  an implicit Gaussian prior (early stopping), there is no explicit penalty term.
-  ``T0 = t0_max - softplus(.)`` stays below ``t0_max`` (by default 20 K below the coldest meta-train
-  point) and the denominator is smoothly clamped to ``T - T0 >= 5 K``, so nothing blows up on colder
-  held-out points. Everything is functional (no in-place parameter updates), so ``higher`` can
-  differentiate through the inner loop.
-- :func:`fit_vtf` and :class:`VTFFit`, the classical per-task VTF fit used as a baseline: a MAP
-  (Tikhonov-regularised) least-squares fit of the five parameters on the support set. With five or
-  ten points the five parameters are not identifiable from the data alone (``B`` and ``T0`` trade
-  off, and ``alpha``/``beta`` are undetermined when the support has one concentration), so each
-  parameter has a Gaussian prior whose mean and width come from VTF fits of the meta-train tasks
-  (empirical Bayes: median and a robust spread over tasks). ``T0`` is bounded to ``[0, t0_max]``.
+This module holds the law (:func:`vtf_log10k`) and the classical per-task fit used as a baseline:
+:func:`fit_vtf` and :class:`VTFFit`, a MAP (Tikhonov-regularised) least-squares fit of the five
+parameters on the support set. With five or ten points the five parameters are not identifiable from
+the data alone (``B`` and ``T0`` trade off, and ``alpha``/``beta`` are undetermined when the support
+has one concentration), so each parameter has a Gaussian prior (:class:`VTFPrior`) whose mean and
+width come from VTF fits of the meta-train tasks (:func:`empirical_prior`: median and a robust spread
+over tasks). ``T0`` is bounded to ``[0, t0_max]``. :class:`RawColumns` recovers temperature (K) and
+concentration from a task set's standardized inputs. The network with a VTF head,
+:class:`nanonb.physics.vtfnet.VTFNet`, lives in :mod:`nanonb.physics.vtfnet`.
 """
 
 from __future__ import annotations
@@ -43,11 +31,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from torch import nn
+from scipy.optimize import least_squares
 from torch.nn import functional as F
 
-from .models.registry import register_model
-from .tasks import Task, TaskSet
+from nanonb.tasks import Task, TaskSet
 
 LN10 = math.log(10.0)
 #: Names of the VTF parameters, in the order of :class:`VTFHead` outputs and :func:`fit_vtf`.
@@ -63,7 +50,13 @@ def _softplus_inv(y: float) -> float:
 
 
 def soft_gap(gap: torch.Tensor | np.ndarray, floor: float = MIN_GAP_K):
-    """Smooth ``max(gap, floor)`` (K): ``floor + softplus(gap - floor)`` (close to ``gap`` above ~2 floor)."""
+    """Smooth ``max(gap, floor)`` (K): ``floor + softplus(gap - floor)`` (close to ``gap`` above ~2 floor).
+
+    Example
+    -------
+    >>> soft_gap(100.0).round(3).item(), soft_gap(-50.0).round(3).item()  # K
+    (100.0, 5.0)
+    """
     if isinstance(gap, torch.Tensor):
         return floor + F.softplus(gap - floor)
     g = np.asarray(gap, dtype=np.float64) - floor
@@ -71,7 +64,13 @@ def soft_gap(gap: torch.Tensor | np.ndarray, floor: float = MIN_GAP_K):
 
 
 def soft_conc(c: torch.Tensor | np.ndarray, floor: float = C_FLOOR):
-    """Smooth ``max(c, floor)`` so that ``ln c`` is defined for ``c <= 0`` (digitisation noise)."""
+    """Smooth ``max(c, floor)`` so that ``ln c`` is defined for ``c <= 0`` (digitisation noise).
+
+    Example
+    -------
+    >>> round(float(soft_conc(1.0)), 6), float(soft_conc(-1.0)) > 0
+    (1.000001, True)
+    """
     if isinstance(c, torch.Tensor):
         return floor * F.softplus(c / floor) + 1e-6
     return floor * np.logaddexp(0.0, np.asarray(c, dtype=np.float64) / floor) + 1e-6
@@ -82,6 +81,12 @@ def vtf_log10k(params: dict | np.ndarray, T: np.ndarray, c: np.ndarray | None = 
 
     ``params`` is a dict with keys :data:`PARAM_NAMES` (``alpha``/``beta`` optional, default 0) or
     an array in that order.
+
+    Example
+    -------
+    >>> p = {"lnA": 6.0, "B": 600.0, "T0": 160.0}
+    >>> vtf_log10k(p, [298.15]).round(3).tolist()  # log10(k / mS/cm) at 25 °C
+    [0.72]
     """
     p = dict(zip(PARAM_NAMES, np.asarray(params, dtype=np.float64))) if not isinstance(params, dict) else params
     T = np.asarray(T, dtype=np.float64)
@@ -99,6 +104,11 @@ class VTFPrior:
 
     Units: ``lnA`` (ln mS/cm), ``B`` (K), ``T0`` (K), ``alpha`` (1), ``beta`` (per concentration
     unit). ``t0_max`` (K) bounds ``T0`` from above.
+
+    Example
+    -------
+    >>> VTFPrior().as_dict()["t0_max"]  # K
+    180.0
     """
 
     mean: tuple[float, float, float, float, float] = (6.0, 600.0, 160.0, 0.5, -0.5)
@@ -137,9 +147,15 @@ def fit_vtf(T: np.ndarray, y: np.ndarray, c: np.ndarray | None = None, prior: VT
     -------
     dict
         ``lnA``, ``B``, ``T0``, ``alpha``, ``beta`` and ``cost`` (final objective).
-    """
-    from scipy.optimize import least_squares
 
+    Example
+    -------
+    >>> import numpy as np
+    >>> T = np.linspace(250.0, 350.0, 30)
+    >>> p = fit_vtf(T, vtf_log10k({"lnA": 6.0, "B": 600.0, "T0": 160.0}, T), weight=0.0)
+    >>> round(p["B"]), round(p["T0"])  # K
+    (600, 160)
+    """
     prior = prior or VTFPrior()
     T = np.asarray(T, dtype=np.float64).reshape(-1)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
@@ -205,6 +221,12 @@ class RawColumns:
 
     ``raw = inputs[:, index] * std + mean`` for the loader's standardization (attributes
     ``feature_mean``/``feature_std`` of the task set; identity when absent).
+
+    Example
+    -------
+    >>> cols = RawColumns.of(calisol_train)        # doctest: +SKIP
+    >>> cols.temperature(calisol_train[0])[:3]     # K  # doctest: +SKIP
+    array([253.15, 263.15, 273.15])
     """
 
     t_index: int
@@ -258,6 +280,11 @@ def empirical_prior(train: TaskSet, min_points: int = 15, t0_margin: float = 20.
     with a weak generic prior; the prior mean is the median of the per-task parameters and the std
     1.4826 × their median absolute deviation (at least ``spread_floor``). ``t0_max`` is the coldest
     meta-train temperature minus ``t0_margin`` K. Uses meta-train data only.
+
+    Example
+    -------
+    >>> prior = empirical_prior(calisol_train)    # doctest: +SKIP
+    >>> dict(zip(PARAM_NAMES, prior.mean))        # ln(mS/cm), K, K, 1, per unit c  # doctest: +SKIP
     """
     cols = RawColumns.of(train)
     t_min = min(float(cols.temperature(t).min()) for t in train)
@@ -295,6 +322,11 @@ class VTFFit:
     ``fit(meta_train)`` only estimates the prior (:func:`empirical_prior`) and finds the temperature
     and concentration columns; ``adapt(support)`` runs :func:`fit_vtf` on the support
     (``noise`` = 0.05 log10 units sets how strongly the prior pulls).
+
+    Example
+    -------
+    >>> base = VTFFit().fit(calisol_train)                      # doctest: +SKIP
+    >>> base.adapt(support).predict(query)                      # log10(k / mS/cm)  # doctest: +SKIP
     """
 
     kind = "baseline"
@@ -317,196 +349,3 @@ class VTFFit:
         T, c = self.cols.temperature(support), self.cols.concentration(support)
         p = fit_vtf(T, support.targets, c, prior=self.prior, noise=self.noise)
         return _VTFPredictor(p, self.cols)
-
-
-# ---------------------------------------------------------------------- VTF network
-class VTFHead(nn.Module):
-    """The per-task VTF parameters and the VTF law.
-
-    Input: ``z = [q (5), T (K), c]`` (what :meth:`VTFNet.forward` returns for ``output="features"``),
-    where ``q`` is the body's composition-dependent correction of the five parameters. The head holds
-    the task-level parameters the inner loop adapts, one offset per VTF parameter (``theta``, 5
-    numbers), giving ``p = theta + q``; their meta-learned initial values are the prior. Output:
-    standardized ``log10 k``, ``(log10 k - y_mean) / y_std`` (the :class:`nanonb.learners.training.Scaler`
-    convention). Parameterisation of ``p``:
-
-    - ``ln A = lnA_ref + p0`` (ln mS/cm),
-    - ``B = softplus(softplus^-1(B_ref) + 100 p1)`` (K, positive),
-    - ``T0 = t0_max - softplus(softplus^-1(t0_max - T0_ref) + 20 p2)`` (K, below ``t0_max``),
-    - ``alpha = alpha_ref + p3`` and ``beta = beta_ref + 0.5 p4``,
-
-    so that a unit change of any ``p_j`` moves ``log10 k`` by a comparable amount (well-conditioned
-    inner-loop steps). ``ln k = ln A + alpha ln c + beta c - B / max_soft(T - T0, 5 K)``.
-    """
-
-    n_params = len(PARAM_NAMES)
-
-    def __init__(self, ref: tuple[float, ...], t0_max: float, y_mean: float, y_std: float):
-        super().__init__()
-        k = self.n_params
-        self.theta = nn.Parameter(torch.zeros(k))
-        lnA, B, T0, alpha, beta = (float(v) for v in ref)
-        self.t0_max = float(t0_max)
-        self.lnA_ref, self.alpha_ref, self.beta_ref = lnA, alpha, beta
-        self.b_raw = _softplus_inv(max(B, 10.0))
-        self.t0_raw = _softplus_inv(max(self.t0_max - T0, 1.0))
-        self.y_mean, self.y_std = float(y_mean), float(y_std)
-
-    def params(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-point VTF parameters ``{lnA, B (K), T0 (K), alpha, beta}`` from head input ``z``."""
-        p = self.theta + z[:, : self.n_params]
-        return {
-            "lnA": self.lnA_ref + p[:, 0],
-            "B": F.softplus(self.b_raw + 100.0 * p[:, 1]),
-            "T0": self.t0_max - F.softplus(self.t0_raw + 20.0 * p[:, 2]),
-            "alpha": self.alpha_ref + p[:, 3],
-            "beta": self.beta_ref + 0.5 * p[:, 4],
-        }
-
-    def log10k(self, z: torch.Tensor) -> torch.Tensor:
-        """``log10 k`` (k in mS/cm) for head input ``z``."""
-        q = self.params(z)
-        T, c = z[:, self.n_params], z[:, self.n_params + 1]
-        lnk = q["lnA"] + q["alpha"] * torch.log(soft_conc(c)) + q["beta"] * c - q["B"] / soft_gap(T - q["T0"])
-        return lnk / LN10
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return (self.log10k(z) - self.y_mean) / self.y_std
-
-
-@register_model
-class VTFNet(nn.Module):
-    """``head(body(x))`` conductivity model with a VTF head (see :class:`VTFHead`).
-
-    The body (an MLP on the inputs with the temperature columns masked, then a linear layer to 5
-    outputs, initialised small) predicts how composition and concentration shift the VTF parameters;
-    the head holds the task-level VTF parameters and evaluates the law at the point's temperature.
-
-    Parameters
-    ----------
-    n_in:
-        Number of input columns (model inputs, i.e. after :class:`nanonb.learners.training.Scaler`).
-    t_index, t_scale, t_offset:
-        Temperature column and its affine map to kelvin: ``T = x[:, t_index] * t_scale + t_offset``.
-    c_index, c_scale, c_offset:
-        Concentration column and its map to raw units (``c_index=None``: no concentration term).
-    mask:
-        Input columns hidden from the body (the temperature column always is; pass the ``1000/T``
-        column too, so that temperature enters only through the VTF law, and optionally others).
-    ref:
-        Reference VTF parameters ``(lnA, B, T0, alpha, beta)`` of the initialisation.
-    t0_max:
-        Upper bound of ``T0`` (K).
-    y_mean, y_std:
-        Target standardization of the learner (``log10 k``), so the output matches its Scaler.
-    hidden, activation:
-        Body MLP widths and activation.
-
-    Build the keyword arguments from a meta-train set with :func:`vtf_model_kwargs`.
-    """
-
-    def __init__(self, n_in: int, t_index: int = 0, t_scale: float = 1.0, t_offset: float = 0.0,
-                 c_index: int | None = None, c_scale: float = 1.0, c_offset: float = 0.0,
-                 mask: tuple[int, ...] | list[int] | None = None,
-                 ref: tuple[float, ...] | list[float] = (6.0, 600.0, 160.0, 0.5, -0.5), t0_max: float = 180.0,
-                 y_mean: float = 0.0, y_std: float = 1.0, hidden: tuple[int, ...] | list[int] = (64, 64),
-                 activation: str = "SiLU", init_scale: float = 0.1):
-        super().__init__()
-        if not 0 <= t_index < n_in:
-            raise ValueError(f"t_index={t_index} is not a column of an input with {n_in} features.")
-        self.t_index, self.t_scale, self.t_offset = int(t_index), float(t_scale), float(t_offset)
-        self.c_index = None if c_index is None else int(c_index)
-        self.c_scale, self.c_offset = float(c_scale), float(c_offset)
-        keep = torch.ones(n_in)
-        for i in {self.t_index, *(mask or ())}:
-            keep[int(i)] = 0.0
-        self.register_buffer("keep", keep)
-        layers: list[nn.Module] = []
-        d = n_in
-        for h in hidden:
-            layers += [nn.Linear(d, h), getattr(nn, activation)()]
-            d = h
-        out = nn.Linear(d, VTFHead.n_params)
-        with torch.no_grad():
-            out.weight.mul_(init_scale)
-            out.bias.zero_()
-        self.body = nn.Sequential(*layers, out)
-        self.head = VTFHead(tuple(ref), t0_max, y_mean, y_std)
-        self.n_features = VTFHead.n_params + 2
-
-    def _raw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        T = x[:, self.t_index] * self.t_scale + self.t_offset
-        if self.c_index is None:
-            c = torch.ones_like(T)
-        else:
-            c = x[:, self.c_index] * self.c_scale + self.c_offset
-        return T, c
-
-    def forward(self, x: torch.Tensor, output: str = "target") -> torch.Tensor:
-        """``"target"``: standardized ``log10 k`` ``(n,)``; ``"features"``: ``[q, T, c]`` ``(n, 7)``
-        (the head's input); ``"log10k"``: ``log10 k``; ``"params"``: ``(n, 5)`` VTF parameters in
-        :data:`PARAM_NAMES` order."""
-        T, c = self._raw(x)
-        q = self.body(x * self.keep)
-        z = torch.cat([q, T[:, None], c[:, None]], dim=1)
-        if output == "features":
-            return z
-        if output == "target":
-            return self.head(z)
-        if output == "log10k":
-            return self.head.log10k(z)
-        if output == "params":
-            p = self.head.params(z)
-            return torch.stack([p[n] for n in PARAM_NAMES], dim=1)
-        raise ValueError(f"output must be 'target', 'features', 'log10k' or 'params', not {output!r}")
-
-
-def vtf_model_kwargs(train: TaskSet, hidden: tuple[int, ...] = (64, 64), prior: VTFPrior | None = None,
-                     activation: str = "SiLU", mask_prefixes: tuple[str, ...] = ()) -> dict:
-    """Keyword arguments of :class:`VTFNet` for learners trained on ``train`` (JSON-serialisable).
-
-    Reads ``train.feature_names`` (``temperature_K``, ``inv_temperature_1000_per_K``,
-    ``salt_concentration``) and the loader's ``feature_mean``/``feature_std``, and composes them with
-    the :class:`nanonb.learners.training.Scaler` that a learner fits on ``train`` (same statistics, so the model
-    recovers T in K from its standardized input). The reference parameters are the empirical prior
-    of the meta-train tasks (:func:`empirical_prior`). Columns whose names start with one of
-    ``mask_prefixes`` (e.g. ``"anion_"``) are hidden from the body as well.
-    """
-    from .learners.training import Scaler
-
-    if not train[0].is_tabular:
-        raise ValueError("VTFNet needs tabular electrolyte features (e.g. calisol_taskset()).")
-    cols = RawColumns.of(train)
-    sc = Scaler.fit(train)
-    xm, xs = np.asarray(sc.x_mean), np.asarray(sc.x_std)
-    mask = [cols.t_index]
-    try:
-        mask.append(_column(train.feature_names, ("inv_temperature_1000_per_K",), "1000/T"))
-    except ValueError:
-        pass
-    mask += [i for i, n in enumerate(train.feature_names) if any(n.startswith(p) for p in mask_prefixes)]
-    prior = prior or empirical_prior(train)
-    kw = {
-        "n_in": int(train[0].inputs.shape[1]),
-        "t_index": cols.t_index,
-        "t_scale": float(xs[cols.t_index] * cols.t_std),
-        "t_offset": float(xm[cols.t_index] * cols.t_std + cols.t_mean),
-        "c_index": cols.c_index,
-        "c_scale": float(xs[cols.c_index] * cols.c_std) if cols.c_index is not None else 1.0,
-        "c_offset": float(xm[cols.c_index] * cols.c_std + cols.c_mean) if cols.c_index is not None else 0.0,
-        "mask": mask,
-        "ref": [float(v) for v in prior.mean],
-        "t0_max": float(prior.t0_max),
-        "y_mean": sc.y_mean,
-        "y_std": sc.y_std,
-        "hidden": list(hidden),
-        "activation": activation,
-    }
-    return kw
-
-
-def vtf_parameters(model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
-    """Per-point VTF parameters of a (possibly ``higher``-patched) :class:`VTFNet` for model input ``x``."""
-    with torch.no_grad():
-        p = model(x, output="params").cpu().numpy().astype(np.float64)
-    return {n: p[:, i] for i, n in enumerate(PARAM_NAMES)}
