@@ -346,6 +346,13 @@ class TaskSet:
                 f"(df.dropna(subset=[{task!r}])) or fill them."
             )
         by_task = df.groupby(task, sort=True)
+        names = [str(k) for k in by_task.indices]
+        alike = sorted({n for n in names if names.count(n) > 1})
+        if alike:
+            raise ValueError(
+                f"Task ids in column {task!r} differ but print alike: {alike} (e.g. 1 and '1'), so their "
+                f"tasks would merge or clash. Make them one type, e.g. df[{task!r}].astype(str)."
+            )
         keep = np.zeros(len(df), dtype=bool)
         for rows in by_task.indices.values():
             keep[rows] = len(rows) >= min_points
@@ -387,13 +394,6 @@ class TaskSet:
             raise ValueError(
                 f"No task has min_points={min_points} rows (the largest of {by_task.ngroups} tasks has "
                 f"{max(map(len, by_task.indices.values()), default=0)}); lower min_points or add data."
-            )
-        names = [t.name for t in tasks]
-        alike = sorted({n for n in names if names.count(n) > 1})
-        if alike:
-            raise ValueError(
-                f"Task ids in column {task!r} differ but print alike: {alike} (e.g. 1 and '1'); "
-                f"make them one type, e.g. df[{task!r}].astype(str)."
             )
         return cls(tasks, name=name, feature_names=features)
 
