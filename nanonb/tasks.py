@@ -139,19 +139,22 @@ class Task:
 
 @dataclass
 class Episode:
-    """A support/query split of one task. ``support_idx`` and ``query_idx`` index ``task``."""
+    """A support/query split of one task. ``support_idx`` and ``query_idx`` index ``task``.
+
+    A zero-shot episode (``k_support=0``) has an empty ``support_idx`` and ``support=None``.
+    """
 
     task: Task
     support_idx: np.ndarray
     query_idx: np.ndarray
     seed: int | None = None
-    support: Task = field(init=False, repr=False)
+    support: Task | None = field(init=False, repr=False)
     query: Task = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if np.intersect1d(self.support_idx, self.query_idx).size:
             raise ValueError("support and query sets overlap")
-        self.support = self.task.subset(self.support_idx)
+        self.support = self.task.subset(self.support_idx) if len(self.support_idx) else None
         self.query = self.task.subset(self.query_idx)
 
     def __repr__(self) -> str:
@@ -191,8 +194,8 @@ def _check_count(arg: str, value, minimum: int, hint: str = "") -> int:
     return int(value)
 
 
-_K_SUPPORT_HINT = (" An episode needs at least one support point; to predict without adaptation (zero-shot), "
-                   "use the task itself, or task.subset(idx) for some of its points.")
+_K_SUPPORT_HINT = (" Meta-training episodes need at least one support point to adapt on (k_support=0, "
+                   "zero-shot, is for evaluation: TaskSet.episode).")
 
 
 def _column_list(arg: str, value) -> list:
@@ -336,7 +339,7 @@ class TaskSet:
                 f"The frame has several columns named {doubled}; each would widen the inputs. Rename or "
                 "drop the copies first, e.g. df.loc[:, ~df.columns.duplicated()]."
             )
-        min_points = _check_count("min_points", min_points, 1)
+        min_points = _check_count("min_points", min_points, 0)
         ids = df[task]
         no_id = ids.isna().to_numpy()
         if no_id.any():
@@ -524,7 +527,8 @@ class TaskSet:
     ) -> Episode:
         """Sample a support set of ``k_support`` points and a disjoint query set.
 
-        ``k_support`` is an integer >= 1 and below the task's size; ``k_query=None`` uses all
+        ``k_support`` is an integer in ``[0, n - 1]``; ``k_support=0`` is a zero-shot episode
+        (``support=None``, the query a seeded random part of the task). ``k_query=None`` uses all
         remaining points as the query, else an integer in ``[1, n - k_support]``. Deterministic for
         a seed. Bad values raise ``TypeError``/``ValueError`` naming the argument and the fix.
 
@@ -648,9 +652,17 @@ class TaskSet:
 
 
 def sample_episode(task: Task, k_support: int, k_query: int | None = None, seed: int = 0) -> Episode:
-    """Random support/query episode of ``task`` (see :meth:`TaskSet.episode`)."""
+    """Random support/query episode of ``task`` (see :meth:`TaskSet.episode`).
+
+    Example
+    -------
+    >>> t = Task("a", np.arange(10.0).reshape(5, 2), np.arange(5.0))
+    >>> ep = sample_episode(t, k_support=0, k_query=2, seed=0)   # zero-shot: no support
+    >>> ep.support is None, len(ep.query)
+    (True, 2)
+    """
     n = len(task)
-    k_support = _check_count("k_support", k_support, 1, _K_SUPPORT_HINT)
+    k_support = _check_count("k_support", k_support, 0)
     if k_query is not None:
         k_query = _check_count("k_query", k_query, 1, " Use k_query=None for all remaining points.")
     if k_support >= n:

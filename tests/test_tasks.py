@@ -189,9 +189,17 @@ def test_valid_frames_build_as_before():
     assert Task("a", np.zeros((1, 1)), [1.0], groups="Cu-Pt").groups == ("Cu-Pt",)
 
 
+def test_k_support_zero_is_a_zero_shot_episode():
+    ts = taskset()
+    ep = ts.episode("s0", 0, k_query=5, seed=3)
+    assert ep.support is None and len(ep.support_idx) == 0 and len(ep.query) == 5
+    assert len(ts.episode("s0", 0).query) == len(ts["s0"])
+    with pytest.raises(ValueError, match=r"k_support must be >= 1, got 0.*zero-shot, is for evaluation"):
+        ts.meta_batch(2, 0)
+
+
 @pytest.mark.parametrize("k, exc, msg", [
-    (0, ValueError, r"k_support must be >= 1, got 0.*zero-shot"),
-    (-2, ValueError, r"k_support must be >= 1, got -2"),
+    (-2, ValueError, r"k_support must be >= (0|1), got -2"),
     (1.5, TypeError, r"k_support must be an integer, got 1.5 \(float\)"),
     (2.0, TypeError, r"got 2.0 \(float\). Use k_support=2"),
     ("2", TypeError, r"got '2' \(str\)"),

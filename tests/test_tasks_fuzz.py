@@ -68,7 +68,7 @@ def frames(draw, p_dirty: float = 0.3):
     else:
         features = draw(st.sampled_from([["x1"], ["x2"], ["x1", "x2"], ["x2", "x1"]]))
     groups = draw(st.sampled_from([None, "g", ["g"]]))
-    min_points = draw(st.sampled_from([1, 1, 2, 3, 0 if _dirty(draw, p_dirty / 3) else 1]))
+    min_points = draw(st.sampled_from([1, 1, 2, 3, 0, -1 if _dirty(draw, p_dirty / 3) else 1]))
     return df, features, groups, min_points
 
 
@@ -145,12 +145,15 @@ def test_episode_valid_or_clear_error(case, k_support, k_query, seed):
         n = len(task)
         assert isinstance(k_support, (int, np.integer)) and not isinstance(k_support, bool)
         s, q = ep.support_idx, ep.query_idx
-        assert len(s) == k_support >= 1 and not np.intersect1d(s, q).size
+        assert len(s) == k_support >= 0 and not np.intersect1d(s, q).size
+        assert (ep.support is None) == (k_support == 0)
         assert len(q) == (n - k_support if k_query is None else k_query) >= 1
         assert set(s) | set(q) <= set(range(n))
-        np.testing.assert_array_equal(ep.support.targets, task.targets[s])
         np.testing.assert_array_equal(ep.query.inputs, task.inputs[q])
-        assert ep.support.groups == ep.query.groups == task.groups
+        assert ep.query.groups == task.groups
+        if k_support:
+            np.testing.assert_array_equal(ep.support.targets, task.targets[s])
+            assert ep.support.groups == task.groups
 
 
 @pytest.mark.parametrize("k", [1, 3])
