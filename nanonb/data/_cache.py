@@ -34,7 +34,7 @@ from pathlib import Path
 
 from nanonb._atomic import atomic_write
 
-__all__ = ["CacheWarning", "check_writable", "manifest_path", "read_cache", "write_cache"]
+__all__ = ["CacheWarning", "check_writable", "manifest_path", "notice", "read_cache", "write_cache"]
 
 MANIFEST_SUFFIX = ".manifest.json"
 _MANIFEST_FORMAT = 1
