@@ -10,6 +10,8 @@ so that a leaky split is visible.
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -49,7 +51,13 @@ class Task:
     target_unit: str = ""
 
     def __post_init__(self) -> None:
-        self.targets = np.asarray(self.targets, dtype=np.float64).reshape(-1)
+        try:
+            self.targets = np.asarray(self.targets, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"Task {self.name!r}: targets must be numbers ({exc}); convert them first, e.g. "
+                "pd.to_numeric(values, errors='coerce'), and drop the rows that become NaN."
+            ) from None
         n = len(self.targets)
         if n == 0:
             raise ValueError(f"Task {self.name!r} is empty: it has no data points.")
@@ -64,12 +72,25 @@ class Task:
                 f"Task {self.name!r} has {int(bad.sum())} NaN/inf targets (rows {rows}); "
                 "drop or impute them before building the task."
             )
+        if isinstance(self.inputs, (pd.DataFrame, pd.Series)):
+            raise TypeError(
+                f"Task {self.name!r}: inputs is a pandas {type(self.inputs).__name__}; pass a float array "
+                "(e.g. df[features].to_numpy()) or build the tasks with TaskSet.from_frame."
+            )
         if isinstance(self.inputs, np.ndarray):
-            self.inputs = np.asarray(self.inputs, dtype=np.float32)
+            try:
+                self.inputs = np.asarray(self.inputs, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"Task {self.name!r}: tabular inputs must be numbers ({exc}).") from None
             if self.inputs.ndim != 2:
                 raise ValueError(f"Task {self.name!r}: tabular inputs must be 2-D, got {self.inputs.shape}.")
-            if not np.isfinite(self.inputs).all():
-                raise ValueError(f"Task {self.name!r} has NaN/inf inputs; clean them first.")
+            bad = ~np.isfinite(self.inputs)
+            if bad.any():
+                raise ValueError(
+                    f"Task {self.name!r} has {int(bad.sum())} NaN/inf inputs in column(s) "
+                    f"{np.flatnonzero(bad.any(0)).tolist()[:10]} (rows {np.flatnonzero(bad.any(1))[:10].tolist()}); "
+                    "drop or impute them before building the task."
+                )
             if self.descriptors is None:
                 self.descriptors = self.inputs
         if self.descriptors is not None:
@@ -80,7 +101,14 @@ class Task:
             self.meta = pd.DataFrame(index=range(n))
         elif len(self.meta) != n:
             raise ValueError(f"Task {self.name!r}: meta has {len(self.meta)} rows, not {n}.")
-        self.groups = tuple(str(g) for g in self.groups)
+        groups = (self.groups,) if isinstance(self.groups, str) else tuple(self.groups)
+        missing = [g for g in groups if _is_missing(g)]
+        if missing:
+            raise ValueError(
+                f"Task {self.name!r}: group labels {missing} are missing values; give every task real "
+                "group labels (fill the group column, e.g. with 'unknown') or drop those rows."
+            )
+        self.groups = tuple(str(g) for g in groups)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -111,19 +139,22 @@ class Task:
 
 @dataclass
 class Episode:
-    """A support/query split of one task. ``support_idx`` and ``query_idx`` index ``task``."""
+    """A support/query split of one task. ``support_idx`` and ``query_idx`` index ``task``.
+
+    A zero-shot episode (``k_support=0``) has an empty ``support_idx`` and ``support=None``.
+    """
 
     task: Task
     support_idx: np.ndarray
     query_idx: np.ndarray
     seed: int | None = None
-    support: Task = field(init=False, repr=False)
+    support: Task | None = field(init=False, repr=False)
     query: Task = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if np.intersect1d(self.support_idx, self.query_idx).size:
             raise ValueError("support and query sets overlap")
-        self.support = self.task.subset(self.support_idx)
+        self.support = self.task.subset(self.support_idx) if len(self.support_idx) else None
         self.query = self.task.subset(self.query_idx)
 
     def __repr__(self) -> str:
@@ -133,6 +164,107 @@ class Episode:
 
 def _as_list(x: str | Iterable[str]) -> list[str]:
     return [x] if isinstance(x, str) else [str(v) for v in x]
+
+
+# ---------------------------------------------------------------------- argument checks
+def _is_missing(value) -> bool:
+    """True for None, NaN, pd.NA and NaT (a scalar missing value)."""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # arrays, lists: not a scalar missing value
+        return False
+
+
+def _check_count(arg: str, value, minimum: int, hint: str = "") -> int:
+    """``value`` as an ``int`` >= ``minimum``, else a TypeError/ValueError naming ``arg`` and the fix."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        fix = ""
+        if isinstance(value, (tuple, list, range, np.ndarray)):
+            fix = (" It takes one number: for several sizes call once per size (a (min, max) range of "
+                   "support sizes belongs to MetaConfig.k_support).")
+        elif isinstance(value, numbers.Real) and np.isfinite(value) and float(value).is_integer():
+            fix = f" Use {arg}={int(value)}."
+        elif isinstance(value, numbers.Real):
+            fix = " Round it to a whole number of points."
+        elif isinstance(value, str):
+            fix = " Pass a number, not text (e.g. int(value))."
+        raise TypeError(f"{arg} must be an integer, got {value!r} ({type(value).__name__}).{fix}")
+    if value < minimum:
+        raise ValueError(f"{arg} must be >= {minimum}, got {value}.{hint}")
+    return int(value)
+
+
+_K_SUPPORT_HINT = (" Meta-training episodes need at least one support point to adapt on (k_support=0, "
+                   "zero-shot, is for evaluation: TaskSet.episode).")
+
+
+def _column_list(arg: str, value) -> list:
+    """Column names given as one name or a list; each listed once."""
+    if isinstance(value, str):
+        return [value]
+    try:
+        cols = list(value)
+    except TypeError:
+        raise TypeError(f"{arg} must be a column name or a list of column names, got {value!r}.") from None
+    dup = sorted({str(c) for c in cols if cols.count(c) > 1})
+    if dup:
+        raise ValueError(f"{arg} lists {dup} more than once; list each column once.")
+    return cols
+
+
+def _floats_ok(values: np.ndarray) -> bool:
+    try:
+        np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _rows(index: pd.Index, mask: np.ndarray, limit: int = 5) -> str:
+    labels = index[mask][:limit].tolist()
+    more = f" and {int(mask.sum()) - limit} more" if mask.sum() > limit else ""
+    return f"{labels}{more}"
+
+
+def _numeric_column(col: pd.Series, name, role: str, dtype, ids: pd.Series) -> None:
+    """Check that column ``name`` converts to ``dtype`` with only finite values; else raise naming it
+    (and the task ids ``ids`` of the offending rows)."""
+    fix = f"or leave {name!r} out of the {role}s" if role == "feature" else "or pick another target"
+    if col.dtype.kind in "mMc":
+        raise TypeError(
+            f"{role} column {name!r} has dtype {col.dtype}, not a real number; convert it explicitly "
+            f"(e.g. to seconds or to its real part) {fix}."
+        )
+    with np.errstate(over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            values = col.to_numpy(dtype=dtype)
+        except (TypeError, ValueError):
+            values = None
+    if values is None:
+        missing = np.zeros(len(col), dtype=bool)
+        for i, v in enumerate(col.tolist()):
+            if _is_missing(v):
+                missing[i] = True
+                continue
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"{role} column {name!r} is not numeric: row {col.index[i]!r} (task {ids.iloc[i]!r}) "
+                    f"holds {v!r} ({type(v).__name__}). Convert it, e.g. pd.to_numeric(df[{name!r}], errors='coerce') "
+                    f"then drop the rows that become NaN, {fix}."
+                ) from None
+        bad = missing
+    else:
+        bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(
+            f"{role} column {name!r} has {int(bad.sum())} missing or non-finite values (NaN/inf, or beyond "
+            f"the float32 range for features) at rows {_rows(col.index, bad)} (task(s) "
+            f"{sorted({str(t) for t in ids[bad].tolist()})[:5]}); drop or impute them before "
+            f"building the tasks, e.g. df.dropna(subset=[{name!r}])."
+        )
 
 
 class TaskSet:
@@ -166,33 +298,105 @@ class TaskSet:
     ) -> TaskSet:
         """Build tasks from a long DataFrame, one task per value of column ``task``.
 
-        ``groups`` is a column name (its unique values in a task become the task's groups), a
-        list of column names, or a function of the task's sub-frame returning group labels.
-        Tasks with fewer than ``min_points`` rows are skipped.
+        ``features`` and ``meta`` are column names (a list, or one name). ``groups`` is a column name
+        (its unique values in a task become the task's groups), a list of column names, or a
+        function of the task's sub-frame returning group labels. Tasks with fewer than
+        ``min_points`` rows are skipped. The frame is not modified.
+
+        Everything is checked up front, and an error names the argument, the value and the fix:
+        a column that is missing (``KeyError``), listed twice or present twice in the frame, the
+        target listed as a feature (a label leak), missing task ids or group labels, a non-numeric
+        feature or target (``TypeError``), NaN/inf in a feature or the target of a kept task,
+        task ids that print alike (``1`` and ``"1"``), and no task with ``min_points`` rows.
+
+        Example
+        -------
+        >>> df = pd.DataFrame({"system": ["a", "a", "b", "b"], "salt": ["X", "X", "Y", "Y"],
+        ...                    "x": [0.1, 0.2, 0.3, 0.4], "y": [1.0, 2.0, 3.0, 4.0]})
+        >>> ts = TaskSet.from_frame(df, task="system", features=["x"], target="y", groups="salt")
+        >>> ts.names, ts["b"].groups, ts["b"].inputs.shape
+        (['a', 'b'], ('Y',), (2, 1))
         """
-        missing = [c for c in [task, target, *features, *(meta or [])] if c not in df.columns]
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"from_frame needs a pandas DataFrame, got {type(df).__name__}.")
+        features = _column_list("features", features)
+        if not features:
+            raise ValueError("features is empty: list at least one feature column.")
+        meta_cols = _column_list("meta", meta) if meta is not None else []
+        group_cols = [] if groups is None or callable(groups) else _column_list("groups", groups)
+        if target in features:
+            raise ValueError(
+                f"The target {target!r} is also listed in features: the label would leak into the "
+                f"inputs. Remove it from features (put it in meta= to keep it alongside)."
+            )
+        used = list(dict.fromkeys([task, target, *features, *meta_cols, *group_cols]))
+        missing = [c for c in used if c not in df.columns]
         if missing:
             raise KeyError(f"Columns not in the frame: {missing}. Available: {list(df.columns)[:30]}")
+        doubled = [c for c in used if int((df.columns == c).sum()) > 1]
+        if doubled:
+            raise ValueError(
+                f"The frame has several columns named {doubled}; each would widen the inputs. Rename or "
+                "drop the copies first, e.g. df.loc[:, ~df.columns.duplicated()]."
+            )
+        min_points = _check_count("min_points", min_points, 0)
+        ids = df[task]
+        no_id = ids.isna().to_numpy()
+        if no_id.any():
+            raise ValueError(
+                f"Task column {task!r} has {int(no_id.sum())} missing task ids at rows "
+                f"{_rows(df.index, no_id)}; those rows would be dropped silently. Drop them "
+                f"(df.dropna(subset=[{task!r}])) or fill them."
+            )
+        by_task = df.groupby(task, sort=True)
+        names = [str(k) for k in by_task.indices]
+        alike = sorted({n for n in names if names.count(n) > 1})
+        if alike:
+            raise ValueError(
+                f"Task ids in column {task!r} differ but print alike: {alike} (e.g. 1 and '1'), so their "
+                f"tasks would merge or clash. Make them one type, e.g. df[{task!r}].astype(str)."
+            )
+        keep = np.zeros(len(df), dtype=bool)
+        for rows in by_task.indices.values():
+            keep[rows] = len(rows) >= min_points
+        kept = df.loc[keep]
+        for col in features:
+            _numeric_column(kept[col], col, "feature", np.float32, kept[task])
+        _numeric_column(kept[target], target, "target", np.float64, kept[task])
+        for col in group_cols:
+            no_group = kept[col].isna().to_numpy()
+            if no_group.any():
+                raise ValueError(
+                    f"Group column {col!r} has {int(no_group.sum())} missing labels at rows "
+                    f"{_rows(kept.index, no_group)}; they would become the group 'nan'. Fill them "
+                    f"(e.g. df[{col!r}].fillna('unknown')) or drop those rows."
+                )
         tasks = []
-        for tname, sub in df.groupby(task, sort=True):
+        for tname, sub in by_task:
             if len(sub) < min_points:
                 continue
             if groups is None:
                 g: list[str] = [str(tname)]
             elif callable(groups):
-                g = list(groups(sub))
+                labels = groups(sub)
+                g = [labels] if isinstance(labels, str) else list(labels)
             else:
-                g = sorted({str(v) for col in _as_list(groups) for v in sub[col].unique()})
+                g = sorted({str(v) for col in group_cols for v in sub[col].unique()})
             tasks.append(
                 Task(
                     name=str(tname),
                     inputs=sub[list(features)].to_numpy(dtype=np.float32),
                     targets=sub[target].to_numpy(dtype=np.float64),
-                    meta=sub[list(meta)].reset_index(drop=True) if meta else None,
+                    meta=sub[list(meta_cols)].reset_index(drop=True) if meta_cols else None,
                     groups=tuple(g),
                     target_name=target,
                     target_unit=target_unit,
                 )
+            )
+        if not tasks:
+            raise ValueError(
+                f"No task has min_points={min_points} rows (the largest of {by_task.ngroups} tasks has "
+                f"{max(map(len, by_task.indices.values()), default=0)}); lower min_points or add data."
             )
         return cls(tasks, name=name, feature_names=features)
 
@@ -205,12 +409,63 @@ class TaskSet:
         groups: dict | None = None,
         name: str = "",
     ) -> TaskSet:
-        """Build tasks from arrays; ``task_ids[i]`` names the task of row ``i``."""
-        inputs = np.asarray(inputs, dtype=np.float32)
-        targets = np.asarray(targets, dtype=np.float64)
+        """Build tasks from arrays; ``task_ids[i]`` names the task of row ``i``.
+
+        ``inputs`` is ``(n, d)`` numbers, ``targets`` ``(n,)`` numbers, ``task_ids`` ``n`` labels (no
+        missing ones); ``groups`` maps a task id to its group label(s). Shapes, types and missing
+        values are checked up front, with errors naming the argument and the fix.
+
+        Example
+        -------
+        >>> ts = TaskSet.from_arrays(np.arange(8.0).reshape(4, 2), [1.0, 2.0, 3.0, 4.0],
+        ...                          ["a", "a", "b", "b"], groups={"a": "X", "b": ("X", "Y")})
+        >>> ts.names, ts["b"].groups
+        (['a', 'b'], ('X', 'Y'))
+        """
+        raw = inputs
+        try:
+            inputs = np.asarray(inputs, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            obj = np.asarray(raw, dtype=object)
+            cols = [j for j in range(obj.shape[1]) if not _floats_ok(obj[:, j])] if obj.ndim == 2 else []
+            where = f" in column(s) {cols}" if cols else ""
+            raise TypeError(f"from_arrays: inputs must be numbers ({exc}){where}; convert them first.") from None
+        if inputs.ndim != 2:
+            raise ValueError(
+                f"from_arrays: inputs must be 2-D (n_points, n_features), got shape {inputs.shape}; "
+                "for one feature use inputs.reshape(-1, 1)."
+            )
+        try:
+            targets = np.asarray(targets, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"from_arrays: targets must be numbers ({exc}); convert them first.") from None
         task_ids = np.asarray(task_ids)
+        n = len(inputs)
+        if n == 0:
+            raise ValueError("from_arrays: inputs has no rows; a TaskSet needs at least one task.")
+        if targets.ndim != 1 or len(targets) != n or task_ids.ndim != 1 or len(task_ids) != n:
+            raise ValueError(
+                f"from_arrays: inputs has {n} rows but targets has shape {targets.shape} and task_ids "
+                f"{task_ids.shape}; give one target and one task id per row."
+            )
+        no_id = np.array([_is_missing(t) for t in task_ids.tolist()], dtype=bool)
+        if no_id.any():
+            raise ValueError(
+                f"from_arrays: {int(no_id.sum())} task ids are missing (None/NaN) at rows "
+                f"{np.flatnonzero(no_id)[:5].tolist()}; drop those rows or give them a task id."
+            )
+        try:
+            unique_ids = np.unique(task_ids)
+        except TypeError:
+            raise TypeError(
+                f"from_arrays: task_ids mix types that cannot be ordered "
+                f"({sorted({type(t).__name__ for t in task_ids.tolist()})}); make them one type, "
+                "e.g. [str(t) for t in task_ids]."
+            ) from None
+        if groups is not None and not isinstance(groups, dict):
+            raise TypeError(f"from_arrays: groups must be a dict task id -> label(s), got {type(groups).__name__}.")
         tasks = []
-        for tid in np.unique(task_ids):
+        for tid in unique_ids:
             m = task_ids == tid
             g = (groups or {}).get(tid, (str(tid),))
             tasks.append(Task(str(tid), inputs[m], targets[m], groups=tuple(_as_list(g))))
@@ -272,15 +527,36 @@ class TaskSet:
     ) -> Episode:
         """Sample a support set of ``k_support`` points and a disjoint query set.
 
-        ``k_query=None`` uses all remaining points as the query. Deterministic for a seed.
+        ``k_support`` is an integer in ``[0, n - 1]``; ``k_support=0`` is a zero-shot episode
+        (``support=None``, the query a seeded random part of the task). ``k_query=None`` uses all
+        remaining points as the query, else an integer in ``[1, n - k_support]``. Deterministic for
+        a seed. Bad values raise ``TypeError``/``ValueError`` naming the argument and the fix.
+
+        Example
+        -------
+        >>> ts = TaskSet.from_arrays(np.arange(10.0).reshape(5, 2), np.arange(5.0), ["a"] * 5)
+        >>> ep = ts.episode("a", k_support=2, seed=0)
+        >>> len(ep.support), len(ep.query)
+        (2, 3)
         """
+        if not isinstance(task, (Task, str, numbers.Integral)) or isinstance(task, bool):
+            raise TypeError(f"task must be a task name, an index or a Task, got {task!r} ({type(task).__name__}).")
         t = task if isinstance(task, Task) else self[task]
         return sample_episode(t, k_support, k_query, seed)
 
     def meta_batch(
         self, n_tasks: int, k_support: int, k_query: int | None = None, seed: int = 0
     ) -> list[Episode]:
-        """``n_tasks`` episodes from distinct random tasks (with replacement if too few tasks)."""
+        """``n_tasks`` episodes from distinct random tasks (with replacement if too few tasks).
+
+        Example
+        -------
+        >>> ts = TaskSet.from_arrays(np.ones((6, 1)), np.arange(6.0), ["a", "a", "a", "b", "b", "b"])
+        >>> [len(ep.support) for ep in ts.meta_batch(2, k_support=1, seed=0)]
+        [1, 1]
+        """
+        n_tasks = _check_count("n_tasks", n_tasks, 1)
+        k_support = _check_count("k_support", k_support, 1, _K_SUPPORT_HINT)
         rng = np.random.default_rng(seed)
         eligible = [t for t in self.tasks if len(t) > k_support]
         if not eligible:
@@ -376,10 +652,19 @@ class TaskSet:
 
 
 def sample_episode(task: Task, k_support: int, k_query: int | None = None, seed: int = 0) -> Episode:
-    """Random support/query episode of ``task`` (see :meth:`TaskSet.episode`)."""
+    """Random support/query episode of ``task`` (see :meth:`TaskSet.episode`).
+
+    Example
+    -------
+    >>> t = Task("a", np.arange(10.0).reshape(5, 2), np.arange(5.0))
+    >>> ep = sample_episode(t, k_support=0, k_query=2, seed=0)   # zero-shot: no support
+    >>> ep.support is None, len(ep.query)
+    (True, 2)
+    """
     n = len(task)
-    if k_support < 0:
-        raise ValueError(f"k_support must be >= 0, got {k_support}")
+    k_support = _check_count("k_support", k_support, 0)
+    if k_query is not None:
+        k_query = _check_count("k_query", k_query, 1, " Use k_query=None for all remaining points.")
     if k_support >= n:
         raise ValueError(
             f"k_support={k_support} is too large for task {task.name!r} with {n} points: "

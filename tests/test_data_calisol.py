@@ -15,6 +15,7 @@ import pytest
 
 from nanonb.data import _fetch
 from nanonb.data import calisol as cs
+from nanonb.data._cache import CacheWarning
 from nanonb.data._fetch import DataChecksumError, DataNotAvailableError, DataQualityReport
 from nanonb.data.chem import ANION_SMILES
 
@@ -212,6 +213,17 @@ def test_raw_rows_and_parse_cache_round_trip(calisol_file, tmp_path, monkeypatch
     assert list((tmp_path / "parsed").glob("*.csv"))
     again = _fetch.parse_cached(calisol_file, cs.CALISOL, lambda p: pytest.fail("cache not used"))
     pd.testing.assert_frame_equal(first, again)
+    # a truncated or edited cache is refused and re-parsed from the verified source (issue 16)
+    (csv,) = (tmp_path / "parsed").glob("*.csv")
+    text = csv.read_text()
+    csv.write_text(text[: len(text) // 2].rsplit("\n", 1)[0] + "\n")  # ~half the rows, valid CSV
+    with pytest.warns(CacheWarning, match="ignoring cache file"):
+        pd.testing.assert_frame_equal(_fetch.parse_cached(calisol_file, cs.CALISOL, lambda p: raw), raw)
+    edited = pd.read_csv(csv)
+    edited["k"] = edited["k"] * 10
+    edited.to_csv(csv, index=False)
+    with pytest.warns(CacheWarning, match="ignoring cache file"):
+        pd.testing.assert_frame_equal(_fetch.parse_cached(calisol_file, cs.CALISOL, lambda p: raw), raw)
 
 
 @pytest.mark.data

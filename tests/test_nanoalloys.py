@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +17,7 @@ from ase.data import atomic_numbers, reference_states
 from ase.neighborlist import neighbor_list
 
 from nanonb.data import nanoalloys as na
+from nanonb.data._cache import CacheWarning, write_cache
 from nanonb.graphs import Structure
 
 N_SMALL = 4
@@ -193,3 +199,130 @@ def test_mixing_energy_range_is_physical(small_set):
     assert np.isfinite(e).all()
     # eV/atom: mixing plus ±3 % strain and rattle stay within a few hundred meV/atom
     assert np.abs(e).max() < 0.5
+
+
+# ---------------------------------------------------------------------- cache verification (issue 16)
+ELS, N_CACHE = ["Cu", "Ni", "Pt"], 3
+
+
+def _load(cache_dir, **kw):
+    return na.load_nanoalloys(n_per_pair=N_CACHE, elements=ELS, cache_dir=cache_dir, progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A freshly generated set (its own cache folder) to compare regenerated sets with."""
+    return _load(tmp_path_factory.mktemp("reference"))
+
+
+def _assert_same(ts, ref):
+    assert ts.names == ref.names
+    for t, r in zip(ts, ref):
+        assert t.groups == r.groups
+        np.testing.assert_array_equal(t.targets, r.targets)
+        assert all(np.array_equal(x.numbers, y.numbers) and np.array_equal(x.positions, y.positions)
+                   for x, y in zip(t.inputs, r.inputs))
+
+
+def _npz_arrays(path):
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _rewrite(path, arrays):
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _shift_offsets(arrays):
+    arrays = dict(arrays)
+    toff = arrays["task_offsets"].copy()
+    toff[1:-1] += 1  # every pair starts one cluster late: a Cu-Ni cluster lands in Cu-Pt
+    arrays["task_offsets"] = toff
+    return arrays
+
+
+def test_cache_has_manifest_and_loads_silently(tmp_path, reference, recwarn):
+    _load(tmp_path)
+    path = na.cache_path(N_CACHE, ELS, 0, tmp_path)
+    manifest = json.loads((path.parent / (path.name + ".manifest.json")).read_text())
+    assert manifest["config"] == na._config(ELS, N_CACHE, 0)
+    assert manifest["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    _assert_same(_load(tmp_path), reference)
+    assert not [w for w in recwarn if issubclass(w.category, CacheWarning)]
+
+
+def test_shifted_task_offsets_are_detected_and_regenerated(tmp_path, reference):
+    _load(tmp_path)
+    path = na.cache_path(N_CACHE, ELS, 0, tmp_path)
+    _rewrite(path, _shift_offsets(_npz_arrays(path)))  # a valid-looking .npz, old manifest
+    with pytest.warns(CacheWarning, match="sha256 does not match"):
+        ts = _load(tmp_path)
+    _assert_same(ts, reference)
+    _assert_same(_load(tmp_path), reference)  # the regenerated file is good again
+
+
+def test_shifted_offsets_with_a_matching_manifest_are_still_refused(tmp_path, reference):
+    _load(tmp_path)
+    path = na.cache_path(N_CACHE, ELS, 0, tmp_path)
+    buf = io.BytesIO()
+    np.savez(buf, **_shift_offsets(_npz_arrays(path)))
+    write_cache(path, buf.getvalue(), na._config(ELS, N_CACHE, 0))  # manifest re-made to match
+    with pytest.warns(CacheWarning, match="content is inconsistent.*task offsets"):
+        ts = _load(tmp_path)
+    _assert_same(ts, reference)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "bitflip", "no_manifest", "garbage_manifest"])
+def test_damaged_cache_files_are_regenerated_not_crashing(tmp_path, reference, damage):
+    _load(tmp_path)
+    path = na.cache_path(N_CACHE, ELS, 0, tmp_path)
+    raw = path.read_bytes()
+    manifest = path.parent / (path.name + ".manifest.json")
+    if damage == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "bitflip":
+        flipped = bytearray(raw)
+        flipped[len(raw) // 2] ^= 0x10
+        path.write_bytes(bytes(flipped))
+    elif damage == "no_manifest":  # e.g. a cache written by an older nanonb
+        manifest.unlink()
+    else:
+        manifest.write_text("{not json")
+    with pytest.warns(CacheWarning, match="ignoring cache file"):
+        ts = _load(tmp_path)
+    _assert_same(ts, reference)
+    assert manifest.is_file()
+
+
+def test_unwritable_cache_dir_is_detected_before_generating(tmp_path, reference, monkeypatch):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    calls = []
+    real = na.generate_pair
+
+    def spy(*args, **kwargs):
+        calls.append(len(caught))  # how many warnings had been issued when generation started
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(na, "generate_pair", spy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ts = _load(blocker / "cache")
+    msgs = [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]
+    assert len(msgs) == 1 and "not writable" in msgs[0] and "NANONB_CACHE_DIR" in msgs[0]
+    assert "\n" not in msgs[0]
+    assert calls and calls[0] >= 1  # warned before the first pair was generated
+    _assert_same(ts, reference)
+
+
+def test_failed_cache_write_keeps_the_generated_set(tmp_path, reference, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(na, "write_cache", disk_full)
+    with pytest.warns(CacheWarning, match="could not write the cache file.*No space left"):
+        ts = _load(tmp_path)
+    _assert_same(ts, reference)

@@ -37,10 +37,10 @@ from ..baselines.nets import FineTune, Pooled
 from ..baselines.tabular import PooledOffset, PooledRecalibration, PooledTrees, RandomRanker, SupportRF
 from ..evaluate import Named, evaluate, summarize
 from ..learners.registry import make_learner
-from ..tasks import Task, TaskSet, leakage_report
-from ..threads import num_threads
 from ..physics.vtf import VTFFit
 from ..physics.vtfnet import vtf_model_kwargs
+from ..tasks import Task, TaskSet, leakage_report
+from ..threads import num_threads
 from .adaptation import FastMeta
 from .schema import make_result, summary_to_rows
 

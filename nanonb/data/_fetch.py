@@ -19,6 +19,7 @@ it checked, how many rows it hit and what was done about them.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import pandas as pd
 import pooch
 from platformdirs import user_cache_dir
 
-from .._io import atomic_write
+from nanonb.data._cache import notice, read_cache, write_cache
 
 __all__ = [
     "ENV_VAR",
@@ -210,30 +211,53 @@ def fetch(
 NO_PARSE_CACHE_VAR = "NANONB_NO_PARSE_CACHE"
 
 
+#: Bump when the CSV layout of the parsed-table cache changes (it is part of the cache's config).
+PARSE_CACHE_VERSION = 2
+
+
 def parse_cached(
     local: Path, data_file: DataFile, parse: Callable[[Path], pd.DataFrame]
 ) -> pd.DataFrame:
     """``parse(local)``, memoised on disk as CSV (no pickle) under ``<cache_dir>/parsed``.
 
-    Call only with a ``local`` file whose checksum was verified (as :func:`fetch` returns it): the
-    cache key is the pinned SHA-256, so a cached table can only stand for the verified file. Meant
-    for slow formats (parsing the CALiSol workbook takes ~15 s, reading the CSV ~0.1 s); the CSV
-    round trip keeps floats exactly. Set ``NANONB_NO_PARSE_CACHE=1`` to always parse. Failing to
-    read or write the cache is not an error (it parses instead).
+    Call only with a ``local`` file whose checksum was verified (as :func:`fetch` returns it). The
+    cached CSV carries a manifest (see :mod:`nanonb.data._cache`) with its own SHA-256 and the config
+    that made it: the pinned SHA-256 of the source file, the parser's name and
+    :data:`PARSE_CACHE_VERSION`. A cached table that does not match its manifest (truncated, edited,
+    missing its manifest, made from another source or parser) is never used: it is parsed again from
+    the verified source, rewritten, and a one-line :class:`~nanonb.data._cache.CacheWarning` says
+    so. Meant for slow formats (parsing the CALiSol workbook takes ~15 s, reading the CSV ~0.1 s);
+    the CSV round trip keeps floats exactly. Set ``NANONB_NO_PARSE_CACHE=1`` to always parse. A
+    cache folder that cannot be written is not an error: the table is parsed and returned, with a
+    notice.
+
+    Example
+    -------
+    >>> from nanonb.data.calisol import CALISOL, read_calisol_raw
+    >>> raw = parse_cached(fetch(CALISOL), CALISOL, read_calisol_raw)   # doctest: +SKIP
     """
     if os.environ.get(NO_PARSE_CACHE_VAR):
         return parse(local)
     target = cache_dir() / "parsed" / f"{data_file.name}.{data_file.sha256[:16]}.csv"
-    if target.is_file():
+    config = {
+        "cache": "parsed-table", "version": PARSE_CACHE_VERSION, "source": data_file.name,
+        "source_sha256": data_file.sha256.lower(),
+        "parser": f"{getattr(parse, '__module__', '')}.{getattr(parse, '__qualname__', type(parse).__name__)}",
+    }
+    data = read_cache(target, config, source=f"{data_file.name} (sha256 {data_file.sha256[:12]}...)")
+    if data is not None:
         try:
-            return pd.read_csv(target)
-        except Exception:  # unreadable cache: parse again and overwrite
-            pass
+            return pd.read_csv(io.BytesIO(data))
+        except Exception as exc:  # verified bytes that pandas cannot read (e.g. another pandas)
+            notice(f"nanonb: cannot read cache file {str(target)!r} ({type(exc).__name__}); "
+                   f"parsing {data_file.name} again.")
     df = parse(local)
     try:
-        atomic_write(target, df.to_csv(index=False))
-    except OSError:
-        pass
+        write_cache(target, df.to_csv(index=False).encode("utf-8"), config)
+    except OSError as exc:
+        notice(f"nanonb: could not write the parse cache {str(target)!r} ({type(exc).__name__}: "
+               f"{exc.strerror or exc}); the table was parsed and is used uncached. Set "
+               f"NANONB_CACHE_DIR to a writable folder, or {NO_PARSE_CACHE_VAR}=1 to skip the cache.")
     return df
 
 

@@ -57,7 +57,11 @@ comparable across pairs (used for leakage reports, similarity clustering and GP 
 
 Generated sets are cached on disk as ``.npz`` (no pickle) under
 ``platformdirs.user_cache_dir("nanonb")``, overridable with ``cache_dir=`` or the environment
-variable ``NANONB_CACHE_DIR``; the file name holds a hash of the generation config.
+variable ``NANONB_CACHE_DIR``; the file name holds a hash of the generation config. Each ``.npz`` has a
+manifest ``<file>.manifest.json`` with its SHA-256 and the config that made it; a cache file that
+does not match its manifest, or whose layout does not fit the config, is never used: it is
+regenerated with a one-line :class:`~nanonb.data._cache.CacheWarning`. A cache folder that cannot
+be written is detected before the generation, which then runs uncached (with a warning).
 
 Example
 -------
@@ -69,6 +73,7 @@ Example
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -80,6 +85,7 @@ import pandas as pd
 from ase.calculators.emt import EMT
 from ase.calculators.emt import parameters as _EMT_PARAMETERS
 
+from nanonb.data._cache import check_writable, notice, read_cache, write_cache
 from nanonb.graphs import Structure
 from nanonb.tasks import Task, TaskSet
 
@@ -402,6 +408,7 @@ def cache_path(n_per_pair: int = DEFAULT_N_PER_PAIR, elements: Iterable[str] = E
 
 
 def _save(path: Path, cfg: dict, tasks: list[Task]) -> None:
+    """Write the tasks as one ``.npz`` plus its manifest (sha256 and ``cfg``), atomically."""
     structures = [s for t in tasks for s in t.inputs]
     meta = pd.concat([t.meta for t in tasks], ignore_index=True)
     arrays: dict[str, np.ndarray] = {
@@ -417,42 +424,72 @@ def _save(path: Path, cfg: dict, tasks: list[Task]) -> None:
     for col in meta.columns:
         values = meta[col].to_numpy()
         arrays[f"meta__{col}"] = values if values.dtype.kind in "biuf" else values.astype(str)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_cache(path, buf.getvalue(), cfg)
+
+
+def _check_layout(data: dict[str, np.ndarray], cfg: dict) -> None:
+    """Raise ``ValueError`` unless the arrays are laid out as ``cfg`` generates them."""
+    from ase.data import atomic_numbers
+
+    els = cfg["elements"]
+    names = [f"{a}-{b}" for a, b in PAIRS if a in els and b in els]
+    if data["task_names"].tolist() != names:
+        raise ValueError(f"task names {data['task_names'].tolist()} are not {names}")
+    n, n_struct = cfg["n_per_pair"], len(names) * cfg["n_per_pair"]
+    if not np.array_equal(data["task_offsets"], np.arange(len(names) + 1) * n):
+        raise ValueError("task offsets do not give n_per_pair structures per pair")
+    off, n_atoms = data["offsets"], len(data["numbers"])
+    if len(off) != n_struct + 1 or off[0] != 0 or np.any(np.diff(off) < 1) or off[-1] != n_atoms:
+        raise ValueError("structure offsets do not match the atom arrays")
+    if data["positions"].shape != (n_atoms, 3) or data["forces"].shape != (n_atoms, 3):
+        raise ValueError("positions/forces do not have one row of 3 per atom")
+    if any(len(data[f"meta__{c}"]) != n_struct for c in data["meta_columns"].tolist()):
+        raise ValueError("a metadata column does not have one row per structure")
+    for k, name in enumerate(names):
+        allowed = [atomic_numbers[e] for e in name.split("-")]
+        atoms = data["numbers"][off[k * n]:off[(k + 1) * n]]
+        if not np.isin(atoms, allowed).all():
+            raise ValueError(f"the structures of pair {name} hold other elements")
 
 
 def _load(path: Path, cfg: dict) -> list[Task] | None:
-    """Tasks from a cache file, or ``None`` if it is unreadable or from another config."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if json.loads(str(z["config_json"])) != cfg:
-                return None
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError):
+    """Tasks from a verified cache file, or ``None`` if it is absent or cannot be trusted.
+
+    A file that does not match its manifest, or whose content is inconsistent with ``cfg``
+    (damaged, truncated, bit-flipped, edited), is never used: ``None`` with a one-line
+    :class:`~nanonb.data._cache.CacheWarning`, and the caller regenerates it.
+    """
+    raw = read_cache(path, cfg, source="EMT (regenerating the nanoalloys)")
+    if raw is None:
         return None
-    # text columns go through Python lists so pandas infers the same dtype as in generate_pair
-    meta_all = pd.DataFrame({
-        c: (v.tolist() if v.dtype.kind == "U" else v)
-        for c in data["meta_columns"].tolist() for v in [data[f"meta__{c}"]]
-    })
-    off, toff = data["offsets"], data["task_offsets"]
-    tasks = []
-    for k, name in enumerate(data["task_names"].tolist()):
-        a, b = name.split("-")
-        lo, hi = int(toff[k]), int(toff[k + 1])
-        structures = [
-            Structure(data["numbers"][off[i]:off[i + 1]], data["positions"][off[i]:off[i + 1]],
-                      data["forces"][off[i]:off[i + 1]])
-            for i in range(lo, hi)
-        ]
-        tasks.append(_make_task(a, b, meta_all.iloc[lo:hi].reset_index(drop=True), structures))
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            if json.loads(str(z["config_json"])) != cfg:
+                raise ValueError("its config_json is not the requested config")
+            data = {k: z[k] for k in z.files}
+        _check_layout(data, cfg)
+        # text columns go through Python lists so pandas infers the same dtype as in generate_pair
+        meta_all = pd.DataFrame({
+            c: (v.tolist() if v.dtype.kind == "U" else v)
+            for c in data["meta_columns"].tolist() for v in [data[f"meta__{c}"]]
+        })
+        off, toff = data["offsets"], data["task_offsets"]
+        tasks = []
+        for k, name in enumerate(data["task_names"].tolist()):
+            a, b = name.split("-")
+            lo, hi = int(toff[k]), int(toff[k + 1])
+            structures = [
+                Structure(data["numbers"][off[i]:off[i + 1]], data["positions"][off[i]:off[i + 1]],
+                          data["forces"][off[i]:off[i + 1]])
+                for i in range(lo, hi)
+            ]
+            tasks.append(_make_task(a, b, meta_all.iloc[lo:hi].reset_index(drop=True), structures))
+    except Exception as exc:  # any damage the manifest did not catch: never use the file
+        notice(f"nanonb: ignoring cache file {str(path)!r}: its content is inconsistent "
+               f"({type(exc).__name__}: {exc}); regenerating the nanoalloys with EMT.")
+        return None
     return tasks
 
 
@@ -481,7 +518,8 @@ def load_nanoalloys(
     cache_dir:
         Cache folder; default ``$NANONB_CACHE_DIR`` or else ``platformdirs.user_cache_dir("nanonb")``.
     refresh:
-        Regenerate even if a cache file exists (and overwrite it).
+        Regenerate even if a cache file exists (and overwrite it). A damaged cache file is
+        regenerated anyway, with a :class:`~nanonb.data._cache.CacheWarning`.
     progress:
         Show a tqdm progress bar while generating.
 
@@ -491,6 +529,12 @@ def load_nanoalloys(
         ``TaskSet(name="nanoalloys")``; each task has ``inputs`` = list of
         :class:`~nanonb.graphs.Structure` (with EMT forces, eV/Å), ``targets`` = mixing energy
         (eV/atom), ``descriptors`` with columns :data:`DESCRIPTOR_NAMES`, ``groups = (A, B)``.
+
+    Example
+    -------
+    >>> ts = load_nanoalloys(n_per_pair=4, elements=["Cu", "Pt"], progress=False)  # doctest: +SKIP
+    >>> ts.names, len(ts["Cu-Pt"])                                                # doctest: +SKIP
+    (['Cu-Pt'], 4)
     """
     els = _check_elements(elements)
     chosen = set(els)
@@ -501,14 +545,26 @@ def load_nanoalloys(
         raise ValueError(f"n_per_pair must be at least 2 (one support and one query point), got {n_per_pair}.")
     cfg = _config(els, n_per_pair, seed)
     path = cache_path(n_per_pair, els, seed, cache_dir)
-    tasks = None if refresh or not path.exists() else _load(path, cfg)
+    tasks = None if refresh else _load(path, cfg)
     if tasks is None:
         from tqdm.auto import tqdm
+
+        # check the cache folder BEFORE the (slow) generation, so its result is never lost
+        unwritable = check_writable(path.parent)
+        if unwritable:
+            notice(f"nanonb: the cache folder {str(path.parent)!r} is not writable ({unwritable}); "
+                   "generating the nanoalloys without caching them. Pass cache_dir= or set "
+                   "NANONB_CACHE_DIR to a writable folder to cache them.")
 
         pairs = [(a, b) for a, b in PAIRS if a in chosen and b in chosen]
         tasks = []
         for a, b in tqdm(pairs, desc="EMT nanoalloys", unit="pair", disable=not progress):
             meta, structures = generate_pair(a, b, n_per_pair, seed)
             tasks.append(_make_task(a, b, meta, structures))
-        _save(path, cfg, tasks)
+        if not unwritable:
+            try:
+                _save(path, cfg, tasks)
+            except OSError as exc:  # e.g. disk full: keep the generated set, say why it is not cached
+                notice(f"nanonb: could not write the cache file {str(path)!r} ({type(exc).__name__}: "
+                       f"{exc.strerror or exc}); the generated nanoalloys are used uncached.")
     return TaskSet(tasks, name="nanoalloys", feature_names=DESCRIPTOR_NAMES)

@@ -8,9 +8,9 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..evaluate import episode_seed, mae, spearman, top_recall
+from ..physics.vtf import RawColumns
 from ..plots import plot_conductivity_episode, plot_ranking_episode
 from ..tasks import TaskSet
-from ..physics.vtf import RawColumns
 from .live import LiveFigure
 
 __all__ = ["case_study_explorer", "episode_predictions"]

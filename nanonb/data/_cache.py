@@ -1,0 +1,146 @@
+"""Verified cache files: every cache file carries a manifest that proves what it holds.
+
+A cache file ``<name>`` is written with a sidecar ``<name>.manifest.json`` holding the SHA-256 and
+size of the file's bytes and the *config* that made it (the source checksum, the generator's
+settings, a format version). Reading checks both: a cache whose bytes or config do not match its
+manifest (truncated, edited, bit-flipped, written by another config, or missing its manifest) is
+never used. The reader gets ``None`` and a one-line :class:`CacheWarning` saying why, and the caller
+regenerates the file from its verified source.
+
+Both files are written atomically (:func:`nanonb._io.atomic_write`), data first, then the
+manifest, so an interrupted write leaves a cache that fails verification, never a wrong one.
+
+Example
+-------
+>>> import tempfile
+>>> from pathlib import Path
+>>> p = Path(tempfile.mkdtemp()) / "table.csv"
+>>> write_cache(p, b"a\\n1\\n", {"source": "demo", "version": 1})
+>>> read_cache(p, {"source": "demo", "version": 1})
+b'a\\n1\\n'
+>>> _ = p.write_bytes(b"a\\n2\\n")                            # edited behind our back
+>>> read_cache(p, {"source": "demo", "version": 1}) is None  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import warnings
+from pathlib import Path
+
+from nanonb._io import atomic_write
+
+__all__ = ["CacheWarning", "check_writable", "manifest_path", "notice", "read_cache", "write_cache"]
+
+MANIFEST_SUFFIX = ".manifest.json"
+_MANIFEST_FORMAT = 1
+
+
+class CacheWarning(UserWarning):
+    """A cache file was damaged or unusable and was regenerated, or could not be written."""
+
+
+def notice(message: str, stacklevel: int = 3) -> None:
+    """Emit a one-line :class:`CacheWarning` (``message`` is flattened to one line)."""
+    warnings.warn(" ".join(str(message).split()), CacheWarning, stacklevel=stacklevel)
+
+
+def manifest_path(path: str | os.PathLike) -> Path:
+    """The manifest of cache file ``path``: ``<path>.manifest.json``."""
+    path = Path(path)
+    return path.with_name(path.name + MANIFEST_SUFFIX)
+
+
+def _canonical(config: dict) -> dict:
+    """``config`` as it reads back from JSON (tuples become lists), for comparison."""
+    return json.loads(json.dumps(config, sort_keys=True))
+
+
+def write_cache(path: str | os.PathLike, data: bytes, config: dict) -> None:
+    """Write cache file ``path`` and its manifest (both atomically, the data first).
+
+    ``config`` (JSON-serializable) is what made the data; :func:`read_cache` must be given the same.
+
+    Raises
+    ------
+    OSError
+        If the folder cannot be written.
+    """
+    path = Path(path)
+    manifest = {
+        "format": _MANIFEST_FORMAT,
+        "file": path.name,
+        "n_bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "config": _canonical(config),
+    }
+    manifest_path(path).unlink(missing_ok=True)  # no window where a new file has an old manifest
+    atomic_write(path, data)
+    atomic_write(manifest_path(path), json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _problem(path: Path, config: dict) -> tuple[str, bytes | None]:
+    """(reason, data): ``reason`` is empty when the file matches its manifest and ``config``."""
+    mpath = manifest_path(path)
+    if not mpath.is_file():
+        return f"it has no manifest {mpath.name}", None
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        return f"its manifest is unreadable ({type(exc).__name__})", None
+    if manifest.get("format") != _MANIFEST_FORMAT:
+        return f"its manifest has format {manifest.get('format')!r}, not {_MANIFEST_FORMAT}", None
+    if manifest.get("config") != _canonical(config):
+        return "it was made by another config", None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"it is unreadable ({type(exc).__name__}: {exc})", None
+    if len(data) != manifest.get("n_bytes"):
+        return f"it has {len(data)} bytes, its manifest says {manifest.get('n_bytes')}", None
+    if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+        return "its sha256 does not match its manifest (edited or corrupted)", None
+    return "", data
+
+
+def read_cache(path: str | os.PathLike, config: dict, source: str = "its source") -> bytes | None:
+    """The bytes of cache file ``path`` if they match its manifest and ``config``, else ``None``.
+
+    ``None`` without a word when the file does not exist (first use); ``None`` with a one-line
+    :class:`CacheWarning` naming the file, the reason and ``source`` (what it will be regenerated
+    from) when it exists but cannot be trusted.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    reason, data = _problem(path, config)
+    if reason:
+        notice(f"nanonb: ignoring cache file {str(path)!r}: {reason}; regenerating it from {source}.")
+        return None
+    return data
+
+
+def check_writable(folder: str | os.PathLike) -> str:
+    """``""`` if files can be created in ``folder`` (made if missing), else the reason why not.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> check_writable(tempfile.mkdtemp())
+    ''
+    """
+    folder = Path(folder)
+    probe = folder / f".nanonb-write-test.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+    return ""
