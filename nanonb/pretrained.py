@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from ._io import load_state, save_state, write_json
-from .threads import num_threads
+from .threads import limit_threads
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "pretrained_weights"
 MANIFEST = "manifest.json"
@@ -151,7 +151,7 @@ def _train_learner(name: str, train, progress: bool = False, checkpoint: Callabl
         if it == CHECKPOINT_ITERATION and checkpoint is not None:
             checkpoint(lrn)
 
-    with num_threads(BUILD_CONFIG["torch_num_threads"]):
+    with limit_threads(BUILD_CONFIG["torch_num_threads"]):
         learner.fit(train, val=None, progress=progress, callback=cb)
     return learner
 
@@ -162,7 +162,7 @@ def _train_pooled(name: str, train, progress: bool = False):
     cfg = BUILD_CONFIG["baselines"][name]
     pooled = Pooled(model=cfg["model"], model_kwargs=cfg["model_kwargs"], epochs=cfg["epochs"],
                     batch_size=cfg["batch_size"], lr=cfg["lr"], seed=BUILD_CONFIG["seed"])
-    with num_threads(BUILD_CONFIG["torch_num_threads"]):
+    with limit_threads(BUILD_CONFIG["torch_num_threads"]):
         pooled.fit(train, progress=progress)
     return pooled
 
@@ -262,7 +262,7 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
         sanity_methods += [pooled, FineTune(pooled, steps=20)]
         log(f"  {name}: {BUILD_CONFIG['baselines'][name]['epochs']} epochs in {dt:.1f} s")
     t0 = time.perf_counter()
-    with num_threads(BUILD_CONFIG["torch_num_threads"]):
+    with limit_threads(BUILD_CONFIG["torch_num_threads"]):
         manifest["sanity_heldout_mae_mev_per_atom"] = {
             "k": c["k"], "n_episodes_per_task": c["sanity_episodes"],
             "mae": _sanity(sanity_methods, test, c["k"], c["sanity_episodes"])}

@@ -1,47 +1,95 @@
-"""The thread policy: how many CPU threads torch uses, in one place.
+"""The thread policy: how many CPU threads torch and the BLAS / OpenMP libraries use, in one place.
 
 The models here are small, so one thread is as fast as two on an idle 2-core machine, and far
-faster on a busy one (OpenMP threads spin against each other); one thread is also deterministic
-(the same floating-point sums on every run). The default is therefore 1, overridable with the
-environment variable ``NANONB_NUM_THREADS``.
+faster on a busy one (OpenMP threads spin against each other; the scipy L-BFGS-B of the GP
+baselines runs ~8x slower with 2 BLAS threads on a busy 2-core machine); one thread is also
+deterministic (the same floating-point sums on every run). The default is therefore 1,
+overridable with the environment variable ``NANONB_NUM_THREADS``.
+
+- :func:`set_threads` applies the policy for the rest of the process (torch and every BLAS /
+  OpenMP pool loaded so far, via ``threadpoolctl``). It is cheap and idempotent: call it at the top
+  of a notebook or script (after the imports, so the BLAS libraries are loaded) and again whenever
+  you like. ``python -m nanonb.bench`` applies it once for every protocol.
+- :func:`limit_threads` is the same limit for one block, restored afterwards.
 
 Example
 -------
->>> from nanonb.threads import num_threads, set_threads
+>>> from nanonb.threads import limit_threads, set_threads
 >>> n = set_threads()          # NANONB_NUM_THREADS or 1   # doctest: +SKIP
->>> with num_threads(1):       # temporarily one thread, restored afterwards
+>>> with limit_threads(1):     # temporarily one torch and one BLAS thread, restored afterwards
 ...     pass
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+from threadpoolctl import threadpool_limits
 
 ENV_VAR = "NANONB_NUM_THREADS"
 DEFAULT_THREADS = 1
 
+# (threads, number of loaded modules) at the last set_threads(): a new import may load a new BLAS.
+_applied: tuple[int, int] | None = None
+
 
 def default_threads() -> int:
-    """``NANONB_NUM_THREADS`` if set, else 1."""
+    """``NANONB_NUM_THREADS`` if set, else 1 (a thread count).
+
+    Example
+    -------
+    >>> default_threads() >= 1
+    True
+    """
     return int(os.environ.get(ENV_VAR, str(DEFAULT_THREADS)))
 
 
 def set_threads(n: int | None = None) -> int:
-    """Use ``n`` torch threads (default: :func:`default_threads`); returns the number set."""
+    """Use ``n`` threads (default: :func:`default_threads`) in torch and in every loaded BLAS / OpenMP pool.
+
+    Process-wide and idempotent: a repeated call with the same ``n`` and no new imports since does
+    nothing (about a microsecond); after new imports it applies the limit again, so libraries
+    loaded since are covered. Returns the thread count set.
+
+    Example
+    -------
+    >>> set_threads(1)
+    1
+    >>> set_threads(1)             # again: nothing to do
+    1
+    """
+    global _applied
     n = default_threads() if n is None else int(n)
+    key = (n, len(sys.modules))
+    if _applied == key and torch.get_num_threads() == n:
+        return n
     torch.set_num_threads(n)
+    threadpool_limits(limits=n)
+    _applied = key
     return n
 
 
 @contextmanager
-def num_threads(n: int | None = None) -> Iterator[int]:
-    """Run a block with ``n`` torch threads (default: :func:`default_threads`), then restore the old setting."""
+def limit_threads(n: int | None = None) -> Iterator[int]:
+    """Run a block with ``n`` torch and BLAS / OpenMP threads (default: :func:`default_threads`), then restore.
+
+    Example
+    -------
+    >>> with limit_threads(1) as n:
+    ...     torch.get_num_threads() == n == 1
+    True
+    """
+    global _applied
+    n = default_threads() if n is None else int(n)
     old = torch.get_num_threads()
+    torch.set_num_threads(n)
     try:
-        yield set_threads(n)
+        with threadpool_limits(limits=n):
+            yield n
     finally:
         torch.set_num_threads(old)
+        _applied = None

@@ -41,3 +41,25 @@ def test_load_resolves_the_class_from_the_saved_config(tmp_path, name):
     ep = ts.episode(ts[0], 3, seed=0)
     np.testing.assert_array_equal(again.adapt(ep.support).predict(ep.query),
                                   learner.adapt(ep.support).predict(ep.query))
+
+
+def test_bml_and_ensemble_are_registered_and_a_saved_bml_loads_through_the_registry(tmp_path):
+    from nanonb.learners.alpaca import BayesianMetaLearner
+    from nanonb.learners.ensemble import EnsembleMetaLearner
+    from nanonb.learners.registry import LEARNERS
+
+    assert {"bml", "ensemble"} <= set(LEARNERS) and set(ALGORITHMS) <= set(LEARNERS)
+    ens = make_learner("ensemble", algorithm="anil", n_members=2, model="MLP", model_kwargs={"n_in": 2, "hidden": (4,)})
+    assert type(ens) is EnsembleMetaLearner and ens.n_members == 2
+    assert all(type(m) is ANIL for m in ens.members)
+    rng = np.random.default_rng(0)
+    ts = TaskSet([Task(f"t{i}", rng.normal(size=(15, 2)), rng.normal(size=15), groups=(f"g{i}",)) for i in range(4)])
+    bml = make_learner("bml", model="MLP", model_kwargs={"hidden": (4,)}, n_iterations=2, k_support=(1, 5),
+                       k_query=5, val_every=100).fit(ts, progress=False)
+    assert type(bml) is BayesianMetaLearner
+    again = load(bml.save(tmp_path / "bml"))
+    assert type(again) is BayesianMetaLearner and again.name == "bml"
+    assert again.config.k_support == bml.config.k_support and again.var_factors == bml.var_factors
+    ep = ts.episode(ts[0], 3, seed=0)
+    for a, b in zip(again.adapt(ep.support).predict_dist(ep.query), bml.adapt(ep.support).predict_dist(ep.query)):
+        np.testing.assert_array_equal(a, b)

@@ -1,7 +1,8 @@
 """Honest baselines, reported next to every meta-learner on the same episodes.
 
 - :mod:`.nets`: :class:`Scratch`, :class:`Pooled`, :class:`FineTune`, :class:`SupportMean`.
-- :mod:`.gp`: :class:`SupportGP` (Gaussian process on the support set over task descriptors).
+- :mod:`.gp`: the GP baselines (:class:`SupportGP`, :class:`PooledNetResidualGP`, :class:`TaskGP`,
+  :class:`TaskResidualGP`) over the two cores of :mod:`.gp_core`.
 """
 
 from .gp import SupportGP

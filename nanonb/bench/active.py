@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from ..active import GOALS, CampaignResult, campaign_summary, compare_strategies, descriptor_tasks, refine
-from ..baselines.gp_dist import ResidualGP, SupportGPDist
+from ..baselines.gp import PooledNetResidualGP, SupportGP
 from ..baselines.nets import Pooled
 from ..data.calisol import calisol_taskset
 from ..data.lnpdb import lnpdb_taskset
@@ -25,7 +24,7 @@ from ..evaluation import summarize
 from ..learners.alpaca import BayesianMetaLearner
 from ..learners.ensemble import EnsembleMetaLearner
 from ..tasks import Task, TaskSet, leakage_report
-from ..threads import num_threads
+from ..threads import limit_threads
 from ..uncertainty import calibration_summary, evaluate_uncertainty
 from .schema import apply_options, make_result, summary_to_rows
 
@@ -172,11 +171,9 @@ def run_active_bench(quick: bool = False, seed: int = 0, progress: bool = True, 
     >>> res = run_active_bench(quick=True, data="calisol", progress=False)   # doctest: +SKIP
     >>> res["config"]["goal"], res["config"]["split"]                        # doctest: +SKIP
     """
-    # One torch thread and one BLAS thread: small tensors and matrices, where one thread is fastest and
-    # immune to busy CPUs (the scipy L-BFGS-B of the GPs runs ~8x slower with 2 BLAS threads on a busy
-    # 2-core machine). Every BLAS is loaded at import (module top), so threadpool_limits reaches it.
-    # WAVE2: the BLAS limit belongs in nanonb.threads with the torch one.
-    with num_threads(1), threadpool_limits(limits=1):
+    # One torch and one BLAS thread whatever the caller set (nanonb.threads explains why): the numbers
+    # do not depend on the caller. Every BLAS is loaded at import (module top), so the limit reaches it.
+    with limit_threads(1):
         return _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, options)
 
 
@@ -266,8 +263,8 @@ def _fit_methods(cfg: ActiveConfig, train: TaskSet, seed: int, progress: bool, t
     t0 = time.perf_counter()
     pooled = Pooled(model=cfg.model, model_kwargs=dict(cfg.model_kwargs), epochs=cfg.pooled_epochs,
                     batch_size=cfg.pooled_batch_size, seed=seed)
-    rgp = ResidualGP(pooled, n_restarts=cfg.gp_restarts, seed=seed).fit(train, progress=progress)
-    gp = SupportGPDist(n_restarts=cfg.gp_restarts, seed=seed).fit(train)
+    rgp = PooledNetResidualGP(pooled, n_restarts=cfg.gp_restarts, seed=seed).fit(train, progress=progress)
+    gp = SupportGP(n_restarts=cfg.gp_restarts, ard=None, maxiter=200, seed=seed).fit(train)
     tick("baselines (pooled network, GP settings)", t0)
     return learners, ens, gp, rgp
 
@@ -281,8 +278,8 @@ def _campaigns(cfg: ActiveConfig, train: TaskSet, test: TaskSet, learners: list,
         camp_tasks = camp_tasks[: cfg.max_tasks]
     if not camp_tasks:
         raise ValueError(f"no held-out task has >= {cfg.min_task_size} points for a campaign; lower min_task_size")
-    bo_gp = SupportGPDist(n_restarts=1, warm_start=True, refit_every=cfg.bo_refit_every, seed=seed,
-                          name="gp_bo").fit(train)
+    bo_gp = SupportGP(n_restarts=1, ard=None, warm_start=True, refit_every=cfg.bo_refit_every, maxiter=200,
+                      seed=seed, name="gp_bo").fit(train)
     strategies: dict[str, tuple] = {"random": (bml, "random"), "gp_bo": (bo_gp, "ei")}
     strategies.update({f"bml-{a}": (bml, a) for a in cfg.acquisitions})
     strategies.update({f"ensemble-{a}": (ens, a) for a in cfg.ensemble_acquisitions})

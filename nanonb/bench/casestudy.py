@@ -30,9 +30,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 import torch
-from threadpoolctl import threadpool_limits
 
-from ..baselines.gp_exact import ResidualGP, TaskGP
+from ..baselines.gp import TaskGP, TaskResidualGP
 from ..baselines.nets import FineTune, Pooled
 from ..baselines.tabular import PooledOffset, PooledRecalibration, PooledTrees, RandomRanker, SupportRF
 from ..evaluation import Named, evaluate, summarize
@@ -40,7 +39,7 @@ from ..learners.registry import make_learner
 from ..physics.vtf import VTFFit
 from ..physics.vtfnet import vtf_model_kwargs
 from ..tasks import Task, TaskSet, leakage_report
-from ..threads import num_threads
+from ..threads import limit_threads
 from .adaptation import FastMeta
 from .schema import make_result, summary_to_rows
 
@@ -232,7 +231,7 @@ def make_baselines(names: Sequence[str], cfg, train: TaskSet, seed: int, pooled_
         elif name == "pooled-gbm+recal":
             out.append(PooledRecalibration(gbm))
         elif name == "residual-gp":
-            out.append(ResidualGP(gbm, ard=ard, n_restarts=cfg.gp_restarts, seed=seed))
+            out.append(TaskResidualGP(gbm, ard=ard, n_restarts=cfg.gp_restarts, seed=seed))
         elif name == "pooled-mlp":
             out.append(Named(mlp, "pooled-mlp"))
         elif name == "pooled-mlp+finetune":
@@ -277,7 +276,8 @@ def run_folds(protocol: str, splits: dict, cfg, metrics: Sequence[str], k_query_
               seed: int, progress: bool, log: Callable) -> tuple[pd.DataFrame, dict, dict, dict]:
     """Fit and evaluate every method on every fold of ``splits`` (``{split: [(train, test), ...]}``).
 
-    One torch thread and one BLAS thread (many tiny GP fits: threads only add contention). Returns
+    One torch thread and one BLAS thread (:func:`nanonb.threads.limit_threads`; many tiny GP fits:
+    threads only add contention), whatever the caller set. Returns
     ``(episodes frame, timings in s, leakage report per fold, fold info)``.
 
     Example
@@ -285,7 +285,7 @@ def run_folds(protocol: str, splits: dict, cfg, metrics: Sequence[str], k_query_
     >>> df, timings, leakage, folds = run_folds("calisol", splits, cfg, ["mae"], None, True, 0, False,
     ...                                         print)  # doctest: +SKIP
     """
-    with num_threads(1), threadpool_limits(1):
+    with limit_threads(1):
         return _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log)
 
 

@@ -8,8 +8,6 @@ checks, counts negative predictions and, for graph meta-learners, measures the f
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 
@@ -103,22 +101,3 @@ def violation_rows(df: pd.DataFrame, split: str) -> list[dict]:
                      "median": float(np.median(v)), "n_tasks": len(v), "total": int(v.sum()),
                      "n_predictions": int(df[(df.method == method) & (df.k == k)]["n_query"].sum())})
     return rows
-
-
-# WAVE2: replace by the one --set rule of nanonb.bench.schema (H4).
-def apply_options(cfg, options: dict, log):
-    """Override dataclass fields of ``cfg`` from ``--set key=value`` options (unknown keys are reported).
-
-    Example
-    -------
-    >>> from nanonb.bench.tb import TBBenchConfig
-    >>> apply_options(TBBenchConfig(), {"shots": [1, 5]}, print).shots
-    (1, 5)
-    """
-    names = {f.name for f in dataclasses.fields(cfg)}
-    known = {k: (tuple(v) if isinstance(getattr(cfg, k), tuple) and isinstance(v, list) else v)
-             for k, v in options.items() if k in names}
-    unknown = sorted(set(options) - names - {"cache_dir"})
-    if unknown:
-        log(f"  (ignoring unknown options {unknown}; known: {sorted(names)})")
-    return dataclasses.replace(cfg, **known)

@@ -13,12 +13,11 @@ import numpy as np
 import pandas as pd
 
 from nanonb.baselines.gp import SupportGP
-from nanonb.bench import make_result, summary_to_rows  # WAVE2: nanonb.bench.schema (H4)
-from nanonb.bench.episodes import apply_options, run_episodes
+from nanonb.bench.episodes import run_episodes
+from nanonb.bench.schema import apply_options, make_result, summary_to_rows
 from nanonb.data.nanoalloys import load_nanoalloys
 from nanonb.evaluation import Named, evaluate, summarize
 from nanonb.learners.registry import make_learner
-from nanonb.threads import set_threads
 
 
 @dataclass
@@ -96,7 +95,7 @@ def _forces_name(algorithm: str, model: str, force_weight: float) -> str:
 
 
 def run_forces_bench(quick: bool = False, seed: int = 0, progress: bool = True,
-                     config: ForcesBenchConfig | None = None, log=print, **options) -> dict:
+                     config: ForcesBenchConfig | None = None, log=print, cache_dir=None, **options) -> dict:
     """Does force supervision improve few-shot energy errors on held-out nanoalloys?
 
     For every model in ``config.models`` (invariant SchNet-like and E(3)-equivariant PaiNN-like)
@@ -110,12 +109,12 @@ def run_forces_bench(quick: bool = False, seed: int = 0, progress: bool = True,
     >>> result = run_forces_bench(quick=True, progress=False)    # doctest: +SKIP
     >>> print(format_table(result))                              # doctest: +SKIP
     """
-    set_threads()  # NANONB_NUM_THREADS or 1 (measured: 2 threads on the shared 2-core machine were ~10x slower)
     cfg = config or (ForcesBenchConfig.quick() if quick else ForcesBenchConfig())
-    cfg = apply_options(cfg, {**options, "seed": seed}, log)
+    cfg = apply_options(cfg, options, reserved={"seed": "--seed"})
+    cfg.seed = seed
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
-    tasks = load_nanoalloys(n_per_pair=cfg.n_per_pair, seed=0, cache_dir=options.get("cache_dir"), progress=progress)
+    tasks = load_nanoalloys(n_per_pair=cfg.n_per_pair, seed=0, cache_dir=cache_dir, progress=progress)
     train, test = tasks.split_by_group(cfg.holdout)
     log(f"forces: {len(train)} meta-train pairs, meta-test = {len(test)} pairs with {cfg.holdout}")
     methods = []

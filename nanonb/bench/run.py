@@ -18,7 +18,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from ..threads import set_threads
+from ..threads import limit_threads
 from .schema import OptionError, format_table, parse_options, write_json
 
 #: protocol name -> "module:function"
@@ -60,15 +60,17 @@ def protocol_function(protocol: str):
 def run(protocol: str, quick: bool = False, seed: int = 0, out: str | Path | None = None, **options) -> dict:
     """Run a registered protocol, print its table and write its JSON to ``out`` (if given).
 
-    Threads: :func:`nanonb.threads.set_threads` (``NANONB_NUM_THREADS``, default 1).
+    Threads: the one policy of :mod:`nanonb.threads` (``NANONB_NUM_THREADS``, default 1, for torch and
+    BLAS), applied here once for every protocol, after the protocol's module (and so its BLAS) is loaded,
+    and restored afterwards.
 
     Example
     -------
     >>> result = run("nanoalloys", quick=True, out="results/nanoalloys_quick.json")  # doctest: +SKIP
     """
-    set_threads()
     func = protocol_function(protocol)
-    result = func(quick=quick, seed=seed, **options)
+    with limit_threads():
+        result = func(quick=quick, seed=seed, **options)
     print(format_table(result))
     if out is not None:
         write_json(out, result)

@@ -12,13 +12,12 @@ from dataclasses import asdict, dataclass, field
 
 from nanonb.baselines.gp import SupportGP
 from nanonb.baselines.nets import FineTune, Pooled, Scratch
-from nanonb.bench import make_result, summary_to_rows  # WAVE2: nanonb.bench.schema (H4)
-from nanonb.bench.episodes import apply_options, run_episodes, violation_rows
+from nanonb.bench.episodes import run_episodes, violation_rows
+from nanonb.bench.schema import apply_options, make_result, summary_to_rows
 from nanonb.data.flakes import drop_shared_molecules, load_flakes, size_split
 from nanonb.evaluation import Named, summarize
 from nanonb.learners.registry import make_learner
 from nanonb.physics import HuckelCalibration, constraint_report, tb_model_kwargs
-from nanonb.threads import set_threads
 
 
 @dataclass
@@ -114,7 +113,7 @@ def _tb_methods(cfg: TBBenchConfig, train, k_support, k_query, progress: bool, l
 
 
 def run_tb_bench(quick: bool = False, seed: int = 0, progress: bool = True, config: TBBenchConfig | None = None,
-                 log=print, **options) -> dict:
+                 log=print, cache_dir=None, **options) -> dict:
     """TB-embedded meta-learner vs plain graph network vs baselines on held-out flake families.
 
     Splits: every entry of ``config.holdouts`` (held-out dopant / shapes, shared molecules removed
@@ -129,13 +128,13 @@ def run_tb_bench(quick: bool = False, seed: int = 0, progress: bool = True, conf
     >>> result = run_tb_bench(quick=True, progress=False)        # doctest: +SKIP
     >>> result["constraints"]["holdout-BN"]                      # negative gaps per method  # doctest: +SKIP
     """
-    set_threads()  # NANONB_NUM_THREADS or 1
     cfg = config or (TBBenchConfig.quick() if quick else TBBenchConfig())
-    cfg = apply_options(cfg, {**options, "seed": seed}, log)
+    cfg = apply_options(cfg, options, reserved={"seed": "--seed"})
+    cfg.seed = seed
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
     tasks = load_flakes(n_per_family=cfg.n_per_family, seed=cfg.data_seed, progress=progress,
-                        cache_dir=options.get("cache_dir"))
+                        cache_dir=cache_dir)
     log(f"tb: {len(tasks)} flake families, {sum(len(t) for t in tasks)} molecules (GFN2-xTB gaps, eV)")
     splits = []
     for name, hold in cfg.holdouts.items():

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from platformdirs import user_cache_dir
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nanonb.data.honeycomb import DEFAULT_DOPANTS, DESCRIPTOR_NAMES, SHAPES, Flake, fingerprint, generate_family
 from nanonb.graphs import Structure
 from nanonb.physics.pisystem import huckel_gaps
 from nanonb.tasks import Task, TaskSet
+from nanonb.threads import limit_threads
 
 BOHR = 0.52917721067  # Å per Bohr
 HARTREE = 27.211386245988  # eV per Hartree
@@ -60,7 +60,8 @@ def xtb_gap(
     accuracy:
         tblite numerical accuracy (1.0 is its default).
     n_threads:
-        OpenMP threads for tblite during the call (``None``: leave the setting alone). One thread
+        OpenMP (tblite), BLAS and torch threads during the call (:func:`nanonb.threads.limit_threads`;
+        ``None``: leave the setting alone). One thread
         is the default: on our shared 2-core machine under load, 32 flakes (6-60 heavy atoms)
         took 36 s with 2 OpenMP threads and 6 s with 1.
 
@@ -88,7 +89,7 @@ def xtb_gap(
     if n_threads is None:
         res = calc.singlepoint()
     else:
-        with threadpool_limits(limits=int(n_threads), user_api="openmp"):
+        with limit_threads(int(n_threads)):
             res = calc.singlepoint()
     eps = np.asarray(res.get("orbital-energies"), dtype=float).reshape(-1) * HARTREE
     occ = np.asarray(res.get("orbital-occupations"), dtype=float)

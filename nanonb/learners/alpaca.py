@@ -34,6 +34,7 @@ from ..uncertainty.calibration import calibration_tasks, fit_variance_mix
 from ..uncertainty.metrics import gaussian_nll
 from .alpaca_posterior import BayesianPredictor, BMLTaskModel
 from .blr import blr_posterior, blr_predict, lower_cholesky
+from .registry import register_learner
 from .training import Scaler
 
 
@@ -94,6 +95,7 @@ class BayesConfig:
             raise ValueError(f"calib_split must be 'random' or 'group', not {self.calib_split!r}")
 
 
+@register_learner("bml")
 class BayesianMetaLearner:
     """ALPaCA: meta-learned features with a Bayesian linear last layer and a closed-form posterior.
 
@@ -369,21 +371,26 @@ class BayesianMetaLearner:
         """Write ``<path>.pt`` (tensors only) and ``<path>.json`` (config, scaler, history) via :mod:`nanonb._io`."""
         meta = {"config": asdict(self.config), "name": self.name, "scaler": asdict(self.scaler),
                 "history": self.history, "fit_time_s": self.fit_time_s, "var_factors": list(self.var_factors),
-                "calib_names": self.calib_names, "nanonb_format": 1}
+                "calib_names": self.calib_names, "algorithm": "bml", "nanonb_format": 1}
         return save_state(path, meta, self._state())
+
+    def load_state(self, meta: dict, tensors: dict[str, torch.Tensor]) -> BayesianMetaLearner:
+        """Restore weights, scaler, history and calibration written by :meth:`save` (``meta``: its JSON)."""
+        self._load_state(tensors)
+        self.name = meta.get("name", self.name)
+        self.scaler = Scaler(**meta["scaler"])
+        self.history = meta["history"]
+        self.fit_time_s = meta.get("fit_time_s", 0.0)
+        self.var_factors = tuple(meta.get("var_factors", (1.0, 1.0)))
+        self.calib_names = list(meta.get("calib_names", []))
+        return self
 
     @classmethod
     def load(cls, path: str | Path) -> BayesianMetaLearner:
-        """Load a learner written by :meth:`save` (``torch.load(weights_only=True)``)."""
+        """Load a learner written by :meth:`save` (``torch.load(weights_only=True)``); as
+        :func:`nanonb.learners.registry.load`, which also resolves it."""
         meta, tensors = load_state(path)
-        learner = cls(BayesConfig(**meta["config"]), name=meta.get("name", "bml"))
-        learner._load_state(tensors)
-        learner.scaler = Scaler(**meta["scaler"])
-        learner.history = meta["history"]
-        learner.fit_time_s = meta.get("fit_time_s", 0.0)
-        learner.var_factors = tuple(meta.get("var_factors", (1.0, 1.0)))
-        learner.calib_names = list(meta.get("calib_names", []))
-        return learner
+        return cls(BayesConfig(**meta["config"])).load_state(meta, tensors)
 
     def copy(self) -> BayesianMetaLearner:
         return copy.deepcopy(self)

@@ -21,7 +21,7 @@ from ..tasks import Task, TaskSet
 from ..uncertainty.calibration import calibration_tasks, fit_noise_calibration
 from .base import MetaConfig, MetaLearner
 from .inner import sgd_step
-from .registry import make_learner
+from .registry import make_learner, register_learner
 from .training import Scaler, mse
 
 
@@ -98,6 +98,7 @@ class _EnsembleTaskModel:
         return self.ens._combine(self.member_predictions(train_idx, test_idx))
 
 
+@register_learner("ensemble")
 class EnsembleMetaLearner:
     """Deep ensemble of independently meta-trained :class:`~nanonb.learners.base.MetaLearner` s.
 

@@ -7,10 +7,19 @@ name        class
 ``fomaml``  :class:`~nanonb.learners.maml.MAML` (``first_order=True``)
 ``anil``    :class:`~nanonb.learners.anil.ANIL`
 ``metasgd`` :class:`~nanonb.learners.metasgd.MetaSGD`
+``bml``     :class:`~nanonb.learners.alpaca.BayesianMetaLearner` (registers itself)
+``ensemble`` :class:`~nanonb.learners.ensemble.EnsembleMetaLearner` (registers itself)
 ==========  ==========================================
 
-A saved learner's JSON stores ``config.algorithm``; :func:`load` builds the class registered under
-that name, so saved files never name a Python class path.
+:data:`ALGORITHMS` are the gradient-based algorithms (the values of ``MetaConfig.algorithm``);
+:data:`LEARNERS` holds every registered name. ``bml`` and ``ensemble`` live above this module
+(the ensemble builds its members with :func:`make_learner`) and register themselves with the
+:func:`register_learner` decorator; ``nanonb/learners/__init__.py`` imports them, so any import of
+``nanonb.learners.*`` (this module included) sees them, whatever the import order.
+
+A saved learner's JSON stores its registered name (``algorithm``, top level or in ``config``);
+:func:`load` builds the class registered under that name from the saved config and restores its
+state, so saved files never name a Python class path.
 
 Example
 -------
@@ -29,44 +38,76 @@ from typing import Any
 
 from .._io import load_state
 from .anil import ANIL
-from .base import MetaConfig, MetaLearner
+from .base import MetaConfig
 from .maml import MAML
 from .metasgd import MetaSGD
 
-#: Registered algorithms: name -> factory ``(config, **overrides) -> MetaLearner``.
-LEARNERS: dict[str, Callable[..., MetaLearner]] = {
+#: Registered learners: name -> factory ``(config=None, **overrides) -> learner``.
+LEARNERS: dict[str, Callable[..., Any]] = {
     "maml": partial(MAML, first_order=False),
     "fomaml": partial(MAML, first_order=True),
     "anil": ANIL,
     "metasgd": MetaSGD,
 }
+#: The gradient-based algorithms (values of ``MetaConfig.algorithm``).
 ALGORITHMS = tuple(LEARNERS)
 
 
-def register_learner(name: str, factory: Callable[..., MetaLearner]) -> None:
-    """Register a learner class (or factory) under ``name`` for :func:`make_learner` and :func:`load`."""
-    LEARNERS[name] = factory
+def register_learner(name: str, factory: Callable[..., Any] | None = None):
+    """Register a learner class (or factory) under ``name`` for :func:`make_learner` and :func:`load`.
 
+    ``factory(config=None, **overrides)`` builds a new learner; its instances have
+    ``load_state(meta, tensors) -> self``. Without ``factory`` it is a class decorator.
 
-def make_learner(name: str | None = None, config: MetaConfig | None = None, **overrides: Any) -> MetaLearner:
-    """A new learner of algorithm ``name`` from a :class:`MetaConfig` and/or keyword overrides.
-
-    ``name`` defaults to ``overrides["algorithm"]``, then to ``config.algorithm``, then to
-    :class:`MetaConfig`'s default (``fomaml``).
+    Example
+    -------
+    >>> @register_learner("my-bml")                                   # doctest: +SKIP
+    ... class MyBML(BayesianMetaLearner): ...
     """
-    given = overrides.pop("algorithm", None)
-    name = name or given or (config.algorithm if config is not None else MetaConfig.algorithm)
+    if factory is None:
+        def decorate(cls):
+            LEARNERS[name] = cls
+            return cls
+        return decorate
+    LEARNERS[name] = factory
+    return factory
+
+
+def make_learner(name: str | None = None, config: Any = None, **overrides: Any):
+    """A new learner registered as ``name`` from its config and/or keyword overrides.
+
+    Without ``name``: ``overrides["algorithm"]``, then ``config.algorithm``, then
+    :class:`MetaConfig`'s default (``fomaml``). With ``name``, ``algorithm`` stays an override (the
+    ensemble's member algorithm: ``make_learner("ensemble", algorithm="anil", n_members=3)``).
+
+    Example
+    -------
+    >>> make_learner("anil", model="MLP", model_kwargs={"n_in": 2, "hidden": (4,)}).name
+    'anil'
+    >>> type(make_learner("bml", model="MLP", model_kwargs={"n_in": 2, "hidden": (4,)})).__name__
+    'BayesianMetaLearner'
+    """
+    if name is None:
+        given = overrides.pop("algorithm", None)
+        name = given or getattr(config, "algorithm", None) or MetaConfig.algorithm
     if name not in LEARNERS:
         raise ValueError(f"algorithm must be one of {tuple(LEARNERS)}, not {name!r}")
-    return LEARNERS[name](config, **overrides)
+    return LEARNERS[name](config=config, **overrides)
 
 
-def load(path: str | Path) -> MetaLearner:
-    """Load a learner saved by :meth:`MetaLearner.save <nanonb.learners.base.MetaLearner.save>`.
+def load(path: str | Path):
+    """Load any registered learner saved with its ``save(path)`` (``<path>.json`` + ``<path>.pt``).
 
-    The class comes from the saved ``config.algorithm``; tensors are read with
-    ``torch.load(weights_only=True)`` (no pickle).
+    The class comes from the saved name (``algorithm`` at the top level of the JSON, else in its
+    ``config``); tensors are read with ``torch.load(weights_only=True)`` (no pickle).
+
+    Example
+    -------
+    >>> learner = load("runs/anil")          # a MAML / ANIL / MetaSGD / BML, as saved  # doctest: +SKIP
     """
     meta, tensors = load_state(path)
-    learner = make_learner(config=MetaConfig(**meta["config"]))
-    return learner.load_state(meta, tensors)
+    cfg = dict(meta["config"])
+    name = meta.get("algorithm") or cfg.get("algorithm")
+    if name is None:
+        raise ValueError(f"{path}: the saved learner names no algorithm; registered: {tuple(LEARNERS)}")
+    return make_learner(name, **cfg).load_state(meta, tensors)

@@ -2,7 +2,7 @@
 
 Every uncertainty method (the learners :class:`~nanonb.learners.alpaca.BayesianMetaLearner` and
 :class:`~nanonb.learners.ensemble.EnsembleMetaLearner`, the baselines in
-:mod:`nanonb.baselines.gp_dist`) has ``fit(train)``, ``adapt(support)`` and an adapted predictor with
+:mod:`nanonb.baselines.gp`) has ``fit(train)``, ``adapt(support)`` and an adapted predictor with
 ``predict(task)`` (mean) and ``predict_dist(task) -> (mean, std)`` in the task's target units;
 ``std`` is the standard deviation of the *predictive* distribution of a new measurement (model
 uncertainty plus noise). This package scores and uses such distributions; it imports no learner.
