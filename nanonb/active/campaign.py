@@ -111,7 +111,7 @@ def run_campaign(task: Task, method=None, acquisition: str | Callable = "ei", n_
         subset fixed by ``seed``).
     method:
         A fitted uncertainty method (:class:`~nanonb.learners.alpaca.BayesianMetaLearner`,
-        :class:`~nanonb.learners.ensemble.EnsembleMetaLearner`, :class:`~nanonb.baselines.gp_dist.SupportGPDist`,
+        :class:`~nanonb.learners.ensemble.EnsembleMetaLearner`, :class:`~nanonb.baselines.gp.SupportGP`,
         ...). ``None`` only with ``acquisition="random"``; with ``"random"`` and a method, the
         method is still fitted each round to track its error on the unmeasured candidates.
     acquisition:
@@ -187,7 +187,7 @@ def compare_strategies(strategies: Mapping[str, tuple], tasks: Sequence[Task] | 
     """Run every strategy on every task and seed (same initial points per task and seed).
 
     ``strategies`` maps a name to ``(method, acquisition)``, e.g. ``{"random": (None, "random"),
-    "gp_bo": (SupportGPDist(...).fit(train), "ei"), "bml-ei": (bml, "ei")}``. Returns one row per
+    "gp_bo": (SupportGP(...).fit(train), "ei"), "bml-ei": (bml, "ei")}``. Returns one row per
     campaign (:meth:`CampaignResult.summary`) and the campaigns.
 
     Example
