@@ -1,0 +1,186 @@
+"""Measure deep kernel transfer (DKT) against the references on the nanoalloys, Pt pairs held out.
+
+MAE in meV/atom (mean +- s.e.m. over the 6 held-out Pt tasks; per task the mean over ``--episodes``
+episodes ``TaskSet.episode(task, k, seed)`` with seeds 0..N-1, the same for every method) at K = 1, 5, 10
+for DKT, DKT with per-task kernel refit (``adapt_kernel``), the Bayesian last layer (ALPaCA, settings of
+notebook 05), a pooled MLP on the same descriptors, the GP on the support, the support mean, and the
+in-task ceiling (GP trained on 80 % of each held-out task, 5-fold); plus ``closed`` per K.
+
+DKT's settings are chosen on meta-train tasks only (nested): for each candidate in ``CANDIDATES`` and each
+validation element in ``--val-elements``, DKT is trained on the meta-train pairs without that element and
+scored (MAE at K = 5) on the meta-train pairs with it. The winner is retrained on all meta-train pairs.
+The Pt tasks are touched only for the final table.
+
+    python tools/measure_dkt.py --episodes 10 --out dkt_results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nanonb.active import descriptor_tasks
+from nanonb.data.nanoalloys import load_nanoalloys
+from nanonb.learners.dkt import DKT
+
+try:  # package layout after the restructure (issue 13)
+    from nanonb.baselines.gp_dist import SupportGPDist
+    from nanonb.baselines.nets import Pooled, SupportMean
+    from nanonb.learners.alpaca import BayesianMetaLearner
+
+    from nanonb.baselines.ceiling import closed, in_task_ceiling
+except ImportError:  # before it: nanonb/baselines.py shadows the baselines/ folder, load ceiling.py by path
+    from nanonb.baselines import Pooled, SupportMean
+    from nanonb.uncertainty import BayesianMetaLearner, SupportGPDist
+
+    _path = Path(__file__).resolve().parents[1] / "nanonb" / "baselines" / "ceiling.py"
+    _spec = importlib.util.spec_from_file_location("nanonb.baselines.ceiling", _path)
+    _mod = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_mod)
+    closed, in_task_ceiling = _mod.closed, _mod.in_task_ceiling
+
+#: DKT variants compared on the meta-train validation folds (adapt_kernel is scored on the same fits).
+CANDIDATES: dict[str, dict] = {
+    "net-mean, 8 feat, 200 it": {"n_iterations": 200},
+    "net-mean, 8 feat, 400 it": {"n_iterations": 400},
+    "net-mean, 16 feat matern": {"n_iterations": 200, "n_features": 16, "kernel": "matern52"},
+    "constant mean": {"n_iterations": 200, "mean": "constant"},
+    "joint mll, bayes offset": {"n_iterations": 200, "objective": "mll", "center": "none"},
+}
+SHOTS = (1, 5, 10)
+
+
+def episode_scores(method, tasks, shots, n_episodes: int) -> dict:
+    """``{k: {task: (mae, coverage90 or nan)}}`` averaged over episodes (target units)."""
+    out: dict = {}
+    for k in shots:
+        out[k] = {}
+        for t in tasks:
+            maes, covs = [], []
+            for s in range(n_episodes):
+                ep = tasks.episode(t.name, k, seed=s)
+                pred = method.adapt(ep.support)
+                y = ep.query.targets
+                if hasattr(pred, "predict_dist"):
+                    m, sd = pred.predict_dist(ep.query)
+                    covs.append(np.mean(np.abs(m - y) <= 1.6449 * sd))
+                else:
+                    m = pred.predict(ep.query)
+                maes.append(np.mean(np.abs(np.asarray(m) - y)))
+            out[k][t.name] = (float(np.mean(maes)), float(np.mean(covs)) if covs else float("nan"))
+    return out
+
+
+def select(train, val_elements, n_episodes: int, log=print) -> tuple[dict, bool, list]:
+    """Nested selection on meta-train: returns (best overrides, adapt_kernel, rows)."""
+    rows = []
+    for name, over in CANDIDATES.items():
+        for adapt in (False, True):
+            rows.append({"candidate": name, "adapt_kernel": adapt, "val_mae_k5": []})
+        for el in val_elements:
+            tr, va = train.split_by_group(el)
+            t0 = time.perf_counter()
+            dkt = DKT(seed=0, **over).fit(tr, progress=False)
+            for adapt in (False, True):
+                dkt.config.adapt_kernel = adapt
+                sc = episode_scores(dkt, va, (5,), n_episodes)[5]
+                row = next(r for r in rows if r["candidate"] == name and r["adapt_kernel"] == adapt)
+                row["val_mae_k5"].append(1000 * float(np.mean([v[0] for v in sc.values()])))
+            log(f"  {name:28s} val {el}: fit {time.perf_counter() - t0:5.1f} s  MAE@5 "
+                f"{rows[-2]['val_mae_k5'][-1]:.1f} / adapt {rows[-1]['val_mae_k5'][-1]:.1f} meV/atom")
+    for r in rows:
+        r["mean"] = float(np.mean(r["val_mae_k5"]))
+    best = min(rows, key=lambda r: r["mean"])
+    return CANDIDATES[best["candidate"]], best["adapt_kernel"], rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--episodes", type=int, default=10, help="episodes per task and K (seeds 0..N-1)")
+    ap.add_argument("--val-elements", default="Au,Ni,Pd", help="meta-train elements held out for selection")
+    ap.add_argument("--val-episodes", type=int, default=5)
+    ap.add_argument("--no-select", action="store_true", help="skip the nested selection; use the first candidate")
+    ap.add_argument("--out", default=None, help="write the results as JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+
+    tasks = descriptor_tasks(load_nanoalloys(progress=False))
+    train, test = tasks.split_by_group("Pt")
+    print(f"{len(train)} meta-train pairs, {len(test)} held-out: {', '.join(test.names)}")
+    if args.no_select:
+        over, adapt_best, rows = next(iter(CANDIDATES.values())), False, []
+    else:
+        print("nested selection on meta-train (MAE at K=5, meV/atom):")
+        over, adapt_best, rows = select(train, args.val_elements.split(","), args.val_episodes)
+        for r in sorted(rows, key=lambda r: r["mean"]):
+            print(f"  {r['mean']:6.2f}  {r['candidate']}{' + adapt_kernel' if r['adapt_kernel'] else ''}")
+    print(f"chosen DKT settings: {over}; adapt_kernel {'helps' if adapt_best else 'does not help'} on validation")
+
+    timings, methods = {}, {}
+    t0 = time.perf_counter()
+    dkt = DKT(seed=0, **over).fit(train, progress=False)
+    timings["dkt"] = time.perf_counter() - t0
+    methods["dkt"] = dkt
+    methods["dkt adapt_kernel"] = copy.deepcopy(dkt)
+    methods["dkt adapt_kernel"].config.adapt_kernel = True
+    t0 = time.perf_counter()
+    methods["bml"] = BayesianMetaLearner(model="MLP", model_kwargs={"hidden": (64, 64)}, n_iterations=250,
+                                         meta_batch_size=8, k_support=(0, 20), seed=0).fit(train, progress=False)
+    timings["bml"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    methods["pooled MLP"] = Pooled(model="MLP", model_kwargs={"hidden": (64, 64)}, epochs=30, seed=0).fit(train)
+    timings["pooled MLP"] = time.perf_counter() - t0
+    methods["gp on support"] = SupportGPDist(n_restarts=0).fit(train)
+    methods["support mean"] = SupportMean()
+    scores = {}
+    for name, m in methods.items():
+        t0 = time.perf_counter()
+        scores[name] = episode_scores(m, test, SHOTS, args.episodes)
+        timings[f"eval {name}"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ceil = in_task_ceiling(test)
+    timings["ceiling"] = time.perf_counter() - t0
+
+    def stat(v) -> tuple[float, float]:
+        v = 1000 * np.asarray(v)
+        return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v)))
+
+    names = test.names
+    cm, cs = stat([ceil[n] for n in names])
+    table = {}
+    print(f"\nMAE (meV/atom, mean +- s.e.m. over {len(names)} Pt tasks, {args.episodes} episodes each); "
+          f"closed = (SM - method) / (SM - ceiling); cov90 = share of query points in the 90 % interval")
+    print(f"{'method':18s}" + "".join(f"{'K=' + str(k):>16s}{'closed':>8s}{'cov90':>7s}" for k in SHOTS))
+    for name in methods:
+        line = f"{name:18s}"
+        for k in SHOTS:
+            m, s = stat([scores[name][k][n][0] for n in names])
+            sm = stat([scores["support mean"][k][n][0] for n in names])[0]
+            c = closed(sm, m, cm)
+            cov = float(np.nanmean([scores[name][k][n][1] for n in names]))
+            table.setdefault(name, {})[k] = {"mae": m, "sem": s, "closed": c, "coverage90": cov}
+            line += f"{m:10.1f} ± {s:4.1f}{c:8.2f}{cov:7.2f}"
+        print(line)
+    print(f"{'in-task ceiling':18s}{cm:10.1f} ± {cs:4.1f}   (GP on 80 % of each task, 5-fold)")
+    k5 = {n: table[n][5]["mae"] for n in ("dkt", "dkt adapt_kernel", "bml")}
+    best = min(k5, key=k5.get)
+    sm5, gp5 = table["support mean"][5]["mae"], table["gp on support"][5]["mae"]
+    print(f"\nbest meta-learner at K=5 (by the table, for reporting only): {best}: {k5[best] / sm5:.2f} x support "
+          f"mean, {k5[best] / gp5:.2f} x GP on support, closed {table[best][5]['closed']:.2f}; K=1: "
+          f"{table[best][1]['mae']:.1f} vs pooled MLP {table['pooled MLP'][1]['mae']:.1f}")
+    print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    if args.out:
+        Path(args.out).write_text(json.dumps({"chosen": over, "selection": rows, "table": table,
+                                              "ceiling": ceil, "timings": timings, "episodes": args.episodes},
+                                             indent=1))
+
+
+if __name__ == "__main__":
+    main()
