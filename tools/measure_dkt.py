@@ -104,7 +104,9 @@ def select(train, val_elements, n_episodes: int, log=print) -> tuple[dict, bool,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--episodes", type=int, default=10, help="episodes per task and K (seeds 0..N-1)")
-    ap.add_argument("--val-elements", default="Au,Ni,Pd", help="meta-train elements held out for selection")
+    ap.add_argument("--holdout", default="Pt", help="element whose pairs are the meta-test tasks")
+    ap.add_argument("--val-elements", default="Au,Ni,Pd",
+                    help="meta-train elements held out for selection (the holdout element is skipped)")
     ap.add_argument("--val-episodes", type=int, default=5)
     ap.add_argument("--no-select", action="store_true", help="skip the nested selection; use the first candidate")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
@@ -112,13 +114,14 @@ def main() -> None:
     torch.set_num_threads(1)
 
     tasks = descriptor_tasks(load_nanoalloys(progress=False))
-    train, test = tasks.split_by_group("Pt")
+    train, test = tasks.split_by_group(args.holdout)
     print(f"{len(train)} meta-train pairs, {len(test)} held-out: {', '.join(test.names)}")
     if args.no_select:
         over, adapt_best, rows = next(iter(CANDIDATES.values())), False, []
     else:
         print("nested selection on meta-train (MAE at K=5, meV/atom):")
-        over, adapt_best, rows = select(train, args.val_elements.split(","), args.val_episodes)
+        over, adapt_best, rows = select(train, [e for e in args.val_elements.split(",") if e != args.holdout],
+                                       args.val_episodes)
         for r in sorted(rows, key=lambda r: r["mean"]):
             print(f"  {r['mean']:6.2f}  {r['candidate']}{' + adapt_kernel' if r['adapt_kernel'] else ''}")
     print(f"chosen DKT settings: {over}; adapt_kernel {'helps' if adapt_best else 'does not help'} on validation")
@@ -155,7 +158,7 @@ def main() -> None:
     names = test.names
     cm, cs = stat([ceil[n] for n in names])
     table = {}
-    print(f"\nMAE (meV/atom, mean +- s.e.m. over {len(names)} Pt tasks, {args.episodes} episodes each); "
+    print(f"\nMAE (meV/atom, mean +- s.e.m. over {len(names)} {args.holdout} tasks, {args.episodes} episodes each); "
           f"closed = (SM - method) / (SM - ceiling); cov90 = share of query points in the 90 % interval")
     print(f"{'method':18s}" + "".join(f"{'K=' + str(k):>16s}{'closed':>8s}{'cov90':>7s}" for k in SHOTS))
     for name in methods:

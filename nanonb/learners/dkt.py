@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -382,7 +381,3 @@ class DKT:
         dkt.gp.eval()
         return dkt
 
-
-def nll_per_point(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> float:
-    """Mean Gaussian negative log likelihood of ``y`` under ``N(mean, std^2)`` (nats per point)."""
-    return float(np.mean(0.5 * np.log(2 * math.pi * std**2) + 0.5 * ((y - mean) / std) ** 2))
