@@ -23,7 +23,7 @@ def sine_tasks(n_tasks: int, n_points: int = 40, seed: int = 0, prefix: str = "t
 
 
 FAST = dict(hidden=(32, 32), n_features=4, n_iterations=120, meta_batch_size=4, k_support=(1, 10), k_query=20,
-            lr=1e-2, seed=0)
+            lr=1e-2, center="support", objective="predictive", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +106,15 @@ def test_seeded_and_reproducible(data):
     np.testing.assert_array_equal(p1, p2)
 
 
-def test_mll_objective_runs(data):
-    m = DKT(**{**FAST, "n_iterations": 10, "objective": "mll", "center": "none"}).fit(data[0], progress=False)
+@pytest.mark.parametrize("objective", ["mll", "predictive"])
+def test_bayesian_offset_variants_run(data, objective):
+    """center='none': the offset is left to the constant kernel (learned prior), K=0 is the prior predictive."""
+    over = {"n_iterations": 10, "objective": objective, "center": "none", "k_support": (0, 10), "linear": True}
+    m = DKT(**{**FAST, **over}).fit(data[0], progress=False)
     ep = data[1].episode("test0", 5, seed=0)
     mean, std = m.adapt(ep.support).predict_dist(ep.query)
     assert np.all(np.isfinite(mean)) and np.all(std > 0)
+    assert np.isfinite(m.adapt(None).predict(ep.query)).all()
 
 
 def test_input_validation(fitted, data):
