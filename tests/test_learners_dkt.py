@@ -106,15 +106,18 @@ def test_seeded_and_reproducible(data):
     np.testing.assert_array_equal(p1, p2)
 
 
-@pytest.mark.parametrize("objective", ["mll", "predictive"])
-def test_bayesian_offset_variants_run(data, objective):
-    """center='none': the offset is left to the constant kernel (learned prior), K=0 is the prior predictive."""
-    over = {"n_iterations": 10, "objective": objective, "center": "none", "k_support": (0, 10), "linear": True}
+@pytest.mark.parametrize("objective, iterations", [("mll", 10), ("predictive", 120)])
+def test_bayesian_offset_variants(data, objective, iterations):
+    """center='none' (the default): the offset is left to the constant kernel; K=0 is the prior predictive."""
+    over = {"n_iterations": iterations, "objective": objective, "center": "none", "k_support": (0, 10), "linear": True}
     m = DKT(**{**FAST, **over}).fit(data[0], progress=False)
     ep = data[1].episode("test0", 5, seed=0)
     mean, std = m.adapt(ep.support).predict_dist(ep.query)
     assert np.all(np.isfinite(mean)) and np.all(std > 0)
     assert np.isfinite(m.adapt(None).predict(ep.query)).all()
+    if objective == "predictive":
+        mae, mae_sm, cov90 = _scores(m, data[1])
+        assert mae < 0.6 * mae_sm and 0.7 <= cov90 <= 1.0, (mae, mae_sm, cov90)
 
 
 def test_input_validation(fitted, data):
