@@ -184,7 +184,8 @@ def main() -> None:
             m, s = stat([scores[name][k][n][0] for n in names])
             sm = stat([scores["support mean"][k][n][0] for n in names])[0]
             c = closed(sm, m, cm)
-            cov = float(np.nanmean([scores[name][k][n][1] for n in names]))
+            covs = [scores[name][k][n][1] for n in names]
+            cov = float(np.mean(covs)) if np.isfinite(covs).all() else float("nan")
             table.setdefault(name, {})[k] = {"mae": m, "sem": s, "closed": c, "coverage90": cov}
             line += f"{m:10.1f} ± {s:4.1f}{c:8.2f}{cov:7.2f}"
         print(line)
