@@ -55,6 +55,7 @@ CANDIDATES: dict[str, dict] = {
     "bayes offset, matern 32": {"n_features": 32},
     "bayes offset, matern 32 + linear": {"n_features": 32, "linear": True},
     "joint mll (paper), matern 32": {"n_features": 32, "objective": "mll"},
+    "linear kernel only (ALPaCA-like), 64": {"kernel": "none", "linear": True, "n_features": 64},
 }
 SHOTS = (1, 5, 10)
 

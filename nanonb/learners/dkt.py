@@ -52,23 +52,24 @@ from torch import nn
 
 from ..tasks import Task, TaskSet
 
-_KERNELS = ("rbf", "matern52")
+_KERNELS = ("rbf", "matern52", "none")
 
 
 @dataclass
 class DKTConfig:
     """Hyper-parameters of :class:`DKT` (JSON-serializable).
 
-    ``hidden`` / ``n_features``: the feature MLP's hidden widths and output size. ``kernel``: ``"rbf"``
-    or ``"matern52"``; ``ard``: one length scale per feature. ``offset``: add a learned constant kernel
-    (prior variance of a task offset). ``linear``: add a linear kernel on the features, one variance per
-    feature (a Bayesian linear trend as in ALPaCA, so the trend itself adapts to each task). ``mean``:
-    ``"constant"`` or ``"net"`` (linear head on the features). ``center``: ``"support"`` or ``"none"``
-    (see :class:`DKT`); ``"support"`` needs ``objective="predictive"`` (support-centred targets sum to
-    zero, so their joint density is degenerate). Meta-training: ``n_iterations`` Adam steps (``lr``,
-    ``weight_decay`` on the network) over ``meta_batch_size`` episodes with ``k`` support points drawn
-    from ``k_support`` and ``k_query`` query points. ``noise_init`` is in standardized target units.
-    ``adapt_*``: the per-task kernel refit of ``adapt_kernel=True``.
+    ``hidden`` / ``n_features``: the feature MLP's hidden widths and output size. ``kernel``: ``"rbf"``,
+    ``"matern52"`` or ``"none"`` (only with ``linear=True``: then a Bayesian last layer as in ALPaCA);
+    ``ard``: one length scale per feature. ``offset``: add a learned constant kernel (prior variance of a
+    task offset). ``linear``: add a linear kernel on the features, one variance per feature (a Bayesian
+    linear trend, so the trend itself adapts to each task). ``mean``: ``"constant"`` or ``"net"`` (linear
+    head on the features). ``center``: ``"support"`` or ``"none"`` (see :class:`DKT`); ``"support"`` needs
+    ``objective="predictive"`` (support-centred targets sum to zero, so their joint density is
+    degenerate). Meta-training: ``n_iterations`` Adam steps (``lr``, ``weight_decay`` on the network) over
+    ``meta_batch_size`` episodes with ``k`` support points drawn from ``k_support`` and ``k_query`` query
+    points. ``noise_init`` is in standardized target units. ``adapt_*``: the per-task kernel refit of
+    ``adapt_kernel=True``.
     """
 
     hidden: tuple[int, ...] = (64, 64)
@@ -98,6 +99,8 @@ class DKTConfig:
         self.k_support = tuple(int(k) for k in self.k_support)  # type: ignore[assignment]
         checks = [
             (self.kernel in _KERNELS, f"kernel must be one of {_KERNELS}, not {self.kernel!r}"),
+            (self.kernel != "none" or self.linear, "kernel='none' needs linear=True (the linear kernel is then the "
+                                                   "only feature kernel: a Bayesian last layer, as in ALPaCA)"),
             (self.mean in ("constant", "net"), f"mean must be 'constant' or 'net', not {self.mean!r}"),
             (self.center in ("support", "none"), f"center must be 'support' or 'none', not {self.center!r}"),
             (self.objective in ("mll", "predictive"), f"objective must be 'mll' or 'predictive', not "
@@ -131,11 +134,14 @@ class _DeepKernelGP(nn.Module):
         self.mean_head = nn.Linear(cfg.n_features, 1) if cfg.mean == "net" else None
         self.mean_const = gpytorch.means.ConstantMean()
         ard = cfg.n_features if cfg.ard else None
-        base = (gpytorch.kernels.RBFKernel(ard_num_dims=ard) if cfg.kernel == "rbf"
-                else gpytorch.kernels.MaternKernel(nu=2.5, ard_num_dims=ard))
-        self.base = gpytorch.kernels.ScaleKernel(base)
+        base = {"rbf": lambda: gpytorch.kernels.RBFKernel(ard_num_dims=ard),
+                "matern52": lambda: gpytorch.kernels.MaternKernel(nu=2.5, ard_num_dims=ard),
+                "none": lambda: None}[cfg.kernel]()
+        self.base = None if base is None else gpytorch.kernels.ScaleKernel(base)
         self.offset = gpytorch.kernels.ConstantKernel() if cfg.offset else None
         self.linear = gpytorch.kernels.LinearKernel(ard_num_dims=cfg.n_features) if cfg.linear else None
+        if self.linear is not None:  # prior trend variance O(1) in standardized units, as ALPaCA's prior
+            self.linear.variance = torch.full((1, cfg.n_features), 1.0 / cfg.n_features)
         self.likelihood = gpytorch.likelihoods.GaussianLikelihood(
             noise_constraint=gpytorch.constraints.GreaterThan(1e-4))
         self.likelihood.noise = cfg.noise_init**2
@@ -149,11 +155,8 @@ class _DeepKernelGP(nn.Module):
         return m if self.mean_head is None else m + self.mean_head(z).squeeze(-1)
 
     def cov(self, z1: torch.Tensor, z2: torch.Tensor | None = None) -> torch.Tensor:
-        k = self.base(z1, z2).to_dense()
-        for extra in (self.offset, self.linear):
-            if extra is not None:
-                k = k + extra(z1, z2).to_dense()
-        return k
+        parts = [kern(z1, z2).to_dense() for kern in (self.base, self.offset, self.linear) if kern is not None]
+        return sum(parts[1:], parts[0])
 
     @property
     def noise(self) -> torch.Tensor:
@@ -165,8 +168,10 @@ class _DeepKernelGP(nn.Module):
         return gpytorch.distributions.MultivariateNormal(self.mean(z), k).log_prob(r)
 
     def hyper_parameters(self) -> list[nn.Parameter]:
-        """The raw parameters of the base kernel and the likelihood (refitted by ``adapt_kernel``)."""
-        return [*self.base.parameters(), *self.likelihood.parameters()]
+        """The raw parameters of the base kernel (the linear one with ``kernel="none"``) and the likelihood
+        (refitted by ``adapt_kernel``)."""
+        kern = self.base if self.base is not None else self.linear
+        return [*kern.parameters(), *self.likelihood.parameters()]
 
 
 def _posterior(gp: _DeepKernelGP, z_s: torch.Tensor, r_s: torch.Tensor, z_q: torch.Tensor
