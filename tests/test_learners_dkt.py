@@ -129,6 +129,8 @@ def test_input_validation(fitted, data):
         DKTConfig(center="support", objective="mll")
     with pytest.raises(ValueError, match="kernel"):
         DKTConfig(kernel="linear")
+    with pytest.raises(ValueError, match="needs linear=True"):
+        DKTConfig(kernel="none")
     with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
         fitted.adapt(data[1][0]).predict(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="NaN"):
