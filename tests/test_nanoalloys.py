@@ -16,6 +16,7 @@ from ase.cluster import Decahedron, Icosahedron, Octahedron
 from ase.data import atomic_numbers, reference_states
 from ase.neighborlist import neighbor_list
 
+from nanonb.data import alloy_clusters as gen
 from nanonb.data import nanoalloys as na
 from nanonb.data._cache import CacheWarning, write_cache
 from nanonb.graphs import Structure
@@ -72,7 +73,7 @@ def test_energies_and_forces_match_direct_emt(small_set):
     # emt_energy on an Atoms object gives the same and leaves the caller's calculator alone
     s = small_set["Cu-Ni"].inputs[0]
     atoms = s.to_atoms()
-    e, f = na.emt_energy(atoms)
+    e, f = gen.emt_energy(atoms)
     assert atoms.calc is None
     e_ref, f_ref = _direct_emt(s)
     assert e == pytest.approx(e_ref, rel=1e-12) and np.allclose(f, f_ref)
@@ -80,7 +81,7 @@ def test_energies_and_forces_match_direct_emt(small_set):
 
 def test_mixing_energy_by_hand(small_set):
     builders = {"icosahedron": Icosahedron, "decahedron": Decahedron, "octahedron": Octahedron}
-    entries = {c[0]: c for c in na.CATALOGUE}
+    entries = {c[0]: c for c in gen.CATALOGUE}
     for name in ["Cu-Au", "Al-Ni"]:
         t = small_set[name]
         a, b = t.groups
@@ -106,9 +107,9 @@ def test_mixing_energy_by_hand(small_set):
 
 
 def test_deterministic_by_seed_and_pair_independent(small_set, tmp_path):
-    m1, s1 = na.generate_pair("Cu", "Pt", 5, seed=0)
-    m2, s2 = na.generate_pair("Cu", "Pt", 5, seed=0)
-    m3, s3 = na.generate_pair("Cu", "Pt", 5, seed=1)
+    m1, s1 = gen.generate_pair("Cu", "Pt", 5, seed=0)
+    m2, s2 = gen.generate_pair("Cu", "Pt", 5, seed=0)
+    m3, s3 = gen.generate_pair("Cu", "Pt", 5, seed=1)
     pd.testing.assert_frame_equal(m1, m2)
     assert all(np.array_equal(x.positions, y.positions) and np.array_equal(x.numbers, y.numbers)
                for x, y in zip(s1, s2))
@@ -127,9 +128,9 @@ def test_cache_round_trip_identical_and_used(tmp_path, monkeypatch):
     def no_emt(*args, **kwargs):
         raise AssertionError("EMT was called although the cache should have been used")
 
-    monkeypatch.setattr(na, "emt_energy", no_emt)
-    monkeypatch.setattr(na, "EMT", no_emt)
-    na._pure_energy.cache_clear()
+    monkeypatch.setattr(gen, "emt_energy", no_emt)
+    monkeypatch.setattr(gen, "EMT", no_emt)
+    gen._pure_energy.cache_clear()
     second = na.load_nanoalloys(n_per_pair=3, elements=["Ag", "Ni", "Pd"], cache_dir=tmp_path, progress=False)
     assert second.names == first.names
     for t1, t2 in zip(first, second):
@@ -162,11 +163,11 @@ def test_unknown_element_errors():
     with pytest.raises(ValueError, match=r"\['Fe'\].*Al, Cu, Ag, Au, Ni, Pd, Pt"):
         na.load_nanoalloys(n_per_pair=2, elements=["Cu", "Fe"], progress=False)
     with pytest.raises(ValueError, match="Zn"):
-        na.generate_pair("Cu", "Zn", 2)
+        gen.generate_pair("Cu", "Zn", 2)
     with pytest.raises(ValueError, match="canonical order"):
-        na.generate_pair("Pt", "Cu", 2)
+        gen.generate_pair("Pt", "Cu", 2)
     with pytest.raises(ValueError, match=r"Fe.*not supported by ASE's EMT"):
-        na.emt_energy(Atoms("FeCu", positions=[[0, 0, 0], [0, 0, 2.5]]))
+        gen.emt_energy(Atoms("FeCu", positions=[[0, 0, 0], [0, 0, 2.5]]))
 
 
 def test_descriptors(small_set):

@@ -247,22 +247,3 @@ def best_so_far_curves(runs: Sequence[CampaignResult], normalize: bool = True) -
                  for i, v in enumerate(curve)]
     return pd.DataFrame(rows)
 
-
-def descriptor_tasks(ts: TaskSet) -> TaskSet:
-    """The same tasks with the descriptors as (tabular) model inputs, e.g. an MLP on cluster descriptors.
-
-    Targets, metadata, groups and descriptors are unchanged; only ``inputs`` is replaced.
-
-    Example
-    -------
-    >>> train = descriptor_tasks(load_nanoalloys())   # then BayesianMetaLearner(model="MLP")   # doctest: +SKIP
-    """
-    # WAVE2: a TaskSet transform, not campaign logic; its home is nanonb/tasks.py.
-    tasks = []
-    for t in ts:
-        if t.descriptors is None:
-            raise ValueError(f"task {t.name!r} has no descriptors to use as inputs")
-        tasks.append(Task(t.name, np.asarray(t.descriptors, dtype=np.float32), t.targets, t.meta, t.groups,
-                          t.descriptors, t.target_name, t.target_unit))
-    names = getattr(ts, "feature_names", None)
-    return TaskSet(tasks, name=f"{ts.name} (descriptor inputs)", feature_names=names)

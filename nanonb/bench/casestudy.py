@@ -82,16 +82,6 @@ class MetaSpec:
     adapt_lr: float | None = None
 
 
-def _with_tasks(parent: TaskSet, tasks: list[Task], name: str | None = None) -> TaskSet:
-    """A TaskSet of ``tasks`` keeping ``parent``'s loader attributes (``feature_mean`` ...), as ``select`` does."""
-    # WAVE2: a TaskSet method in tasks.py (select would use it too).
-    out = TaskSet(tasks, name=parent.name if name is None else name, feature_names=parent.feature_names)
-    for key, value in parent.__dict__.items():
-        if key not in out.__dict__:
-            setattr(out, key, value)
-    return out
-
-
 def pooled_view(train: TaskSet) -> TaskSet:
     """All meta-train points as one task (same points, same scaler statistics, same loader attributes).
 
@@ -105,7 +95,7 @@ def pooled_view(train: TaskSet) -> TaskSet:
     """
     x = np.vstack([t.inputs for t in train])
     y = np.concatenate([t.targets for t in train])
-    return _with_tasks(train, [Task("pooled", x, y, descriptors=x[:, :1])], name=f"{train.name} pooled")
+    return train.with_tasks([Task("pooled", x, y, descriptors=x[:, :1])], name=f"{train.name} pooled")
 
 
 def _fit_pooled(model: str, kw: dict, train: TaskSet, epochs: int, batch: int, seed: int, progress: bool) -> Pooled:
@@ -184,7 +174,7 @@ def drop_low_targets(train: TaskSet, threshold: float | None) -> TaskSet:
         keep = np.flatnonzero(t.targets >= threshold)
         if len(keep) >= 2:
             tasks.append(t if len(keep) == len(t) else t.subset(keep))
-    return _with_tasks(train, tasks)
+    return train.with_tasks(tasks)
 
 
 # ---------------------------------------------------------------------- baselines

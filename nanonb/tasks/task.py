@@ -1,0 +1,188 @@
+"""One task and its episodes: :class:`Task` (a material system's points), :class:`Episode` (a support/query
+split of it) and :func:`sample_episode`.
+
+A *task* is one material system (an element pair, an electrolyte system, a study). An *episode*
+splits a task into a support set (the few measurements a model adapts on) and a query set (where it
+is evaluated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ._validate import check_count, is_missing
+
+
+@dataclass
+class Task:
+    """One task: inputs, targets, per-point metadata and group labels.
+
+    Parameters
+    ----------
+    name:
+        Unique task name, e.g. ``"Cu-Pt"`` or ``"LiPF6|EC+DMC"``.
+    inputs:
+        Either a float array of shape ``(n, d)`` (tabular) or a sequence of ``n`` structures
+        (:class:`nanonb.graphs.Structure`) for graph models.
+    targets:
+        Float array of shape ``(n,)``, in ``target_unit``.
+    meta:
+        Per-point metadata (``n`` rows), kept alongside but never fed to models.
+    groups:
+        Group labels of the whole task (elements, salt, study) used for group splits.
+    descriptors:
+        Optional ``(n, p)`` float array used for similarity (leakage, clustering) and for
+        descriptor-based baselines (GP). Defaults to ``inputs`` when those are tabular.
+    """
+
+    name: str
+    inputs: np.ndarray | Sequence
+    targets: np.ndarray
+    meta: pd.DataFrame | None = None
+    groups: tuple[str, ...] = ()
+    descriptors: np.ndarray | None = None
+    target_name: str = "y"
+    target_unit: str = ""
+
+    def __post_init__(self) -> None:
+        try:
+            self.targets = np.asarray(self.targets, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"Task {self.name!r}: targets must be numbers ({exc}); convert them first, e.g. "
+                "pd.to_numeric(values, errors='coerce'), and drop the rows that become NaN."
+            ) from None
+        n = len(self.targets)
+        if n == 0:
+            raise ValueError(f"Task {self.name!r} is empty: it has no data points.")
+        if len(self.inputs) != n:
+            raise ValueError(
+                f"Task {self.name!r}: {len(self.inputs)} inputs but {n} targets; they must match."
+            )
+        bad = ~np.isfinite(self.targets)
+        if bad.any():
+            rows = np.flatnonzero(bad)[:10].tolist()
+            raise ValueError(
+                f"Task {self.name!r} has {int(bad.sum())} NaN/inf targets (rows {rows}); "
+                "drop or impute them before building the task."
+            )
+        if isinstance(self.inputs, (pd.DataFrame, pd.Series)):
+            raise TypeError(
+                f"Task {self.name!r}: inputs is a pandas {type(self.inputs).__name__}; pass a float array "
+                "(e.g. df[features].to_numpy()) or build the tasks with TaskSet.from_frame."
+            )
+        if isinstance(self.inputs, np.ndarray):
+            try:
+                self.inputs = np.asarray(self.inputs, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"Task {self.name!r}: tabular inputs must be numbers ({exc}).") from None
+            if self.inputs.ndim != 2:
+                raise ValueError(f"Task {self.name!r}: tabular inputs must be 2-D, got {self.inputs.shape}.")
+            bad = ~np.isfinite(self.inputs)
+            if bad.any():
+                raise ValueError(
+                    f"Task {self.name!r} has {int(bad.sum())} NaN/inf inputs in column(s) "
+                    f"{np.flatnonzero(bad.any(0)).tolist()[:10]} (rows {np.flatnonzero(bad.any(1))[:10].tolist()}); "
+                    "drop or impute them before building the task."
+                )
+            if self.descriptors is None:
+                self.descriptors = self.inputs
+        if self.descriptors is not None:
+            self.descriptors = np.asarray(self.descriptors, dtype=np.float64)
+            if len(self.descriptors) != n:
+                raise ValueError(f"Task {self.name!r}: {len(self.descriptors)} descriptor rows, not {n}.")
+        if self.meta is None:
+            self.meta = pd.DataFrame(index=range(n))
+        elif len(self.meta) != n:
+            raise ValueError(f"Task {self.name!r}: meta has {len(self.meta)} rows, not {n}.")
+        groups = (self.groups,) if isinstance(self.groups, str) else tuple(self.groups)
+        missing = [g for g in groups if is_missing(g)]
+        if missing:
+            raise ValueError(
+                f"Task {self.name!r}: group labels {missing} are missing values; give every task real "
+                "group labels (fill the group column, e.g. with 'unknown') or drop those rows."
+            )
+        self.groups = tuple(str(g) for g in groups)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    @property
+    def is_tabular(self) -> bool:
+        return isinstance(self.inputs, np.ndarray)
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> Task:
+        """The task restricted to the points ``idx`` (same name and groups)."""
+        idx = np.asarray(idx, dtype=int)
+        inputs = self.inputs[idx] if self.is_tabular else [self.inputs[i] for i in idx]
+        return Task(
+            name=self.name,
+            inputs=inputs,
+            targets=self.targets[idx],
+            meta=self.meta.iloc[idx].reset_index(drop=True),
+            groups=self.groups,
+            descriptors=None if self.descriptors is None else self.descriptors[idx],
+            target_name=self.target_name,
+            target_unit=self.target_unit,
+        )
+
+    def __repr__(self) -> str:
+        kind = "tabular" if self.is_tabular else "structures"
+        return f"Task({self.name!r}, n={len(self)}, {kind}, groups={self.groups})"
+
+
+@dataclass
+class Episode:
+    """A support/query split of one task. ``support_idx`` and ``query_idx`` index ``task``.
+
+    A zero-shot episode (``k_support=0``) has an empty ``support_idx`` and ``support=None``.
+    """
+
+    task: Task
+    support_idx: np.ndarray
+    query_idx: np.ndarray
+    seed: int | None = None
+    support: Task | None = field(init=False, repr=False)
+    query: Task = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if np.intersect1d(self.support_idx, self.query_idx).size:
+            raise ValueError("support and query sets overlap")
+        self.support = self.task.subset(self.support_idx) if len(self.support_idx) else None
+        self.query = self.task.subset(self.query_idx)
+
+    def __repr__(self) -> str:
+        return (f"Episode({self.task.name!r}, support={len(self.support_idx)}, "
+                f"query={len(self.query_idx)}, seed={self.seed})")
+
+def sample_episode(task: Task, k_support: int, k_query: int | None = None, seed: int = 0) -> Episode:
+    """Random support/query episode of ``task`` (see :meth:`TaskSet.episode`).
+
+    Example
+    -------
+    >>> t = Task("a", np.arange(10.0).reshape(5, 2), np.arange(5.0))
+    >>> ep = sample_episode(t, k_support=0, k_query=2, seed=0)   # zero-shot: no support
+    >>> ep.support is None, len(ep.query)
+    (True, 2)
+    """
+    n = len(task)
+    k_support = check_count("k_support", k_support, 0)
+    if k_query is not None:
+        k_query = check_count("k_query", k_query, 1, " Use k_query=None for all remaining points.")
+    if k_support >= n:
+        raise ValueError(
+            f"k_support={k_support} is too large for task {task.name!r} with {n} points: "
+            f"need at least one query point, so use k_support <= {n - 1}."
+        )
+    rest = n - k_support
+    if k_query is not None and (k_query < 1 or k_query > rest):
+        raise ValueError(f"k_query={k_query} must be in [1, {rest}] for task {task.name!r}.")
+    perm = np.random.default_rng(seed).permutation(n)
+    s = np.sort(perm[:k_support])
+    q = np.sort(perm[k_support: k_support + (k_query if k_query is not None else rest)])
+    return Episode(task, s, q, seed)
+

@@ -1,0 +1,357 @@
+"""A collection of tasks: :class:`TaskSet` (construction, episode sampling, chemistry-aware splits).
+
+A :class:`TaskSet` holds the tasks and makes the splits: by group (hold out every task that
+contains an element / salt / study), by similarity clustering, or at random (for contrast only).
+:func:`~nanonb.tasks.leakage.leakage_report` measures how close meta-test points sit to meta-train
+points so that a leaky split is visible.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import AgglomerativeClustering
+from sklearn.model_selection import GroupKFold
+
+from ._validate import K_SUPPORT_HINT, check_arrays, check_count, check_frame
+from .task import Episode, Task, sample_episode
+
+
+def _as_list(x: str | Iterable[str]) -> list[str]:
+    return [x] if isinstance(x, str) else [str(v) for v in x]
+
+
+class TaskSet:
+    """A collection of tasks with episode sampling and splits."""
+
+    def __init__(self, tasks: Iterable[Task], name: str = "", feature_names: Sequence[str] | None = None):
+        self.tasks: list[Task] = list(tasks)
+        if not self.tasks:
+            raise ValueError("A TaskSet needs at least one task.")
+        names = [t.name for t in self.tasks]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"Task names must be unique; repeated: {sorted(dup)}")
+        self._index = {t.name: i for i, t in enumerate(self.tasks)}
+        self.name = name
+        self.feature_names = list(feature_names) if feature_names is not None else None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frame(
+        cls,
+        df: pd.DataFrame,
+        task: str,
+        features: Sequence[str],
+        target: str,
+        groups: str | Sequence[str] | Callable[[pd.DataFrame], Iterable[str]] | None = None,
+        meta: Sequence[str] | None = None,
+        min_points: int = 1,
+        target_unit: str = "",
+        name: str = "",
+    ) -> TaskSet:
+        """Build tasks from a long DataFrame, one task per value of column ``task``.
+
+        ``features`` and ``meta`` are column names (a list, or one name). ``groups`` is a column name
+        (its unique values in a task become the task's groups), a list of column names, or a
+        function of the task's sub-frame returning group labels. Tasks with fewer than
+        ``min_points`` rows are skipped. The frame is not modified.
+
+        Everything is checked up front, and an error names the argument, the value and the fix:
+        a column that is missing (``KeyError``), listed twice or present twice in the frame, the
+        target listed as a feature (a label leak), missing task ids or group labels, a non-numeric
+        feature or target (``TypeError``), NaN/inf in a feature or the target of a kept task,
+        task ids that print alike (``1`` and ``"1"``), and no task with ``min_points`` rows.
+
+        Example
+        -------
+        >>> df = pd.DataFrame({"system": ["a", "a", "b", "b"], "salt": ["X", "X", "Y", "Y"],
+        ...                    "x": [0.1, 0.2, 0.3, 0.4], "y": [1.0, 2.0, 3.0, 4.0]})
+        >>> ts = TaskSet.from_frame(df, task="system", features=["x"], target="y", groups="salt")
+        >>> ts.names, ts["b"].groups, ts["b"].inputs.shape
+        (['a', 'b'], ('Y',), (2, 1))
+        """
+        features, meta_cols, group_cols, min_points, by_task = check_frame(
+            df, task, features, target, groups, meta, min_points)
+        tasks = []
+        for tname, sub in by_task:
+            if len(sub) < min_points:
+                continue
+            if groups is None:
+                g: list[str] = [str(tname)]
+            elif callable(groups):
+                labels = groups(sub)
+                g = [labels] if isinstance(labels, str) else list(labels)
+            else:
+                g = sorted({str(v) for col in group_cols for v in sub[col].unique()})
+            tasks.append(
+                Task(
+                    name=str(tname),
+                    inputs=sub[list(features)].to_numpy(dtype=np.float32),
+                    targets=sub[target].to_numpy(dtype=np.float64),
+                    meta=sub[list(meta_cols)].reset_index(drop=True) if meta_cols else None,
+                    groups=tuple(g),
+                    target_name=target,
+                    target_unit=target_unit,
+                )
+            )
+        if not tasks:
+            raise ValueError(
+                f"No task has min_points={min_points} rows (the largest of {by_task.ngroups} tasks has "
+                f"{max(map(len, by_task.indices.values()), default=0)}); lower min_points or add data."
+            )
+        return cls(tasks, name=name, feature_names=features)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        task_ids: Sequence,
+        groups: dict | None = None,
+        name: str = "",
+    ) -> TaskSet:
+        """Build tasks from arrays; ``task_ids[i]`` names the task of row ``i``.
+
+        ``inputs`` is ``(n, d)`` numbers, ``targets`` ``(n,)`` numbers, ``task_ids`` ``n`` labels (no
+        missing ones); ``groups`` maps a task id to its group label(s). Shapes, types and missing
+        values are checked up front, with errors naming the argument and the fix.
+
+        Example
+        -------
+        >>> ts = TaskSet.from_arrays(np.arange(8.0).reshape(4, 2), [1.0, 2.0, 3.0, 4.0],
+        ...                          ["a", "a", "b", "b"], groups={"a": "X", "b": ("X", "Y")})
+        >>> ts.names, ts["b"].groups
+        (['a', 'b'], ('X', 'Y'))
+        """
+        inputs, targets, task_ids, unique_ids = check_arrays(inputs, targets, task_ids, groups)
+        tasks = []
+        for tid in unique_ids:
+            m = task_ids == tid
+            g = (groups or {}).get(tid, (str(tid),))
+            tasks.append(Task(str(tid), inputs[m], targets[m], groups=tuple(_as_list(g))))
+        return cls(tasks, name=name)
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __iter__(self):
+        return iter(self.tasks)
+
+    def __getitem__(self, key: int | str) -> Task:
+        if isinstance(key, str):
+            if key not in self._index:
+                raise KeyError(f"No task named {key!r}; tasks are {self.names}")
+            return self.tasks[self._index[key]]
+        return self.tasks[key]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._index
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    @property
+    def all_groups(self) -> list[str]:
+        return sorted({g for t in self.tasks for g in t.groups})
+
+    def with_tasks(self, tasks: Iterable[Task], name: str | None = None) -> TaskSet:
+        """A new TaskSet of ``tasks`` that keeps this set's name (unless ``name`` is given), its
+        ``feature_names`` and the extra attributes a loader attached (e.g. ``feature_mean``,
+        ``feature_std``, ``quality_report``), so every split and view keeps them.
+
+        Example
+        -------
+        >>> ts = TaskSet.from_arrays(np.ones((4, 1)), np.arange(4.0), ["a", "a", "b", "b"], name="demo")
+        >>> ts.feature_mean = np.zeros(1)                  # attached by a loader
+        >>> view = ts.with_tasks([ts["a"]])
+        >>> view.names, view.name, view.feature_mean.tolist()
+        (['a'], 'demo', [0.0])
+        """
+        out = TaskSet(tasks, name=self.name if name is None else name, feature_names=self.feature_names)
+        for key, value in self.__dict__.items():
+            if key not in out.__dict__:
+                setattr(out, key, value)
+        return out
+
+    def select(self, names: Iterable[str]) -> TaskSet:
+        """The named tasks as a new TaskSet; extra attributes a loader attached (e.g. ``feature_mean``,
+        ``feature_std``, ``quality_report``) carry over, so every split keeps them (see :meth:`with_tasks`).
+
+        Example
+        -------
+        >>> ts = TaskSet.from_arrays(np.ones((4, 1)), np.arange(4.0), ["a", "a", "b", "b"])
+        >>> ts.select(["b"]).names
+        ['b']
+        """
+        return self.with_tasks([self[n] for n in names])
+
+    def filter(self, min_points: int = 1) -> TaskSet:
+        return self.select([t.name for t in self.tasks if len(t) >= min_points])
+
+    def summary(self) -> pd.DataFrame:
+        """One row per task: size, groups and target statistics."""
+        return pd.DataFrame(
+            [
+                {"task": t.name, "n": len(t), "groups": ",".join(t.groups),
+                 "target_mean": t.targets.mean(), "target_std": t.targets.std()}
+                for t in self.tasks
+            ]
+        )
+
+    def __repr__(self) -> str:
+        return f"TaskSet({self.name!r}, {len(self)} tasks, {sum(len(t) for t in self)} points)"
+
+    # ------------------------------------------------------------------ episodes
+    def episode(
+        self, task: int | str | Task, k_support: int, k_query: int | None = None, seed: int = 0
+    ) -> Episode:
+        """Sample a support set of ``k_support`` points and a disjoint query set.
+
+        ``k_support`` is an integer in ``[0, n - 1]``; ``k_support=0`` is a zero-shot episode
+        (``support=None``, the query a seeded random part of the task). ``k_query=None`` uses all
+        remaining points as the query, else an integer in ``[1, n - k_support]``. Deterministic for
+        a seed. Bad values raise ``TypeError``/``ValueError`` naming the argument and the fix.
+
+        Example
+        -------
+        >>> ts = TaskSet.from_arrays(np.arange(10.0).reshape(5, 2), np.arange(5.0), ["a"] * 5)
+        >>> ep = ts.episode("a", k_support=2, seed=0)
+        >>> len(ep.support), len(ep.query)
+        (2, 3)
+        """
+        if not isinstance(task, (Task, str, numbers.Integral)) or isinstance(task, bool):
+            raise TypeError(f"task must be a task name, an index or a Task, got {task!r} ({type(task).__name__}).")
+        t = task if isinstance(task, Task) else self[task]
+        return sample_episode(t, k_support, k_query, seed)
+
+    def meta_batch(
+        self, n_tasks: int, k_support: int, k_query: int | None = None, seed: int = 0
+    ) -> list[Episode]:
+        """``n_tasks`` episodes from distinct random tasks (with replacement if too few tasks).
+
+        Example
+        -------
+        >>> ts = TaskSet.from_arrays(np.ones((6, 1)), np.arange(6.0), ["a", "a", "a", "b", "b", "b"])
+        >>> [len(ep.support) for ep in ts.meta_batch(2, k_support=1, seed=0)]
+        [1, 1]
+        """
+        n_tasks = check_count("n_tasks", n_tasks, 1)
+        k_support = check_count("k_support", k_support, 1, K_SUPPORT_HINT)
+        rng = np.random.default_rng(seed)
+        eligible = [t for t in self.tasks if len(t) > k_support]
+        if not eligible:
+            raise ValueError(f"No task has more than k_support={k_support} points.")
+        replace = n_tasks > len(eligible)
+        picks = rng.choice(len(eligible), size=n_tasks, replace=replace)
+        seeds = rng.integers(0, 2**31 - 1, size=n_tasks)
+        return [sample_episode(eligible[i], k_support, k_query, int(s)) for i, s in zip(picks, seeds)]
+
+    # ------------------------------------------------------------------ splits
+    def split_by_group(self, holdout: str | Iterable[str]) -> tuple[TaskSet, TaskSet]:
+        """Hold out every task that contains any of the ``holdout`` groups.
+
+        Returns ``(meta_train, meta_test)``. E.g. ``split_by_group("Pt")`` puts every Pt alloy in
+        meta-test, so meta-test chemistry is unseen in meta-training.
+        """
+        hold = set(_as_list(holdout))
+        unknown = hold - set(self.all_groups)
+        if unknown:
+            raise ValueError(f"Unknown group(s) {sorted(unknown)}; groups are {self.all_groups}")
+        test = [t.name for t in self.tasks if hold & set(t.groups)]
+        train = [t.name for t in self.tasks if not hold & set(t.groups)]
+        if not train:
+            raise ValueError(f"Holding out {sorted(hold)} leaves no meta-training task.")
+        return self.select(train), self.select(test)
+
+    def group_kfold(self, n_splits: int = 5, key: Callable[[Task], str] | None = None
+                    ) -> list[tuple[TaskSet, TaskSet]]:
+        """Leave-group-out folds: every task of a group lands in the same fold.
+
+        ``key`` maps a task to its group (default: its first group label, e.g. the salt or the
+        study). Deterministic (groups sorted by name and size, sklearn's GroupKFold).
+        """
+        key = key or (lambda t: t.groups[0] if t.groups else t.name)
+        labels = np.array([key(t) for t in self.tasks])
+        n_groups = len(set(labels))
+        if n_groups < n_splits:
+            raise ValueError(f"{n_groups} groups cannot make {n_splits} folds.")
+        folds = []
+        for tr, te in GroupKFold(n_splits=n_splits).split(np.zeros(len(labels)), groups=labels):
+            folds.append((self.select([self.tasks[i].name for i in tr]),
+                          self.select([self.tasks[i].name for i in te])))
+        return folds
+
+    def random_split(self, test_fraction: float = 0.3, seed: int = 0) -> tuple[TaskSet, TaskSet]:
+        """Random task split: for contrast only, since it lets related chemistry leak."""
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(self))
+        n_test = max(1, int(round(test_fraction * len(self))))
+        test = sorted(self.tasks[i].name for i in order[:n_test])
+        train = [n for n in self.names if n not in test]
+        return self.select(train), self.select(test)
+
+    def task_embedding(self) -> np.ndarray:
+        """Per-task vector: mean and std of the standardized point descriptors."""
+        d_all = np.vstack([self._descriptors(t) for t in self.tasks])
+        mu, sd = d_all.mean(0), d_all.std(0) + 1e-12
+        return np.array([
+            np.concatenate([((self._descriptors(t) - mu) / sd).mean(0),
+                            ((self._descriptors(t) - mu) / sd).std(0)])
+            for t in self.tasks
+        ])
+
+    def split_by_similarity(
+        self, n_clusters: int = 4, test_clusters: int | Sequence[int] = 1, seed: int = 0
+    ) -> tuple[TaskSet, TaskSet]:
+        """Cluster tasks by their descriptor distribution and hold out whole clusters.
+
+        Agglomerative (Ward) clustering of :meth:`task_embedding`; ``test_clusters`` is a number of
+        clusters chosen at random (by ``seed``) or explicit cluster ids. Similar tasks stay on the
+        same side, so meta-test is genuinely new chemistry.
+        """
+        if n_clusters >= len(self):
+            raise ValueError(f"n_clusters={n_clusters} must be below the number of tasks ({len(self)}).")
+        labels = AgglomerativeClustering(n_clusters=n_clusters).fit_predict(self.task_embedding())
+        if isinstance(test_clusters, int):
+            ids = np.random.default_rng(seed).choice(n_clusters, size=test_clusters, replace=False)
+        else:
+            ids = np.asarray(test_clusters)
+        test = [t.name for t, lab in zip(self.tasks, labels) if lab in set(ids.tolist())]
+        train = [t.name for t, lab in zip(self.tasks, labels) if lab not in set(ids.tolist())]
+        return self.select(train), self.select(test)
+
+    @staticmethod
+    def _descriptors(t: Task) -> np.ndarray:
+        if t.descriptors is None:
+            raise ValueError(f"Task {t.name!r} has no descriptors (needed for similarity).")
+        return t.descriptors
+
+
+
+def descriptor_tasks(ts: TaskSet) -> TaskSet:
+    """The same tasks with the descriptors as (tabular) model inputs, e.g. an MLP on cluster descriptors.
+
+    Targets, metadata, groups and descriptors are unchanged; only ``inputs`` is replaced (float32,
+    shape ``(n, p)``, in the descriptors' own units). The new set is named ``"<name> (descriptor
+    inputs)"`` and keeps ``feature_names``.
+
+    Example
+    -------
+    >>> t = Task("a", [object()] * 3, [1.0, 2.0, 3.0], descriptors=np.eye(3))   # structure-like inputs
+    >>> descriptor_tasks(TaskSet([t], name="demo"))["a"].inputs.shape
+    (3, 3)
+    """
+    tasks = []
+    for t in ts:
+        if t.descriptors is None:
+            raise ValueError(f"task {t.name!r} has no descriptors to use as inputs")
+        tasks.append(Task(t.name, np.asarray(t.descriptors, dtype=np.float32), t.targets, t.meta, t.groups,
+                          t.descriptors, t.target_name, t.target_unit))
+    names = getattr(ts, "feature_names", None)
+    return TaskSet(tasks, name=f"{ts.name} (descriptor inputs)", feature_names=names)
