@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 
 #: module -> public names re-exported at the top level (one import line for notebooks)
 API: dict[str, tuple[str, ...]] = {
-    "nanonb.tasks": ("Task", "TaskSet", "Episode", "leakage_report"),
+    "nanonb.tasks": ("Task", "TaskSet", "Episode", "leakage_report", "descriptor_tasks"),
     "nanonb.graphs": ("Structure", "collate"),
     "nanonb.sanity": ("check",),
     "nanonb.threads": ("set_threads",),
@@ -47,7 +47,7 @@ API: dict[str, tuple[str, ...]] = {
     "nanonb.baselines.tabular": ("PooledTrees", "PooledOffset", "PooledRecalibration", "SupportRF", "RandomRanker"),
     "nanonb.evaluation": ("evaluate", "summarize", "table", "Named"),
     "nanonb.uncertainty": ("evaluate_uncertainty", "calibration_summary", "flag_for_validation"),
-    "nanonb.active": ("GOALS", "descriptor_tasks", "compare_strategies", "campaign_summary", "best_so_far_curves",
+    "nanonb.active": ("GOALS", "compare_strategies", "campaign_summary", "best_so_far_curves",
                       "acquired_tasks", "augment_taskset", "refine"),
     "nanonb.physics": ("TBGapNet", "build_pi_system", "reference_parameters", "huckel_hamiltonian",
                        "huckel_spectrum_analytic_benzene", "check_invariance", "check_force_equivariance",

@@ -10,9 +10,6 @@
 The benchmark protocol ``python -m nanonb.bench active --data ...`` lives in :mod:`nanonb.bench.active`.
 """
 
-# WAVE2: descriptor_tasks now lives in nanonb.tasks; this re-export only keeps nanonb/bench/active.py (owned by
-# the w2-gp helper) importing it from here. Drop it once bench/active.py imports it from ..tasks.
-from ..tasks import descriptor_tasks
 from .acquisition import (
     ACQUISITIONS,
     GOALS,
@@ -35,7 +32,7 @@ from .refine import acquired_tasks, augment_taskset, refine
 
 __all__ = [
     "ACQUISITIONS", "GOALS", "CampaignResult", "acquired_tasks", "augment_taskset", "best_so_far_curves",
-    "campaign_pool", "campaign_summary", "compare_strategies", "descriptor_tasks", "expected_improvement",
+    "campaign_pool", "campaign_summary", "compare_strategies", "expected_improvement",
     "greedy_mean", "max_variance", "refine", "run_campaign", "select_batch", "thompson_sampling",
     "upper_confidence_bound",
 ]

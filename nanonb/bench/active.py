@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..active import GOALS, CampaignResult, campaign_summary, compare_strategies, descriptor_tasks, refine
+from ..active import GOALS, CampaignResult, campaign_summary, compare_strategies, refine
 from ..baselines.gp import PooledNetResidualGP, SupportGP
 from ..baselines.nets import Pooled
 from ..data.calisol import calisol_taskset
@@ -23,7 +23,7 @@ from ..data.nanoalloys import load_nanoalloys
 from ..evaluation import summarize
 from ..learners.alpaca import BayesianMetaLearner
 from ..learners.ensemble import EnsembleMetaLearner
-from ..tasks import Task, TaskSet, leakage_report
+from ..tasks import Task, TaskSet, descriptor_tasks, leakage_report
 from ..threads import limit_threads
 from ..uncertainty import calibration_summary, evaluate_uncertainty
 from .schema import apply_options, make_result, summary_to_rows
