@@ -47,7 +47,7 @@ API: dict[str, tuple[str, ...]] = {
     "nanonb.baselines.gp_dist": ("SupportGPDist",),
     "nanonb.baselines.gp_exact": ("TaskGP",),
     "nanonb.baselines.tabular": ("PooledTrees", "PooledOffset", "PooledRecalibration", "SupportRF", "RandomRanker"),
-    "nanonb.evaluate": ("evaluate", "summarize", "table", "Named"),
+    "nanonb.evaluation": ("evaluate", "summarize", "table", "Named"),
     "nanonb.uncertainty": ("evaluate_uncertainty", "calibration_summary", "flag_for_validation"),
     "nanonb.active": ("GOALS", "descriptor_tasks", "compare_strategies", "campaign_summary", "best_so_far_curves",
                       "acquired_tasks", "augment_taskset", "refine"),

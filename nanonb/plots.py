@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from .evaluate import mae, spearman, top_recall
+from .evaluation import mae, spearman, top_recall
 
 METHOD_COLORS = {
     "maml": "#1f77b4", "fomaml": "#17becf", "anil": "#2ca02c", "metasgd": "#9467bd",

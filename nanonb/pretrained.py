@@ -176,7 +176,7 @@ def _save_pooled(pooled, path: Path, extra: dict) -> Path:
 
 def _sanity(methods: Sequence, test, k: int, n_episodes: int) -> dict[str, float]:
     """Held-out MAE (meV/atom) at ``k`` shots, mean over tasks of the mean over episodes."""
-    from .evaluate import evaluate
+    from .evaluation import evaluate
 
     df = evaluate(list(methods), test, shots=(k,), n_episodes=n_episodes, seed=BUILD_CONFIG["seed"], progress=False)
     per_task = df.groupby(["method", "task"], sort=False)["mae"].mean().groupby("method", sort=False).mean()

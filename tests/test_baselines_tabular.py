@@ -7,7 +7,7 @@ import pytest
 from _tabular import _ConstantPooled, _linear_taskset
 
 from nanonb.baselines.tabular import PooledOffset, PooledRecalibration, PooledTrees, RandomRanker, SupportRF
-from nanonb.evaluate import spearman
+from nanonb.evaluation import spearman
 
 
 def test_offset_baseline_equals_pooled_plus_mean_support_residual():

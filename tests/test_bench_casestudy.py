@@ -16,7 +16,7 @@ from nanonb.baselines.tabular import PooledOffset
 from nanonb.bench import calisol, casestudy, lnpdb
 from nanonb.bench.run import PROTOCOLS
 from nanonb.bench.schema import SCHEMA_KEYS, OptionError, format_table
-from nanonb.evaluate import Named, spearman, top_recall
+from nanonb.evaluation import Named, spearman, top_recall
 
 
 # ---------------------------------------------------------------------- metrics and episodes of the case studies

@@ -5,7 +5,7 @@ from __future__ import annotations
 from _physics_helpers import toy_flake_taskset
 
 from nanonb.bench.episodes import run_episodes, violation_rows
-from nanonb.evaluate import Named
+from nanonb.evaluation import Named
 from nanonb.physics.calibration import HuckelCalibration
 
 

@@ -132,7 +132,7 @@ def test_unknown_algorithm_and_unfitted_errors():
 def test_meta_learning_beats_scratch_on_sine_tasks():
     """On a small configuration, MAML at 5 shots beats training from scratch by a clear margin."""
     from nanonb.baselines.nets import Scratch
-    from nanonb.evaluate import evaluate, summarize
+    from nanonb.evaluation import evaluate, summarize
 
     torch.set_num_threads(1)
     ts = sine_tasks(30, n=40)

@@ -21,7 +21,7 @@ from ..baselines.nets import Pooled
 from ..data.calisol import calisol_taskset
 from ..data.lnpdb import lnpdb_taskset
 from ..data.nanoalloys import load_nanoalloys
-from ..evaluate import summarize
+from ..evaluation import summarize
 from ..learners.alpaca import BayesianMetaLearner
 from ..learners.ensemble import EnsembleMetaLearner
 from ..tasks import Task, TaskSet, leakage_report

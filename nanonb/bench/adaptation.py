@@ -3,7 +3,7 @@
 :func:`fast_adapt` and :func:`adapt_many` give the result of ``learner.adapt(support, steps, lr)``
 (SGD from the meta-weights with the learner's inner-loop gradient clipping, the head only for
 ANIL) without the patched-module loop: one copy of the network, or all episodes of one (task, K)
-at once with ``torch.func.vmap``. :class:`FastMeta` (a :class:`nanonb.evaluate.Named`) wraps a learner
+at once with ``torch.func.vmap``. :class:`FastMeta` (a :class:`nanonb.evaluation.Named`) wraps a learner
 so that the episode loop uses them.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
-from ..evaluate import Named
+from ..evaluation import Named
 from ..learners.base import MetaLearner
 from ..learners.inner import sgd_step
 from ..learners.metasgd import MetaSGD

@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 from ..baselines.gp_exact import ResidualGP, TaskGP
 from ..baselines.nets import FineTune, Pooled
 from ..baselines.tabular import PooledOffset, PooledRecalibration, PooledTrees, RandomRanker, SupportRF
-from ..evaluate import Named, evaluate, summarize
+from ..evaluation import Named, evaluate, summarize
 from ..learners.registry import make_learner
 from ..physics.vtf import VTFFit
 from ..physics.vtfnet import vtf_model_kwargs
@@ -257,8 +257,8 @@ def evaluate_episodes(methods: Sequence, test: TaskSet, shots: Sequence[int], n_
                       progress: bool = False, fold: int | str = 0) -> pd.DataFrame:
     """Every method on the same seeded episodes of every test task; one row per (method, task, k, episode).
 
-    :func:`nanonb.evaluate.evaluate` with the case studies' settings: the query is the rest of the
-    task or a seeded random ``k_query_cap`` of it, ``metrics`` from :data:`nanonb.evaluate.METRICS`
+    :func:`nanonb.evaluation.evaluate` with the case studies' settings: the query is the rest of the
+    task or a seeded random ``k_query_cap`` of it, ``metrics`` from :data:`nanonb.evaluation.METRICS`
     (``mae`` in target units, ``spearman``, ``top10_recall``), a ``fold`` column, rows method by
     method within a (task, K). Meta-learners (:class:`~nanonb.bench.adaptation.FastMeta`) adapt to
     all episodes of one (task, K) in one vectorised call.
@@ -324,7 +324,7 @@ def _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress,
 
 def finish(protocol: str, df: pd.DataFrame, metrics, cfg, timings, leakage, fold_info, t_all, extra_cfg,
             episodes_path=None) -> dict:
-    """The protocol's result: rows per split (:func:`nanonb.evaluate.summarize` per metric), the config
+    """The protocol's result: rows per split (:func:`nanonb.evaluation.summarize` per metric), the config
     (``asdict(cfg) | extra_cfg``), timings, leakage, folds and ``mean_adapt_predict_s`` (s per episode);
     the per-episode table is written to ``episodes_path`` (CSV) if given."""
     rows = []

@@ -1,6 +1,6 @@
-"""Evaluation settings shared by the ``forces`` and ``tb`` protocols (on top of :mod:`nanonb.evaluate`).
+"""Evaluation settings shared by the ``forces`` and ``tb`` protocols (on top of :mod:`nanonb.evaluation`).
 
-:func:`run_episodes` runs :func:`nanonb.evaluate.evaluate` (THE episode loop) with zero-shot
+:func:`run_episodes` runs :func:`nanonb.evaluation.evaluate` (THE episode loop) with zero-shot
 ``k = 0`` for the methods that can (:func:`can_zero_shot`), keeps the predictions for constraint
 checks, counts negative predictions and, for graph meta-learners, measures the force MAE.
 :func:`violation_rows` turns the negative counts into result rows.
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from nanonb.baselines.nets import Pooled
-from nanonb.evaluate import evaluate
+from nanonb.evaluation import evaluate
 from nanonb.learners.base import AdaptedModel, MetaLearner
 from nanonb.learners.training import predict_energy_forces
 from nanonb.physics import HuckelCalibration
@@ -25,12 +25,12 @@ ZERO_SHOT_TYPES = (MetaLearner, Pooled, HuckelCalibration)
 
 def can_zero_shot(method) -> bool:
     """Whether ``method.adapt(None)`` is meaningful: its ``zero_shot`` attribute if it has one (e.g.
-    ``Named(m, name, zero_shot=False)``), else whether it (or the method a :class:`~nanonb.evaluate.Named`
+    ``Named(m, name, zero_shot=False)``), else whether it (or the method a :class:`~nanonb.evaluation.Named`
     wraps) is a meta-learner, a pooled net or calibrated Hückel theory.
 
     Example
     -------
-    >>> from nanonb.evaluate import Named
+    >>> from nanonb.evaluation import Named
     >>> can_zero_shot(HuckelCalibration()), can_zero_shot(Named(HuckelCalibration(), "h", zero_shot=False))
     (True, False)
     """
@@ -39,7 +39,7 @@ def can_zero_shot(method) -> bool:
 
 def run_episodes(methods, test, shots=(1, 5, 10), n_episodes: int = 10, seed: int = 0, progress: bool = False,
                  force_mae: bool = False, k_query: int | None = None):
-    """:func:`nanonb.evaluate.evaluate` with the physics protocols' settings; keeps the predictions.
+    """:func:`nanonb.evaluation.evaluate` with the physics protocols' settings; keeps the predictions.
 
     Same seeded episodes as every other benchmark (``k_query`` caps the query; ``None``: the rest of
     the task). ``k = 0`` is zero-shot: the query is the whole task (or a seeded ``k_query`` of it) and

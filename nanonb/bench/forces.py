@@ -16,7 +16,7 @@ from nanonb.baselines.gp import SupportGP
 from nanonb.bench import make_result, summary_to_rows  # WAVE2: nanonb.bench.schema (H4)
 from nanonb.bench.episodes import apply_options, run_episodes
 from nanonb.data.nanoalloys import load_nanoalloys
-from nanonb.evaluate import Named, evaluate, summarize
+from nanonb.evaluation import Named, evaluate, summarize
 from nanonb.learners.registry import make_learner
 from nanonb.threads import set_threads
 
@@ -67,7 +67,7 @@ class ForcesBenchConfig:
 class ZeroForces:
     """Reference for ``force_mae``: predict zero force (its error is the mean ``|F|`` of the query, eV/Å).
 
-    A method for :func:`nanonb.evaluate.evaluate` (``adapt``/``predict``; its energy prediction, zero,
+    A method for :func:`nanonb.evaluation.evaluate` (``adapt``/``predict``; its energy prediction, zero,
     is not reported), so it sees the same seeded query structures as the learners.
 
     Example

@@ -3,7 +3,7 @@
 Studies with >= 30 formulations (38 tasks). Leave-study-out 5-fold GroupKFold; 20 episodes per
 study with K = 10 and K = 30; query = the rest, capped at 1000 points drawn with the episode's
 seed; metrics ``spearman`` (rank correlation on the query; 0 when a method predicts a constant)
-and ``top10_recall`` (:func:`nanonb.evaluate.top_recall`). Methods and the per-fold recipe:
+and ``top10_recall`` (:func:`nanonb.evaluation.top_recall`). Methods and the per-fold recipe:
 :mod:`nanonb.bench.casestudy`. The test-time inner loop (50 SGD steps at lr 0.05) was chosen on an
 inner leave-study-out split of fold 0's meta-train set (3 episodes per task).
 

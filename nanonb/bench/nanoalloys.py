@@ -23,7 +23,7 @@ import numpy as np
 from ..baselines.gp import SupportGP
 from ..baselines.nets import FineTune, Pooled, Scratch
 from ..data.nanoalloys import load_nanoalloys
-from ..evaluate import evaluate, summarize
+from ..evaluation import evaluate, summarize
 from ..learners.registry import make_learner
 from ..plots import quickstart_figure
 from ..tasks import leakage_report

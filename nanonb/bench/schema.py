@@ -35,7 +35,7 @@ class OptionError(ValueError):
 
 
 def summary_to_rows(summary: pd.DataFrame, split: str) -> list[dict]:
-    """Rows of the shared schema from :func:`nanonb.evaluate.summarize` output (metric units unchanged).
+    """Rows of the shared schema from :func:`nanonb.evaluation.summarize` output (metric units unchanged).
 
     Example
     -------

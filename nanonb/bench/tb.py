@@ -15,7 +15,7 @@ from nanonb.baselines.nets import FineTune, Pooled, Scratch
 from nanonb.bench import make_result, summary_to_rows  # WAVE2: nanonb.bench.schema (H4)
 from nanonb.bench.episodes import apply_options, run_episodes, violation_rows
 from nanonb.data.flakes import drop_shared_molecules, load_flakes, size_split
-from nanonb.evaluate import Named, summarize
+from nanonb.evaluation import Named, summarize
 from nanonb.learners.registry import make_learner
 from nanonb.physics import HuckelCalibration, constraint_report, tb_model_kwargs
 from nanonb.threads import set_threads

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..evaluate import evaluate, mae, rmse
+from ..evaluation import evaluate, mae, rmse
 from ..tasks import Task, TaskSet
 from .metrics import CURVE_LEVELS, LEVELS, coverage, gaussian_nll, interval_z, sharpness
 
@@ -58,8 +58,8 @@ def evaluate_uncertainty(methods: Sequence, test: TaskSet, shots: Sequence[int] 
     ``coverage50/90/95`` (fraction of query points inside the central interval), ``sharpness``
     (mean std, target units), ``mae``, ``rmse``, ``n_query``, ``adapt_s`` and one ``cal_<level>``
     column per calibration level (observed coverage). Aggregate with
-    :func:`nanonb.evaluate.summarize` (per-task mean, then mean/median over tasks) and
-    :func:`calibration_summary`. The loop is :func:`nanonb.evaluate.evaluate` (same episodes as
+    :func:`nanonb.evaluation.summarize` (per-task mean, then mean/median over tasks) and
+    :func:`calibration_summary`. The loop is :func:`nanonb.evaluation.evaluate` (same episodes as
     every other benchmark) with ``predict`` = the per-task fast path :func:`task_model` (one cached
     per method for the current task) and these scores as metric functions.
 

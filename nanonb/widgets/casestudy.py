@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import ipywidgets as widgets
 import numpy as np
 
-from ..evaluate import episode_seed, mae, spearman, top_recall
+from ..evaluation import episode_seed, mae, spearman, top_recall
 from ..physics.vtf import RawColumns
 from ..plots import plot_conductivity_episode, plot_ranking_episode
 from ..tasks import TaskSet

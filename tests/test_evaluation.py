@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nanonb.evaluate import (
+from nanonb.evaluation import (
     METRICS,
     Named,
     episode_seed,
