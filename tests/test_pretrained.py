@@ -148,3 +148,17 @@ def test_full_build_command_reproduces_shipped_weights(tmp_path, manifest, split
     ref = manifest["learners"]["nanoalloys-anil"]["reference_predictions_ev_per_atom"]["final"]
     worst = _compare(pt.reference_predictions(pt.load_pretrained(directory=tmp_path), test), ref, atol=1e-3)
     print(f"rebuild: bitwise identical weights: {bitwise}; max prediction difference {worst:.2e} eV/atom")
+
+
+@pytest.mark.slow
+def test_full_build_reproduces_the_bml_selection_and_predictions(tmp_path, manifest, split):
+    """Re-run `python -m nanonb.pretrained build --only nanoalloys-bml` (selection + training, a few minutes)."""
+    _, test = split
+    assert pt.main(["build", "--out", str(tmp_path), "--only", "nanoalloys-bml", "--no-progress"]) == 0
+    new = json.loads((tmp_path / pt.MANIFEST).read_text())["learners"]["nanoalloys-bml"]
+    old = manifest["learners"]["nanoalloys-bml"]
+    assert new["chosen"] == old["chosen"]
+    for r_new, r_old in zip(new["selection"]["rows"], old["selection"]["rows"]):
+        assert r_new["candidate"] == r_old["candidate"] and r_new["mean"] == pytest.approx(r_old["mean"], abs=0.05)
+    ref = old["reference_predictions_ev_per_atom"]["final"]
+    _compare(pt.reference_predictions(pt.load_pretrained(directory=tmp_path), test), ref, atol=1e-4)

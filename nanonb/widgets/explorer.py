@@ -33,7 +33,7 @@ from .explorer_figure import ExplorerFigure, readout_html
 from .live import plain_text
 from .structure import StructureView
 
-__all__ = ["AdaptationExplorer"]
+__all__ = ["AdaptationExplorer", "cached_ceiling"]
 
 #: In-task ceilings computed so far: (task name, n points, targets checksum) -> MAE (target units).
 _CEILING_CACHE: dict[tuple, float] = {}
