@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nanonb.pretrained",
                                 description="Build or list nanonb's small pretrained learners.")
     sub = p.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="meta-train the shipped learners (fixed seed, ~1-2 min on one CPU core)")
+    b = sub.add_parser("build", help="select and meta-train the shipped learners (fixed seed, ~5 min on one CPU core)")
     b.add_argument("--out", default=None, help="output folder (default: the package's pretrained_weights/)")
     b.add_argument("--only", nargs="+", default=None, help="names to build (default: all)")
     b.add_argument("--cache-dir", default=None, help="nanoalloy data cache folder")
@@ -473,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{WEIGHTS_DIR}\n  built with: {m['command']} (seed {m['seed']})\n  learners: {names['learners']}\n"
           f"  baselines: {names['baselines']}\n  held-out MAE at k={m['sanity_heldout_mae_mev_per_atom']['k']} "
           f"(meV/atom): {m['sanity_heldout_mae_mev_per_atom']['mae']}")
+    for name, info in m["learners"].items():
+        if "chosen" in info:
+            print(f"  {name}: settings chosen on meta-train tasks only: {info['chosen']!r}")
+    if "heldout_in_task_ceiling_mae_mev_per_atom" in m:
+        print(f"  in-task ceiling (meV/atom): {m['heldout_in_task_ceiling_mae_mev_per_atom']}")
     return 0
 
 
