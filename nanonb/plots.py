@@ -17,6 +17,7 @@ from .evaluation import mae, spearman, top_recall
 METHOD_COLORS = {
     "maml": "#1f77b4", "fomaml": "#17becf", "anil": "#2ca02c", "metasgd": "#9467bd",
     "scratch": "#d62728", "pooled": "#7f7f7f", "pooled+finetune": "#ff7f0e", "gp": "#8c564b",
+    "bml": "#c51b7d", "dkt": "#bcbd22", "support mean": "#bbbbbb",
 }
 
 

@@ -11,19 +11,32 @@ learners have never seen Pt. Everything is fixed: the data seed, the training se
 ``torch.set_num_threads(1)`` (single-threaded CPU kernels give the same floating-point sums on every
 run of the same machine). What is built (:data:`BUILD_CONFIG`):
 
+- ``nanoalloys-bml`` (the default, :data:`DEFAULT_LEARNER`): the best learner on this data, a
+  Bayesian last layer (ALPaCA, :class:`~nanonb.learners.alpaca.BayesianMetaLearner`) on an MLP over
+  the 12 cluster descriptors, wrapped in :class:`~nanonb.learners.descriptors.OnDescriptors` so that
+  it takes the structure tasks directly; ``adapt`` is exact Bayesian conditioning and
+  ``predict_dist`` gives mean and standard deviation (eV/atom). Its MLP width and budget are chosen
+  by leave-one-element-out *inside meta-train* (:func:`nanonb.pretrained_bml.select_settings`; the
+  validation table is in the manifest): the held-out pairs are never looked at.
 - ``nanoalloys-anil``: an ANIL :class:`~nanonb.learners.anil.ANIL` learner on a small
-  :class:`~nanonb.models.gnn.InvariantGNN` (width 32, 2 interaction blocks), saved with
-  :meth:`MetaLearner.save <nanonb.learners.base.MetaLearner.save>` (``.pt`` state dict + ``.json``).
-- ``nanoalloys-pooled``: the :class:`~nanonb.baselines.nets.Pooled` baseline (same network, trained on all
-  meta-train clusters pooled), so notebooks can compare with pooled / pooled+fine-tune without training.
+  :class:`~nanonb.models.gnn.InvariantGNN` (width 32, 2 interaction blocks), kept for notebook 02.
+- ``nanoalloys-pooled``: the :class:`~nanonb.baselines.nets.Pooled` baseline (the same graph network,
+  trained on all meta-train clusters pooled), so notebooks can compare with pooled / pooled+fine-tune.
 
 ``manifest.json`` records the exact command, seed, configuration, library versions, a fingerprint of
-the training data, the sha256 of every weight file, held-out sanity numbers measured at build time,
-and reference predictions (after 25 iterations and at the end) that the tests use to check that a
-rebuild reproduces the shipped files.
+the training data, the sha256 of every weight file, held-out sanity numbers measured at build time
+(with the in-task ceiling of every held-out task, :func:`heldout_ceiling`), and reference predictions
+that the tests use to check that a rebuild reproduces the shipped files.
 
 Load with :func:`load_pretrained` (meta-learners) and :func:`load_pretrained_baseline`; both read the
 tensors with ``torch.load(weights_only=True)`` (no pickle).
+
+Example
+-------
+>>> learner = load_pretrained()                      # the Bayesian last layer  # doctest: +SKIP
+>>> train, test = heldout_tasks()                    # doctest: +SKIP
+>>> ep = test.episode("Cu-Pt", 5, seed=0)             # doctest: +SKIP
+>>> mean, std = learner.adapt(ep.support).predict_dist(ep.query)   # eV/atom  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -58,6 +71,23 @@ BUILD_CONFIG: dict[str, Any] = {
     "seed": 0,
     "torch_num_threads": 1,
     "learners": {
+        "nanoalloys-bml": {
+            "algorithm": "bml", "inputs": "descriptors", "model": "MLP",
+            "meta_batch_size": 8, "k_support": [0, 20], "k_query": 20, "lr": 2e-3,
+            # chosen by leave-one-element-out inside meta-train (see nanonb.pretrained_bml)
+            "candidates": {
+                "mlp 64x64, 250 it.": {"model_kwargs": {"hidden": [64, 64]}, "n_iterations": 250},
+                "mlp 64x64, 500 it.": {"model_kwargs": {"hidden": [64, 64]}, "n_iterations": 500},
+                "mlp 128x128, 250 it.": {"model_kwargs": {"hidden": [128, 128]}, "n_iterations": 250},
+                "mlp 32x32, 250 it.": {"model_kwargs": {"hidden": [32, 32]}, "n_iterations": 250},
+                "mlp 32x32, 500 it.": {"model_kwargs": {"hidden": [32, 32]}, "n_iterations": 500},
+                "mlp 32x32, 250 it., batch 16": {"model_kwargs": {"hidden": [32, 32]}, "n_iterations": 250,
+                                                 "meta_batch_size": 16},
+                "mlp 16x16, 250 it.": {"model_kwargs": {"hidden": [16, 16]}, "n_iterations": 250},
+                "mlp 32, 250 it.": {"model_kwargs": {"hidden": [32]}, "n_iterations": 250},
+            },
+            "selection": {"k": 5, "episodes": 3, "folds": "each element of the meta-train pairs in turn"},
+        },
         "nanoalloys-anil": {
             "algorithm": "anil", "model": "InvariantGNN",
             "model_kwargs": {"width": 32, "n_blocks": 2, "n_rbf": 16},
@@ -74,9 +104,11 @@ BUILD_CONFIG: dict[str, Any] = {
     },
     # reference episodes (held-out tasks) for the reproducibility fingerprints and sanity numbers
     "check": {"k": 5, "episode_seed": 0, "n_points": 8, "sanity_episodes": 3},
+    # in-task ceiling of every held-out task (nanonb.baselines.ceiling.in_task_ceiling)
+    "ceiling": {"n_splits": 5, "n_restarts": 0, "seed": 0},
 }
 
-DEFAULT_LEARNER = "nanoalloys-anil"
+DEFAULT_LEARNER = "nanoalloys-bml"
 DEFAULT_BASELINE = "nanoalloys-pooled"
 
 
@@ -183,6 +215,58 @@ def _sanity(methods: Sequence, test, k: int, n_episodes: int) -> dict[str, float
     return {m: round(float(v) * 1000.0, 3) for m, v in per_task.items()}
 
 
+def _is_bml(name: str) -> bool:
+    return BUILD_CONFIG["learners"][name].get("algorithm") == "bml"
+
+
+def _files(path: Path) -> dict[str, str]:
+    return {p.name: _sha256(p) for p in (path.with_suffix(".pt"), path.with_suffix(".json"))}
+
+
+def _stamp(path: Path, **extra) -> None:
+    """Add build information to a saved learner's JSON."""
+    info = json.loads(path.with_suffix(".json").read_text())
+    info.update(extra)
+    write_json(path.with_suffix(".json"), info)
+
+
+def _build_gradient_learner(name: str, train, test, out: Path, command: str, progress: bool):
+    ckpt: dict[str, Any] = {}
+    learner = _train_learner(name, train, progress,
+                             checkpoint=lambda lrn, ck=ckpt: ck.update(reference_predictions(lrn, test)))
+    path = learner.save(out / name)
+    _stamp(path, build={"command": command, "seed": BUILD_CONFIG["seed"], "name": name})
+    return learner, {
+        "files": _files(path),
+        "reference_predictions_ev_per_atom": {"final": reference_predictions(learner, test),
+                                              f"iteration_{CHECKPOINT_ITERATION}": ckpt},
+        "final_train_loss_mean_last_25": float(np.mean(learner.history["train_loss"][-25:])),
+    }
+
+
+def _build_bml(name: str, train, test, out: Path, command: str, log: Callable[[str], None]):
+    """Select the settings on meta-train (leave one element out), train the winner, save it."""
+    from .pretrained_bml import select_settings, train_bml
+
+    cfg = BUILD_CONFIG["learners"][name]
+    with limit_threads(BUILD_CONFIG["torch_num_threads"]):
+        log(f"  {name}: choosing the settings by leave-one-element-out inside meta-train")
+        best, rows = select_settings(cfg, train, seed=BUILD_CONFIG["seed"], log=log)
+        learner = train_bml(cfg, best, train, seed=BUILD_CONFIG["seed"])
+    log(f"  {name}: chose {best!r}")
+    path = learner.learner.save(out / name)
+    _stamp(path, learner="bml", inputs="descriptors", chosen=best,
+           build={"command": command, "seed": BUILD_CONFIG["seed"], "name": name})
+    return learner, {
+        "files": _files(path), "chosen": best,
+        "selection": {"how": "leave-one-element-out inside meta-train; query MAE at k="
+                             f"{cfg['selection']['k']} (meV/atom), {cfg['selection']['episodes']} episodes "
+                             "per validation task; lowest mean wins; held-out pairs never used", "rows": rows},
+        "reference_predictions_ev_per_atom": {"final": reference_predictions(learner, test)},
+        "final_train_nll_mean_last_25": float(np.mean(learner.history["train_nll"][-25:])),
+    }
+
+
 # ---------------------------------------------------------------------- build
 def build(out: str | Path | None = None, only: Sequence[str] | None = None, progress: bool = True,
           cache_dir=None, command: str | None = None, log: Callable[[str], None] = print) -> dict:
@@ -231,23 +315,15 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
     sanity_methods: list = [SupportMean()]
     for name in [n for n in names_l if n in wanted]:
         t0 = time.perf_counter()
-        ckpt: dict[str, Any] = {}
-        learner = _train_learner(name, train, progress,
-                                 checkpoint=lambda lrn, ck=ckpt: ck.update(reference_predictions(lrn, test)))
+        if _is_bml(name):
+            learner, entry = _build_bml(name, train, test, out, command, log)
+        else:
+            learner, entry = _build_gradient_learner(name, train, test, out, command, progress)
         dt = time.perf_counter() - t0
-        path = learner.save(out / name)
-        info = json.loads(path.with_suffix(".json").read_text())
-        info["build"] = {"command": command, "seed": BUILD_CONFIG["seed"], "name": name}
-        write_json(path.with_suffix(".json"), info)
-        manifest["learners"][name] = {
-            "files": {p.name: _sha256(p) for p in (path.with_suffix(".pt"), path.with_suffix(".json"))},
-            "reference_predictions_ev_per_atom": {"final": reference_predictions(learner, test),
-                                                  f"iteration_{CHECKPOINT_ITERATION}": ckpt},
-            "final_train_loss_mean_last_25": float(np.mean(learner.history["train_loss"][-25:])),
-        }
+        manifest["learners"][name] = entry
         manifest["timings_s"][name] = round(dt, 1)
         sanity_methods.append(learner)
-        log(f"  {name}: {BUILD_CONFIG['learners'][name]['n_iterations']} meta-iterations in {dt:.1f} s")
+        log(f"  {name}: built in {dt:.1f} s")
     for name in [n for n in names_b if n in wanted]:
         t0 = time.perf_counter()
         pooled = _train_pooled(name, train, progress)
@@ -266,6 +342,10 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
         manifest["sanity_heldout_mae_mev_per_atom"] = {
             "k": c["k"], "n_episodes_per_task": c["sanity_episodes"],
             "mae": _sanity(sanity_methods, test, c["k"], c["sanity_episodes"])}
+    from .baselines.ceiling import in_task_ceiling
+
+    manifest["heldout_in_task_ceiling_mae_mev_per_atom"] = {
+        n: round(1000.0 * v, 3) for n, v in in_task_ceiling(test, **BUILD_CONFIG["ceiling"]).items()}
     manifest["timings_s"]["sanity evaluation"] = round(time.perf_counter() - t0, 1)
     manifest["timings_s"]["total"] = round(time.perf_counter() - t_all, 1)
     write_json(out / MANIFEST, manifest)
@@ -310,14 +390,25 @@ def manifest(directory: str | Path | None = None) -> dict:
 
 
 def load_pretrained(name: str = DEFAULT_LEARNER, directory: str | Path | None = None):
-    """The shipped :class:`~nanonb.learners.base.MetaLearner` ``name`` (tensors read with ``weights_only=True``).
+    """The shipped learner ``name`` (tensors read with ``weights_only=True``), ready to ``adapt``.
+
+    ``"nanoalloys-bml"`` (default): an :class:`~nanonb.learners.descriptors.OnDescriptors`
+    Bayesian last layer (takes structure tasks; ``predict_dist`` gives mean and s.d. in eV/atom).
+    ``"nanoalloys-anil"``: the graph-network ANIL :class:`~nanonb.learners.base.MetaLearner`.
 
     >>> learner = load_pretrained()                      # doctest: +SKIP
     >>> learner.adapt(support).predict(query)            # eV/atom  # doctest: +SKIP
     """
+    path = _resolve(name, directory, "learners")
+    info = json.loads(path.with_suffix(".json").read_text())
+    if info.get("learner") == "bml":
+        from .learners.alpaca import BayesianMetaLearner
+        from .learners.descriptors import OnDescriptors
+
+        return OnDescriptors(BayesianMetaLearner.load(path))
     from .learners.registry import load
 
-    return load(_resolve(name, directory, "learners"))
+    return load(path)
 
 
 def load_pretrained_baseline(name: str = DEFAULT_BASELINE, directory: str | Path | None = None):
@@ -338,6 +429,19 @@ def load_pretrained_baseline(name: str = DEFAULT_BASELINE, directory: str | Path
     return pooled
 
 
+def heldout_ceiling(directory: str | Path | None = None) -> dict[str, float]:
+    """In-task ceiling of every held-out task (eV/atom), as recorded at build time.
+
+    :func:`nanonb.baselines.ceiling.in_task_ceiling` with ``BUILD_CONFIG["ceiling"]``: a GP on the
+    task's descriptors trained on 80 % of the task itself (5-fold), query MAE. Reading it from the
+    manifest saves ~2 s per task; ``tests/test_pretrained.py`` checks it against a recomputation.
+
+    >>> heldout_ceiling()["Cu-Pt"]        # eV/atom  # doctest: +SKIP
+    0.0206
+    """
+    return {k: v / 1000.0 for k, v in manifest(directory)["heldout_in_task_ceiling_mae_mev_per_atom"].items()}
+
+
 def heldout_tasks(cache_dir=None, progress: bool = False):
     """``(meta_train, meta_test)`` exactly as used for the build (meta-test = pairs with the held-out element)."""
     _, train, test = _load_data(cache_dir, progress)
@@ -350,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nanonb.pretrained",
                                 description="Build or list nanonb's small pretrained learners.")
     sub = p.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="meta-train the shipped learners (fixed seed, ~1-2 min on one CPU core)")
+    b = sub.add_parser("build", help="select and meta-train the shipped learners (fixed seed, ~5 min on one CPU core)")
     b.add_argument("--out", default=None, help="output folder (default: the package's pretrained_weights/)")
     b.add_argument("--only", nargs="+", default=None, help="names to build (default: all)")
     b.add_argument("--cache-dir", default=None, help="nanoalloy data cache folder")
@@ -369,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{WEIGHTS_DIR}\n  built with: {m['command']} (seed {m['seed']})\n  learners: {names['learners']}\n"
           f"  baselines: {names['baselines']}\n  held-out MAE at k={m['sanity_heldout_mae_mev_per_atom']['k']} "
           f"(meV/atom): {m['sanity_heldout_mae_mev_per_atom']['mae']}")
+    for name, info in m["learners"].items():
+        if "chosen" in info:
+            print(f"  {name}: settings chosen on meta-train tasks only: {info['chosen']!r}")
+    if "heldout_in_task_ceiling_mae_mev_per_atom" in m:
+        print(f"  in-task ceiling (meV/atom): {m['heldout_in_task_ceiling_mae_mev_per_atom']}")
     return 0
 
 

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from nanonb import pretrained as pt
+from nanonb.learners.alpaca import BayesianMetaLearner
 from nanonb.learners.anil import ANIL
+from nanonb.learners.descriptors import OnDescriptors
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def test_shipped_files_are_small_and_match_the_manifest(manifest):
         for info in manifest[section].values():
             for fname, sha in info["files"].items():
                 assert pt._sha256(pt.WEIGHTS_DIR / fname) == sha, f"{fname} was modified after the build"
-    assert pt.available() == {"learners": ["nanoalloys-anil"], "baselines": ["nanoalloys-pooled"]}
+    assert pt.available() == {"learners": ["nanoalloys-anil", "nanoalloys-bml"], "baselines": ["nanoalloys-pooled"]}
 
 
 def test_training_data_are_the_build_data(manifest, split):
@@ -56,9 +58,51 @@ def test_training_data_are_the_build_data(manifest, split):
     assert test.names == manifest["data"]["meta_test"] and all("Pt" not in t.groups for t in train)
 
 
+def test_default_learner_is_the_bayesian_last_layer_and_reproduces_its_predictions(manifest, split):
+    import time
+
+    _, test = split
+    t0 = time.perf_counter()
+    learner = pt.load_pretrained()
+    assert time.perf_counter() - t0 < 5.0, "loading the shipped learner must take seconds"
+    assert pt.DEFAULT_LEARNER == "nanoalloys-bml"
+    assert isinstance(learner, OnDescriptors) and isinstance(learner.learner, BayesianMetaLearner)
+    ref = manifest["learners"]["nanoalloys-bml"]["reference_predictions_ev_per_atom"]["final"]
+    _compare(pt.reference_predictions(learner, test), ref, atol=1e-6)
+    ep = test.episode("Cu-Pt", 5, seed=0)
+    mean, std = learner.adapt(ep.support).predict_dist(ep.query)
+    assert np.all(std > 0) and np.max(np.abs(mean - learner.adapt(None).predict(ep.query))) > 1e-4
+    # the settings were chosen on meta-train tasks only, and the choice is the lowest validation MAE
+    entry = manifest["learners"]["nanoalloys-bml"]
+    rows = entry["selection"]["rows"]
+    assert entry["chosen"] == min(rows, key=lambda r: r["mean"])["candidate"]
+    assert all("Pt" not in r["mae_mev_per_atom"] for r in rows)
+
+
+def test_bml_build_code_path_reproduces_the_shipped_predictions(manifest, split):
+    """Meta-training the chosen settings again (the build's code path, ~5 s) gives the shipped predictions."""
+    from nanonb.pretrained_bml import train_bml
+
+    train, test = split
+    cfg = pt.BUILD_CONFIG["learners"]["nanoalloys-bml"]
+    with pt.num_threads(pt.BUILD_CONFIG["torch_num_threads"]):
+        learner = train_bml(cfg, manifest["learners"]["nanoalloys-bml"]["chosen"], train, seed=pt.BUILD_CONFIG["seed"])
+    ref = manifest["learners"]["nanoalloys-bml"]["reference_predictions_ev_per_atom"]["final"]
+    _compare(pt.reference_predictions(learner, test), ref, atol=1e-4)
+
+
+def test_heldout_ceiling_matches_a_recomputation(split):
+    from nanonb.baselines.ceiling import task_ceiling
+
+    _, test = split
+    ceil = pt.heldout_ceiling()
+    assert sorted(ceil) == sorted(test.names)
+    assert task_ceiling(test["Au-Pt"], **pt.BUILD_CONFIG["ceiling"]) == pytest.approx(ceil["Au-Pt"], abs=1e-6)
+
+
 def test_load_pretrained_reproduces_recorded_predictions(manifest, split):
     _, test = split
-    learner = pt.load_pretrained()
+    learner = pt.load_pretrained("nanoalloys-anil")
     assert isinstance(learner, ANIL) and learner.config.algorithm == "anil"
     ref = manifest["learners"]["nanoalloys-anil"]["reference_predictions_ev_per_atom"]["final"]
     _compare(pt.reference_predictions(learner, test), ref, atol=1e-6)
@@ -104,3 +148,17 @@ def test_full_build_command_reproduces_shipped_weights(tmp_path, manifest, split
     ref = manifest["learners"]["nanoalloys-anil"]["reference_predictions_ev_per_atom"]["final"]
     worst = _compare(pt.reference_predictions(pt.load_pretrained(directory=tmp_path), test), ref, atol=1e-3)
     print(f"rebuild: bitwise identical weights: {bitwise}; max prediction difference {worst:.2e} eV/atom")
+
+
+@pytest.mark.slow
+def test_full_build_reproduces_the_bml_selection_and_predictions(tmp_path, manifest, split):
+    """Re-run `python -m nanonb.pretrained build --only nanoalloys-bml` (selection + training, a few minutes)."""
+    _, test = split
+    assert pt.main(["build", "--out", str(tmp_path), "--only", "nanoalloys-bml", "--no-progress"]) == 0
+    new = json.loads((tmp_path / pt.MANIFEST).read_text())["learners"]["nanoalloys-bml"]
+    old = manifest["learners"]["nanoalloys-bml"]
+    assert new["chosen"] == old["chosen"]
+    for r_new, r_old in zip(new["selection"]["rows"], old["selection"]["rows"]):
+        assert r_new["candidate"] == r_old["candidate"] and r_new["mean"] == pytest.approx(r_old["mean"], abs=0.05)
+    ref = old["reference_predictions_ev_per_atom"]["final"]
+    _compare(pt.reference_predictions(pt.load_pretrained(directory=tmp_path), test), ref, atol=1e-4)

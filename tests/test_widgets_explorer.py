@@ -18,6 +18,14 @@ from nanonb.widgets.explorer import AdaptationExplorer  # noqa: E402
 def learner_and_tasks():
     torch.set_num_threads(1)
     train, test = pretrained.heldout_tasks()
+    return pretrained.load_pretrained("nanoalloys-anil"), test.select(["Cu-Pt", "Au-Pt"])
+
+
+@pytest.fixture(scope="module")
+def bml_and_tasks():
+    """The shipped default learner (Bayesian last layer on descriptors) and two held-out tasks."""
+    torch.set_num_threads(1)
+    _, test = pretrained.heldout_tasks()
     return pretrained.load_pretrained(), test.select(["Cu-Pt", "Au-Pt"])
 
 
@@ -177,3 +185,75 @@ def test_blitted_redraw_matches_a_full_redraw(learner_and_tasks):
     before = np.asarray(Image.open(io.BytesIO(bytes(AdaptationExplorer(
         learner, test, shots=5, inner_steps=2, show_structures=False).image.value))).convert("RGB"), dtype=int)
     assert np.mean(np.any(a != before, axis=-1)) > 0.001  # and the move did change the picture
+
+
+class CountingLearner:
+    """Wraps a learner and counts its adaptations (to see the explorer's cache at work)."""
+
+    def __init__(self, learner):
+        self.learner, self.name, self.calls = learner, learner.name, 0
+
+    def adapt(self, support):
+        self.calls += 1
+        return self.learner.adapt(support)
+
+
+def test_explorer_with_the_shipped_bayesian_learner(bml_and_tasks):
+    """Descriptor learner on structure tasks: s.d. bars, ceiling, closed, 3D support structures, cache."""
+    learner, test = bml_and_tasks
+    ceiling = {"Cu-Pt": 0.0206, "Au-Pt": 0.0108}
+    counting = CountingLearner(learner)
+    ex = AdaptationExplorer(counting, test, shots=5, ceiling=ceiling)
+    r = ex.result
+    assert r["ok"] and r["has_std"] and ex.inner_steps.disabled and ex.inner_lr.disabled
+    assert len(ex._plot.artists["bands"].get_segments()) == r["n_query"]
+    assert ex._plot.artists["ceiling"].get_visible() and ex._plot.artists["ceiling"].get_xdata()[0] == 20.6
+    assert r["ceiling_mae"] == 0.0206 and "in-task ceiling" in ex.readout_text
+    ref = r["baseline_mae"]["support mean"]
+    assert r["closed"] == pytest.approx((ref - r["mae"]) / (ref - 0.0206))
+    assert f"closes {100 * r['closed']:.0f} %" in ex.readout_text
+    # the same numbers as adapting the learner directly
+    ep = test.episode("Cu-Pt", 5, seed=0)
+    mean, std = learner.adapt(ep.support).predict_dist(ep.query)
+    assert r["mae"] == pytest.approx(float(np.mean(np.abs(mean - ep.query.targets))))
+    assert np.all(std > 0)
+    # the 3D view shows the support clusters of the episode the learner adapted on
+    assert len(ex.support_pick.options) == 5 and "Cu" in ex.structure_view.elements
+    # everything a slider reaches is cached: revisiting 5 shots does not adapt again
+    calls = counting.calls
+    ex.shots.value = 6
+    assert counting.calls == calls + 1
+    ex.shots.value = 5
+    assert counting.calls == calls + 1 and ex.result["mae"] == r["mae"]
+    assert ex.time_updates(n=5, warmup=1)["median_ms"] < 1500
+
+
+def test_explorer_computes_the_ceiling_once_per_task(bml_and_tasks, monkeypatch):
+    from nanonb.widgets import explorer as explorer_module
+
+    learner, test = bml_and_tasks
+    calls = []
+    monkeypatch.setattr(explorer_module, "_CEILING_CACHE", {})
+    monkeypatch.setattr(explorer_module, "task_ceiling", lambda task: calls.append(task.name) or 0.01)
+    ex = AdaptationExplorer(learner, test, shots=5, show_structures=False)
+    ex.shots.value = 7
+    ex.task.value = "Au-Pt"
+    ex.task.value = "Cu-Pt"
+    assert calls == ["Cu-Pt", "Au-Pt"] and ex.result["ceiling_mae"] == 0.01
+    off = AdaptationExplorer(learner, test, shots=5, ceiling=False, show_structures=False)
+    assert off.result["ceiling_mae"] is None and off.result["closed"] is None
+    assert not off._plot.artists["ceiling"].get_visible() and "ceiling" not in off.readout_text
+
+
+def test_explorer_on_descriptor_tasks_shows_the_matching_structures(bml_and_tasks):
+    from nanonb.learners.descriptors import OnDescriptors
+
+    learner, test = bml_and_tasks
+    raw = learner.learner  # the BayesianMetaLearner itself, which needs tabular (descriptor) tasks
+    tab = OnDescriptors.taskset(test)
+    ex = AdaptationExplorer(raw, tab, shots=4, structures=test, ceiling=False)
+    assert ex.result["ok"] and ex.structure_view is not None
+    ep = tab.episode("Cu-Pt", 4, seed=0)
+    assert [len(s) for s, _ in ex._support_structures] == [len(test["Cu-Pt"].inputs[i]) for i in ep.support_idx]
+    wrapped = AdaptationExplorer(learner, test, shots=4, ceiling=False, show_structures=False)
+    assert wrapped.result["mae"] == pytest.approx(ex.result["mae"])

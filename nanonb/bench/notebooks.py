@@ -69,7 +69,8 @@ REPO_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 def _latency_code(n: int, shots: tuple[int, int], inner_steps: int, seed: int, baselines: bool) -> str:
     """Kernel-side code that times ``n`` programmatic "shots" slider moves and prints one JSON line.
 
-    The explorer is built as in ``notebooks/03_few_shot_adaptation.ipynb``: the shipped ANIL learner on
+    The explorer is built as the ANIL explorer of ``notebooks/03_few_shot_adaptation.ipynb``: the shipped ANIL
+    learner (``load_pretrained("nanoalloys-anil")``) on
     the held-out (Pt) nanoalloy tasks, task Cu-Pt, one torch thread, with pooled+fine-tune (20 steps)
     and the support GP as baselines (``baselines=True``). The sliders are found by their descriptions
     (the stable interface of :class:`nanonb.widgets.AdaptationExplorer`). Baseline predictions are
@@ -79,7 +80,7 @@ def _latency_code(n: int, shots: tuple[int, int], inner_steps: int, seed: int, b
     return f"""
 import json, time
 import ipywidgets as widgets
-from nanonb.pretrained import heldout_tasks, load_pretrained, load_pretrained_baseline
+from nanonb.pretrained import heldout_ceiling, heldout_tasks, load_pretrained, load_pretrained_baseline
 from nanonb.widgets import AdaptationExplorer
 
 def _find(root, cls, description):
@@ -102,7 +103,8 @@ base = []
 if {baselines!r}:
     from nanonb.baselines import FineTune, SupportGP
     base = [FineTune(load_pretrained_baseline(), steps=20), SupportGP(n_restarts=0).fit(train)]
-explorer = AdaptationExplorer(load_pretrained(), test, baselines=base, task="Cu-Pt", shots={shots[0]}, seed={seed})
+explorer = AdaptationExplorer(load_pretrained("nanoalloys-anil"), test, baselines=base, task="Cu-Pt",
+                              shots={shots[0]}, seed={seed}, ceiling=heldout_ceiling())
 shots, steps = _find(explorer, widgets.IntSlider, "shots"), _find(explorer, widgets.IntSlider, "inner steps")
 steps.value = {inner_steps}
 build_s = time.perf_counter() - t0

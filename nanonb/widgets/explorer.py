@@ -1,8 +1,10 @@
 """The interactive few-shot adaptation explorer (:class:`AdaptationExplorer`).
 
 Pick a held-out task (``task``), the number of support points (``shots``), the inner-loop settings
-(``inner steps``, ``inner lr``) and see the adapted model's parity plot, its MAE next to the
-baselines and the support structures, redrawn on every change. An ``ipywidgets.VBox``: display it
+(``inner steps``, ``inner lr``; disabled for learners without an inner loop, such as the Bayesian
+last layer) and see the adapted model's parity plot (with ±1 s.d. bars when it has
+``predict_dist``), its MAE next to the baselines, the support-mean reference and the in-task ceiling,
+and the support structures, redrawn on every change. An ``ipywidgets.VBox``: display it
 as the last expression of a cell. Everything also works without a front end (tests drive the
 widget programmatically: set a slider's ``.value`` and the explorer re-adapts; or call
 :meth:`AdaptationExplorer.update`).
@@ -24,13 +26,31 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
+from ..baselines.ceiling import task_ceiling
 from ..baselines.nets import SupportMean
 from ..tasks import Task, TaskSet
-from .explorer_figure import ExplorerFigure
+from .explorer_figure import ExplorerFigure, readout_html
 from .live import plain_text
 from .structure import StructureView
 
-__all__ = ["AdaptationExplorer"]
+__all__ = ["AdaptationExplorer", "cached_ceiling"]
+
+#: In-task ceilings computed so far: (task name, n points, targets checksum) -> MAE (target units).
+_CEILING_CACHE: dict[tuple, float] = {}
+
+
+def cached_ceiling(task: Task) -> float:
+    """:func:`~nanonb.baselines.ceiling.task_ceiling` of ``task`` (target units), computed once per session.
+
+    Example
+    -------
+    >>> cached_ceiling(test["Cu-Pt"])   # eV/atom; ~2 s the first time, then free  # doctest: +SKIP
+    0.0206
+    """
+    key = (task.name, len(task), float(np.sum(task.targets)), float(np.sum(np.abs(task.targets))))
+    if key not in _CEILING_CACHE:
+        _CEILING_CACHE[key] = task_ceiling(task)
+    return _CEILING_CACHE[key]
 
 
 def _default_units(task: Task) -> tuple[float, str]:
@@ -55,16 +75,20 @@ class AdaptationExplorer(widgets.VBox):
     re-adapts the model on a fixed episode (same seed; the ``new episode`` button draws another) and
     redraws, in place: the parity plot of the query points (with ±1 s.d. bars when the adapted model
     has ``predict_dist``), the query MAE next to every baseline and the trivial "support mean"
-    reference, and a 3D view of a chosen support structure. Invalid settings (e.g. as many shots as
+    reference, the task's in-task ceiling (a GP on the descriptors trained on 80 % of the task itself,
+    5-fold: what plenty of data from this very task gives), and a 3D view of a chosen support structure.
+    Everything a slider can reach is cached: model predictions per (task, shots, episode, inner-loop
+    settings), baselines per (task, shots, episode), the ceiling per task. Invalid settings (e.g. as many shots as
     the task has points) show a message instead of a traceback.
 
     Parameters
     ----------
     model:
-        Fitted learner with ``adapt(support, steps=None, lr=None)`` (e.g. a
-        :class:`~nanonb.learners.base.MetaLearner` or :func:`~nanonb.pretrained.load_pretrained`). A model whose
-        ``adapt`` takes no ``steps``/``lr`` (a baseline) is also accepted; the inner-loop sliders are then
-        disabled.
+        Fitted learner with ``adapt(support)`` (e.g. :func:`~nanonb.pretrained.load_pretrained`, a Bayesian
+        last layer on descriptors, or a :class:`~nanonb.learners.base.MetaLearner`). If its ``adapt`` takes
+        ``steps``/``lr`` (the MAML family) the inner-loop sliders drive them; otherwise (Bayesian last
+        layer, DKT, a baseline) they are disabled. If the adapted model has ``predict_dist``, its ±1 s.d.
+        bars are drawn.
     taskset:
         Tasks to explore (typically meta-test: tasks the model has never seen).
     baselines:
@@ -81,8 +105,16 @@ class AdaptationExplorer(widgets.VBox):
         "no query point left" case is reachable and explained).
     scale, unit:
         Display scale and unit of the targets (default: eV → meV, e.g. meV/atom).
+    ceiling:
+        In-task ceiling per task (``{task name: MAE}``, target units, e.g. from
+        :func:`~nanonb.pretrained.heldout_ceiling`), ``None`` to compute it on a task's first visit
+        (:func:`cached_ceiling`, ~2 s; needs descriptors), or ``False`` to leave it out.
+    structures:
+        For tabular tasks (e.g. ``descriptor_tasks(test)``): the same tasks with structures as inputs
+        (e.g. ``test``), so the support clusters can still be shown in 3D. Not needed for structure
+        tasks (a learner wrapped in :class:`~nanonb.learners.descriptors.OnDescriptors` takes them).
     show_structures:
-        Show the 3D support structure view (needs structure tasks; ignored for tabular tasks).
+        Show the 3D support structure view (needs structure tasks or ``structures``).
     dpi:
         Resolution of the figure (dots per inch); lower is faster.
 
@@ -95,20 +127,22 @@ class AdaptationExplorer(widgets.VBox):
     status : ipywidgets.HTML — progress indicator while adapting ("adapting…")
     image : ipywidgets.Image — the PNG figure
     structure_view : StructureView or None
-    result : dict — numbers of the last update (``mae``, ``baseline_mae``, ``n_query``, ``elapsed_s``…)
+    result : dict — numbers of the last update (``mae``, ``baseline_mae``, ``ceiling_mae``, ``closed``,
+        ``n_query``, ``elapsed_s``…; errors in target units)
     timings : list of float — seconds of every update (adapt + predict + redraw)
 
     Example
     -------
-    >>> from nanonb.pretrained import heldout_tasks, load_pretrained
-    >>> ex = AdaptationExplorer(load_pretrained(), heldout_tasks()[1], shots=5)  # doctest: +SKIP
-    >>> ex.set(shots=10, inner_steps=20)["mae"]                                  # doctest: +SKIP
+    >>> from nanonb.pretrained import heldout_ceiling, heldout_tasks, load_pretrained
+    >>> ex = AdaptationExplorer(load_pretrained(), heldout_tasks()[1], ceiling=heldout_ceiling())  # doctest: +SKIP
+    >>> ex.set(shots=10)["mae"]                                     # eV/atom  # doctest: +SKIP
     """
 
     def __init__(self, model, taskset: TaskSet | Sequence[Task], baselines: Sequence | Mapping | None = None, *,
                  task: str | None = None, shots: int = 5, inner_steps: int | None = None,
                  inner_lr: float | None = None, seed: int = 0, max_shots: int | None = None,
-                 scale: float | None = None, unit: str | None = None, show_structures: bool = True,
+                 scale: float | None = None, unit: str | None = None, ceiling: Mapping | bool | None = None,
+                 structures: TaskSet | Sequence[Task] | None = None, show_structures: bool = True,
                  dpi: int = 72):
         if not isinstance(taskset, TaskSet):
             taskset = TaskSet(list(taskset), name="explorer")
@@ -120,6 +154,11 @@ class AdaptationExplorer(widgets.VBox):
         items = list(baselines.items()) if isinstance(baselines, Mapping) else [(b.name, b) for b in baselines]
         self.baselines: list[tuple[str, Any]] = items + [("support mean", SupportMean())]
         self._baseline_cache: dict[tuple, dict[str, np.ndarray]] = {}
+        self._model_cache: dict[tuple, tuple] = {}
+        self.ceiling: Mapping | bool | None = dict(ceiling) if isinstance(ceiling, Mapping) else ceiling
+        if structures is not None and not isinstance(structures, TaskSet):
+            structures = TaskSet(list(structures), name="structures")
+        self.structures = structures
         self.seed = int(seed)
         d_scale, d_unit = _default_units(taskset[0])
         self.scale = d_scale if scale is None else float(scale)
@@ -168,7 +207,7 @@ class AdaptationExplorer(widgets.VBox):
         self.support_pick = widgets.Dropdown(options=[], description="support", style={"description_width": "60px"},
                                              layout=widgets.Layout(width="330px"))
         self.structure_view: StructureView | None = None
-        has_structures = not taskset[0].is_tabular
+        has_structures = not taskset[0].is_tabular or (structures is not None and not structures[0].is_tabular)
         right: list[widgets.Widget] = [self.readout]
         if show_structures and has_structures:
             self.structure_view = StructureView(width="330px", height="260px")
@@ -245,6 +284,38 @@ class AdaptationExplorer(widgets.VBox):
         self._baseline_cache[key] = out
         return out
 
+    def _ceiling(self, task: Task) -> float | None:
+        """The task's in-task ceiling (target units): given, computed once per task, or None."""
+        if self.ceiling is False:
+            return None
+        if isinstance(self.ceiling, Mapping):
+            v = self.ceiling.get(task.name)
+            return None if v is None else float(v)
+        if task.descriptors is None:
+            return None
+        self.status.value = "<i>⏳ computing the in-task ceiling (once per task)…</i>"
+        return cached_ceiling(task)
+
+    def _model_predictions(self, task: Task, ep, adapt_kw: dict) -> tuple:
+        """``(query mean, query s.d. or None, support mean)``, cached per reachable slider setting."""
+        key = (task.name, len(ep.support_idx), self.seed, tuple(ep.support_idx.tolist()),
+               tuple(sorted(adapt_kw.items())))
+        hit = self._model_cache.get(key)
+        if hit is not None:
+            return hit
+        adapted = self.model.adapt(ep.support, **adapt_kw)
+        std = None
+        if callable(getattr(adapted, "predict_dist", None)):
+            pred, std = adapted.predict_dist(ep.query)
+            pred, std = np.asarray(pred, dtype=float), np.asarray(std, dtype=float)
+            pred_support = np.asarray(adapted.predict(ep.support), dtype=float)
+        else:
+            pred, pred_support = self._predict(adapted, task, ep)
+        if len(self._model_cache) > 256:
+            self._model_cache.clear()
+        self._model_cache[key] = (pred, std, pred_support)
+        return pred, std, pred_support
+
     def _predict(self, adapted, task: Task, ep) -> tuple[np.ndarray, np.ndarray]:
         """Query and support predictions; fast path for head-only adaptation (ANIL).
 
@@ -280,22 +351,19 @@ class AdaptationExplorer(widgets.VBox):
                 return self.result
             ep = self.taskset.episode(task, k, seed=self.seed)
             adapt_kw = self._adapt_kwargs()
-            adapted = self.model.adapt(ep.support, **adapt_kw)
-            std = None
-            if callable(getattr(adapted, "predict_dist", None)):
-                pred, std = adapted.predict_dist(ep.query)
-                pred, std = np.asarray(pred, dtype=float), np.asarray(std, dtype=float)
-                pred_support = np.asarray(adapted.predict(ep.support), dtype=float)
-            else:
-                pred, pred_support = self._predict(adapted, task, ep)
+            pred, std, pred_support = self._model_predictions(task, ep, adapt_kw)
             base = self._baseline_predictions(ep, (task.name, k, self.seed))
             y = ep.query.targets
             mae = float(np.mean(np.abs(pred - y))) if np.all(np.isfinite(pred)) else float("inf")
             base_mae = {n: float(np.mean(np.abs(p - y))) for n, p in base.items()}
+            ceil = self._ceiling(task)
+            ref = base_mae["support mean"]
+            closed = (ref - mae) / (ref - ceil) if ceil is not None and ref > ceil and np.isfinite(mae) else None
             self.result = {"ok": True, "task": task.name, "k": k, "seed": self.seed, "n_query": len(y),
                            "inner_steps": adapt_kw.get("steps"), "inner_lr": adapt_kw.get("lr"),
-                           "mae": mae, "baseline_mae": base_mae, "scale": self.scale, "unit": self.unit}
-            self.image.value = self._plot.draw(ep, pred, std, pred_support, mae, base_mae)
+                           "mae": mae, "baseline_mae": base_mae, "ceiling_mae": ceil, "closed": closed,
+                           "has_std": std is not None, "scale": self.scale, "unit": self.unit}
+            self.image.value = self._plot.draw(ep, pred, std, pred_support, mae, base_mae, ceiling=ceil)
             self._update_readout()
             ref = base_mae["support mean"]
             if not np.isfinite(mae) or mae > 10 * ref:
@@ -321,7 +389,12 @@ class AdaptationExplorer(widgets.VBox):
         return self.result
 
     def _update_support_choice(self, ep) -> None:
-        self._support_structures = list(zip(ep.support.inputs, ep.support.targets))
+        if not ep.task.is_tabular:
+            inputs = ep.support.inputs
+        else:  # tabular episode: the structures come from the matching structure task
+            src = self.structures[ep.task.name]
+            inputs = [src.inputs[int(i)] for i in ep.support_idx]
+        self._support_structures = list(zip(inputs, ep.support.targets))
         opts = [(f"{i + 1}: {len(s)} atoms, {yv * self.scale:.1f} {self.unit}", i)
                 for i, (s, yv) in enumerate(self._support_structures)]
         key = (ep.task.name, tuple(ep.support_idx.tolist()))
@@ -338,26 +411,7 @@ class AdaptationExplorer(widgets.VBox):
             self.support_pick.value = value
 
     def _update_readout(self) -> None:
-        r = self.result
-        s, u = self.scale, html.escape(self.unit)
-        settings = ""
-        if r.get("inner_steps") is not None:
-            lr = "learned" if r["inner_lr"] is None else f"{r['inner_lr']:.3g}"
-            settings = f" ({r['inner_steps']} steps, lr {lr})"
-        rows = [(f"<b>{html.escape(self.model_name)}</b>{settings}", r["mae"])] + [
-            (html.escape(n), v) for n, v in r["baseline_mae"].items()]
-        best = min(v for _, v in rows)
-        cells = "".join(
-            f"<tr><td style='padding:0 8px 0 0'>{name}</td>"
-            f"<td style='text-align:right'>{'<b>' if v == best else ''}{v * s:.1f}{'</b>' if v == best else ''}"
-            f"</td></tr>" for name, v in rows)
-        ref = r["baseline_mae"]["support mean"]
-        verdict = ("beats" if r["mae"] < ref else "does not beat")
-        self.readout.value = (
-            f"<div><b>MAE</b> on {r['n_query']} query points of {html.escape(r['task'])}, {r['k']} shots "
-            f"({u}):<table>{cells}</table>"
-            f"<span style='font-size:90%;color:#555'>{html.escape(self.model_name)} {verdict} the support-mean "
-            "reference on this episode.</span></div>")
+        self.readout.value = readout_html(self.result, self.model_name, self.scale, self.unit)
 
     # ------------------------------------------------------------------ convenience
     @property

@@ -1,4 +1,5 @@
-"""The figure of :class:`nanonb.widgets.explorer.AdaptationExplorer`: parity plot and MAE bars, blitted.
+"""The display of :class:`nanonb.widgets.explorer.AdaptationExplorer`: parity plot and MAE bars (blitted),
+and the MAE readout table (:func:`readout_html`).
 
 The artists are created once; a redraw moves them and, while the episode and the baselines stay
 the same, only redraws the moving artists on top of a cached background (~5x faster than a full
@@ -7,6 +8,7 @@ draw), so a slider move costs tens of milliseconds.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
@@ -17,11 +19,14 @@ from matplotlib.figure import Figure
 from ..plots import color
 from .live import encode_png, figure_png
 
-__all__ = ["ExplorerFigure"]
+__all__ = ["ExplorerFigure", "readout_html"]
 
 
 class ExplorerFigure:
     """Parity plot of the query points (left) and query MAE of every method (right, bars).
+
+    The support-mean reference is a dotted line in the parity plot and a grey bar; the task's in-task
+    ceiling (if given) is a dashed vertical line across the bars.
 
     ``model_name`` labels the adapted model; ``unit`` the display unit; ``scale`` converts targets
     to it (e.g. 1000 for eV -> meV); ``dpi`` in dots per inch. :meth:`draw` returns the PNG.
@@ -29,7 +34,7 @@ class ExplorerFigure:
     Example
     -------
     >>> fig = ExplorerFigure("anil", unit="meV/atom", scale=1000.0, dpi=72)
-    >>> png = fig.draw(ep, pred, None, pred_support, mae, base_mae)  # doctest: +SKIP
+    >>> png = fig.draw(ep, pred, std, pred_support, mae, base_mae, ceiling=0.015)  # doctest: +SKIP
     """
 
     def __init__(self, model_name: str, unit: str, scale: float = 1.0, dpi: int = 72):
@@ -67,6 +72,9 @@ class ExplorerFigure:
         a["bars"] = bx.barh(ypos, np.ones(n_bars), alpha=0.85)
         a["labels"] = [bx.text(0, yp, "", va="center", fontsize=8, clip_on=False) for yp in ypos]
         a["ypos"] = ypos
+        a["ceiling"] = bx.axvline(0.0, color="k", ls="--", lw=1.0, visible=False)
+        a["ceiling_label"] = bx.text(0.0, 1.0, " in-task\n ceiling", transform=bx.get_xaxis_transform(),
+                                     fontsize=7, va="top", ha="left", color="k", visible=False)
         bx.set_yticks(ypos)
         bx.set_xlabel(f"query MAE ({self.unit})")
         bx.set_title("lower is better", fontsize=10)
@@ -74,9 +82,11 @@ class ExplorerFigure:
         self.artists = a
         self._bg_key = None
 
-    def draw(self, ep, pred, std, pred_support, mae: float, base_mae: dict[str, float]) -> bytes:
+    def draw(self, ep, pred, std, pred_support, mae: float, base_mae: dict[str, float],
+             ceiling: float | None = None) -> bytes:
         """Show one adapted episode: predictions ``pred`` (± ``std`` or None) and ``pred_support`` in
-        target units, the model's query ``mae`` and ``base_mae`` (name -> MAE); returns the PNG."""
+        target units, the model's query ``mae``, ``base_mae`` (name -> MAE) and the task's in-task
+        ``ceiling`` (MAE, target units, or None); returns the PNG."""
         names = [self.model_name] + list(base_mae)
         a = self.artists
         if a is None or len(a["bars"]) != len(names):
@@ -123,8 +133,14 @@ class ExplorerFigure:
             bar.set_color(col)
             txt.set_position((sv, bar.get_y() + bar.get_height() / 2))
             txt.set_text(" diverged" if not np.isfinite(v) else (f" {v:.1f}" if v < cap else f" {v:.3g} ▶"))
+        has_ceiling = ceiling is not None and np.isfinite(ceiling)
+        a["ceiling"].set_visible(has_ceiling)
+        a["ceiling_label"].set_visible(has_ceiling)
+        if has_ceiling:
+            a["ceiling"].set_xdata([ceiling * s] * 2)
+            a["ceiling_label"].set_x(ceiling * s)
         return self._render(a, names, key=(ep.task.name, tuple(ep.support_idx.tolist()), lo, hi,
-                                                       tuple(base_mae.values()), std is not None), xmax=1.8 * worst)
+                                           tuple(base_mae.values()), std is not None, ceiling), xmax=1.8 * worst)
 
     def _render(self, a: dict, names: list[str], key: tuple, xmax: float) -> bytes:
         """Blit: the static background (axes, ticks, legend, baselines' scale) is drawn once per
@@ -150,3 +166,38 @@ class ExplorerFigure:
     def png(self) -> bytes:
         """A full (not blitted) render of the current figure."""
         return figure_png(self.fig)
+
+
+def readout_html(r: dict, model_name: str, scale: float, unit: str) -> str:
+    """The explorer's MAE table as HTML: the model, every baseline, the support mean and the in-task
+    ceiling (errors of ``r`` in target units, shown times ``scale`` in ``unit``), with the verdict
+    against the support mean and the share of the learnable gap closed.
+
+    Example
+    -------
+    >>> r = {"mae": 0.017, "baseline_mae": {"support mean": 0.032}, "ceiling_mae": 0.015, "closed": 0.88,
+    ...      "n_query": 75, "task": "Cu-Pt", "k": 5}
+    >>> "closes 88 %" in readout_html(r, "bml", 1000.0, "meV/atom")
+    True
+    """
+    s, u, name = scale, html.escape(unit), html.escape(model_name)
+    settings = ""
+    if r.get("inner_steps") is not None:
+        lr = "learned" if r["inner_lr"] is None else f"{r['inner_lr']:.3g}"
+        settings = f" ({r['inner_steps']} steps, lr {lr})"
+    rows = [(f"<b>{name}</b>{settings}", r["mae"])] + [(html.escape(n), v) for n, v in r["baseline_mae"].items()]
+    best = min(v for _, v in rows)
+    cells = "".join(
+        f"<tr><td style='padding:0 8px 0 0'>{label}</td>"
+        f"<td style='text-align:right'>{'<b>' if v == best else ''}{v * s:.1f}{'</b>' if v == best else ''}"
+        f"</td></tr>" for label, v in rows)
+    if r.get("ceiling_mae") is not None:
+        cells += ("<tr style='color:#555'><td style='padding:0 8px 0 0'><i>in-task ceiling</i> (GP, 80 % of "
+                  f"the task)</td><td style='text-align:right'><i>{r['ceiling_mae'] * s:.1f}</i></td></tr>")
+    verdict = "beats" if r["mae"] < r["baseline_mae"]["support mean"] else "does not beat"
+    gap = ""
+    if r.get("closed") is not None:
+        gap = f" It closes {100 * r['closed']:.0f} % of the gap between the support mean and the in-task ceiling."
+    return (f"<div><b>MAE</b> on {r['n_query']} query points of {html.escape(r['task'])}, {r['k']} shots "
+            f"({u}):<table>{cells}</table><span style='font-size:90%;color:#555'>{name} {verdict} the "
+            f"support-mean reference on this episode.{gap}</span></div>")
