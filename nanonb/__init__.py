@@ -15,7 +15,7 @@ Example
 '0.1.0'
 >>> from nanonb import TaskSet
 >>> TaskSet.__module__
-'nanonb.tasks'
+'nanonb.tasks.taskset'
 """
 
 from __future__ import annotations

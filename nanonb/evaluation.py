@@ -232,6 +232,19 @@ def evaluate(methods: Sequence, test: TaskSet, shots: Sequence[int] = (1, 5, 10)
         Columns ``method, kind, task, k, episode``, the constant columns, one per metric,
         ``n_query``, ``adapt_s`` (seconds for adapt + predict per episode) and the ``extra``
         columns. Errors are in the tasks' target units. With ``return_predictions``, a tuple.
+
+    Example
+    -------
+    >>> from nanonb.baselines.nets import SupportMean
+    >>> y = np.r_[np.linspace(-0.10, -0.05, 6), np.linspace(0.0, 0.10, 6)]     # mixing energies, eV/atom
+    >>> test = TaskSet.from_arrays(np.zeros((12, 1)), y, ["Cu-Pt"] * 6 + ["Ag-Pt"] * 6)
+    >>> df = evaluate([SupportMean()], test, shots=(1, 3), n_episodes=2, progress=False)
+    >>> len(df), list(df.columns)                     # 2 tasks x 2 shot counts x 2 episodes
+    (8, ['method', 'kind', 'task', 'k', 'episode', 'mae', 'rmse', 'n_query', 'adapt_s'])
+    >>> table(summarize(df, "mae", scale=1000.0))     # eV/atom -> meV/atom  # doctest: +NORMALIZE_WHITESPACE
+                         k=1         k=3
+    method
+    support mean  32.0 ± 8.0  25.0 ± 8.3
     """
     fns = _metric_functions(metrics)
     columns = dict(columns or {})
@@ -277,7 +290,21 @@ def evaluate(methods: Sequence, test: TaskSet, shots: Sequence[int] = (1, 5, 10)
 
 # ---------------------------------------------------------------------- summaries
 def summarize(df: pd.DataFrame, metric: str = "mae", scale: float = 1.0) -> pd.DataFrame:
-    """Mean over episodes per task, then mean, s.e.m. and median over tasks (× ``scale``)."""
+    """Mean over episodes per task, then mean, s.e.m. and median over tasks (× ``scale``).
+
+    ``df`` is :func:`evaluate` output and ``metric`` one of its columns; ``scale`` converts units
+    (e.g. ``1000.0`` for an MAE in eV/atom to meV/atom; leave 1 for log10(mS/cm) or rank metrics).
+    Returns one row per (method, kind, k) with ``mean``, ``sem`` (over tasks, 0 for one task),
+    ``median`` and ``n_tasks``.
+
+    Example
+    -------
+    >>> df = pd.DataFrame({"method": "anil", "kind": "meta", "task": ["a", "a", "b", "b"], "k": 1,
+    ...                    "episode": [0, 1, 0, 1], "mae": [0.010, 0.020, 0.030, 0.050]})   # eV/atom
+    >>> summarize(df, "mae", scale=1000.0)            # per task 15 and 40 meV/atom
+      method  kind  k metric  mean   sem  median  n_tasks
+    0   anil  meta  1    mae  27.5  12.5    27.5        2
+    """
     per_task = df.groupby(["method", "kind", "k", "task"], sort=False)[metric].mean().reset_index()
     g = per_task.groupby(["method", "kind", "k"], sort=False)[metric]
     out = pd.DataFrame({
@@ -291,7 +318,21 @@ def summarize(df: pd.DataFrame, metric: str = "mae", scale: float = 1.0) -> pd.D
 
 
 def table(summary: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
-    """Wide table: one row per method, one column per k, cells 'mean ± sem'."""
+    """Wide table: one row per method, one column per k, cells 'mean ± sem'.
+
+    ``summary`` is :func:`summarize` output (in its units, e.g. meV/atom after ``scale=1000``);
+    ``digits`` decimals per cell. Methods keep their order of appearance.
+
+    Example
+    -------
+    >>> df = pd.DataFrame({"method": "anil", "kind": "meta", "task": ["a", "a", "b", "b"] * 2,
+    ...                    "k": [1, 1, 1, 1, 5, 5, 5, 5], "episode": [0, 1] * 4,
+    ...                    "mae": [0.010, 0.020, 0.030, 0.050, 0.004, 0.006, 0.010, 0.012]})   # eV/atom
+    >>> table(summarize(df, "mae", scale=1000.0))     # meV/atom  # doctest: +NORMALIZE_WHITESPACE
+                    k=1        k=5
+    method
+    anil    27.5 ± 12.5  8.0 ± 3.0
+    """
     s = summary.copy()
     s["cell"] = [f"{m:.{digits}f} ± {e:.{digits}f}" for m, e in zip(s["mean"], s["sem"])]
     order = list(dict.fromkeys(s["method"]))

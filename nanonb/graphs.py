@@ -23,6 +23,18 @@ class Structure:
 
     numbers: atomic numbers, shape ``(n,)``; positions: Å, shape ``(n, 3)``;
     forces: eV/Å, shape ``(n, 3)`` or ``None``.
+
+    Example
+    -------
+    >>> dimer = Structure([29, 29], [[0.0, 0.0, 0.0], [0.0, 0.0, 2.5]])   # Cu2, 2.5 Å apart
+    >>> len(dimer), dimer.positions.dtype
+    (2, dtype('float64'))
+    >>> dimer.edges(cutoff=3.0)                       # directed neighbour pairs within 3 Å
+    (array([0, 1]), array([1, 0]))
+    >>> dimer.edges(cutoff=2.0)[0].size               # none within 2 Å
+    0
+    >>> dimer.to_atoms().get_chemical_formula()
+    'Cu2'
     """
 
     numbers: np.ndarray
@@ -90,7 +102,21 @@ class GraphBatch:
 
 def collate(structures: Sequence[Structure], cutoff: float = DEFAULT_CUTOFF,
             dtype: torch.dtype = torch.float32) -> GraphBatch:
-    """Concatenate structures into a :class:`GraphBatch` without padding."""
+    """Concatenate structures into a :class:`GraphBatch` without padding.
+
+    Atoms are stacked, edge indices offset, and ``graph`` maps each atom to its structure; edges join
+    atoms closer than ``cutoff`` (Å). ``forces`` (eV/Å) are kept only when every structure has them.
+
+    Example
+    -------
+    >>> dimer = Structure([29, 29], [[0.0, 0.0, 0.0], [0.0, 0.0, 2.5]])                 # Cu2
+    >>> trimer = Structure([78, 78, 78], [[0.0, 0.0, 0.0], [2.7, 0.0, 0.0], [1.35, 2.34, 0.0]])  # Pt3
+    >>> batch = collate([dimer, trimer], cutoff=3.0)
+    >>> batch.n_graphs, batch.n_atoms.tolist(), batch.graph.tolist()
+    (2, [2, 3], [0, 0, 1, 1, 1])
+    >>> batch.pos.shape, batch.edge_i.numel(), batch.forces is None   # 2 + 6 directed edges, no forces
+    (torch.Size([5, 3]), 8, True)
+    """
     if len(structures) == 0:
         raise ValueError("collate needs at least one structure")
     zs, ps, ei, ej, gs, ns, fs = [], [], [], [], [], [], []

@@ -35,7 +35,21 @@ def color(method: str) -> str:
 
 def parity(y_true: np.ndarray, y_pred: np.ndarray, ax=None, label: str | None = None, unit: str = "",
            yerr: np.ndarray | None = None, c: str | None = None, **kw):
-    """Predicted vs true with the y = x line; ``yerr`` draws ±1 s.d. error bars."""
+    """Predicted vs true with the y = x line; ``yerr`` draws ±1 s.d. error bars.
+
+    ``y_true``, ``y_pred`` (and ``yerr``) are in the target unit, named by ``unit`` in the axis labels
+    (e.g. ``"eV/atom"``, ``"meV/atom"``, ``"log10 mS/cm"``). Returns the axes.
+
+    Example
+    -------
+    >>> from matplotlib.backends.backend_agg import FigureCanvasAgg
+    >>> from matplotlib.figure import Figure
+    >>> ax = FigureCanvasAgg(Figure()).figure.subplots()       # headless Agg figure, no pyplot state
+    >>> ax = parity([-0.10, -0.05, 0.02], [-0.09, -0.06, 0.03], ax=ax, unit="eV/atom",
+    ...             yerr=[0.01, 0.02, 0.01], label="anil")
+    >>> ax.get_xlabel(), ax.get_ylabel()
+    ('true (eV/atom)', 'predicted (eV/atom)')
+    """
     ax = _ax(ax)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if yerr is not None:
@@ -52,7 +66,24 @@ def parity(y_true: np.ndarray, y_pred: np.ndarray, ax=None, label: str | None = 
 
 
 def error_vs_shots(summary: pd.DataFrame, ax=None, metric_label: str = "MAE"):
-    """Mean ± s.e.m. over tasks against the number of shots, one line per method."""
+    """Mean ± s.e.m. over tasks against the number of shots, one line per method.
+
+    ``summary`` is :func:`nanonb.evaluation.summarize` output (columns ``method``, ``kind``, ``k``,
+    ``mean``, ``sem``; baselines drawn dashed); ``metric_label`` names the metric and its unit, e.g.
+    ``"MAE (meV/atom)"`` after ``summarize(df, "mae", scale=1000)``.
+
+    Example
+    -------
+    >>> from matplotlib.backends.backend_agg import FigureCanvasAgg
+    >>> from matplotlib.figure import Figure
+    >>> ax = FigureCanvasAgg(Figure()).figure.subplots()       # headless Agg figure, no pyplot state
+    >>> summary = pd.DataFrame({"method": ["anil", "anil", "pooled", "pooled"],
+    ...                         "kind": ["meta", "meta", "baseline", "baseline"], "k": [1, 5, 1, 5],
+    ...                         "mean": [30.0, 18.0, 35.0, 33.0], "sem": [3.0, 2.0, 4.0, 4.0]})   # meV/atom
+    >>> ax = error_vs_shots(summary, ax=ax, metric_label="MAE (meV/atom)")
+    >>> ax.get_xlabel(), [t.get_text() for t in ax.get_legend().get_texts()]
+    ('shots K (support points)', ['anil', 'pooled'])
+    """
     ax = _ax(ax)
     for method, g in summary.groupby("method", sort=False):
         g = g.sort_values("k")
@@ -68,7 +99,23 @@ def error_vs_shots(summary: pd.DataFrame, ax=None, metric_label: str = "MAE"):
 
 
 def loss_curves(histories: Mapping[str, Mapping[str, Sequence]], ax=None, smooth: int = 10):
-    """Meta-training loss (smoothed) and validation loss for several learners."""
+    """Meta-training loss (smoothed) and validation loss for several learners.
+
+    ``histories`` maps a learner name to its ``history`` (``iteration``, ``train_loss`` and optionally
+    ``val_iteration``, ``val_loss``): query MSE on standardized targets, so unitless and comparable
+    across data sets. ``smooth`` is the moving-average window (iterations) of the training loss.
+
+    Example
+    -------
+    >>> from matplotlib.backends.backend_agg import FigureCanvasAgg
+    >>> from matplotlib.figure import Figure
+    >>> ax = FigureCanvasAgg(Figure()).figure.subplots()       # headless Agg figure, no pyplot state
+    >>> history = {"iteration": list(range(1, 21)), "train_loss": list(np.linspace(1.0, 0.2, 20)),
+    ...            "val_iteration": [10, 20], "val_loss": [0.6, 0.3]}
+    >>> ax = loss_curves({"anil": history}, ax=ax, smooth=5)
+    >>> len(ax.lines), ax.get_yscale()                # train (smoothed) and val lines
+    (2, 'log')
+    """
     ax = _ax(ax)
     for name, h in histories.items():
         y = np.asarray(h["train_loss"], dtype=float)
@@ -127,7 +174,18 @@ def calibration(curves, ax=None, k: int | None = None, methods: Sequence[str] | 
     ``k``, ``level``, ``observed``; one line per method and shot count, or only shot count ``k``)
     or a mapping ``name -> frame with level, observed`` (e.g. from
     :func:`nanonb.uncertainty.calibration_curve`). Points below the diagonal: intervals too narrow
-    (over-confident); above: too wide.
+    (over-confident); above: too wide. Both axes are coverage fractions in [0, 1].
+
+    Example
+    -------
+    >>> from matplotlib.backends.backend_agg import FigureCanvasAgg
+    >>> from matplotlib.figure import Figure
+    >>> ax = FigureCanvasAgg(Figure()).figure.subplots()       # headless Agg figure, no pyplot state
+    >>> curves = pd.DataFrame({"method": "bml", "k": 5, "level": [0.5, 0.8, 0.9],
+    ...                        "observed": [0.45, 0.74, 0.86]})
+    >>> ax = calibration(curves, ax=ax, title="K = 5")
+    >>> ax.get_xlabel(), len(ax.lines)                # the curve and the ideal diagonal
+    ('expected coverage (nominal level)', 2)
     """
     ax = _ax(ax, figsize=(4.5, 4.5))
     if isinstance(curves, Mapping):
@@ -167,7 +225,20 @@ def campaign_curves(curves: pd.DataFrame, ax=None, strategies: Sequence[str] | N
     """Best-so-far against the number of experiments: median over tasks and seeds, IQR band.
 
     ``curves`` is :func:`nanonb.active.best_so_far_curves` output (columns ``strategy``,
-    ``experiment``, ``best``).
+    ``experiment``, ``best``): ``best`` is the best value measured so far, by default normalised per
+    campaign from 0 (the pool's worst candidate) to 1 (its best), so unitless; else in target units
+    (then set ``ylabel``).
+
+    Example
+    -------
+    >>> from matplotlib.backends.backend_agg import FigureCanvasAgg
+    >>> from matplotlib.figure import Figure
+    >>> ax = FigureCanvasAgg(Figure()).figure.subplots()       # headless Agg figure, no pyplot state
+    >>> curves = pd.DataFrame({"strategy": ["random"] * 6 + ["bml-ei"] * 6, "experiment": [1, 2, 3] * 4,
+    ...                        "best": [0.2, 0.4, 0.5, 0.3, 0.5, 0.6, 0.3, 0.7, 0.9, 0.4, 0.8, 1.0]})
+    >>> ax = campaign_curves(curves, ax=ax)           # median over tasks/seeds, IQR band
+    >>> [line.get_label() for line in ax.lines]
+    ['random', 'bml-ei']
     """
     ax = _ax(ax, figsize=(5.5, 4))
     for name, g in curves.groupby("strategy", sort=False):
@@ -188,7 +259,22 @@ def campaign_curves(curves: pd.DataFrame, ax=None, strategies: Sequence[str] | N
 
 def predictive_intervals(y_true: np.ndarray, mean: np.ndarray, std: np.ndarray, level: float = 0.9, ax=None,
                          unit: str = "", label: str | None = None):
-    """Parity plot with central ``level`` intervals; points outside their interval are drawn in red."""
+    """Parity plot with central ``level`` intervals; points outside their interval are drawn in red.
+
+    ``y_true``, ``mean`` and ``std`` (one predictive s.d. per point) are in the target unit, named by
+    ``unit`` (e.g. ``"eV/atom"``); Gaussian intervals ``mean ± z * std``. The legend gives the share of
+    points inside.
+
+    Example
+    -------
+    >>> from matplotlib.backends.backend_agg import FigureCanvasAgg
+    >>> from matplotlib.figure import Figure
+    >>> ax = FigureCanvasAgg(Figure()).figure.subplots()       # headless Agg figure, no pyplot state
+    >>> ax = predictive_intervals([0.0, 0.1, 0.2, 0.5], mean=[0.02, 0.1, 0.15, 0.2],
+    ...                           std=[0.05, 0.05, 0.05, 0.05], level=0.9, ax=ax, unit="eV/atom")
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]      # 3 of 4 inside their 90 % interval
+    ['inside 90% interval (75%)', 'outside']
+    """
     ax = _ax(ax)
     y_true, mean, std = (np.asarray(a, dtype=float) for a in (y_true, mean, std))
     half = norm.ppf(0.5 + level / 2) * std

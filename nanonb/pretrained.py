@@ -396,6 +396,12 @@ def load_pretrained(name: str = DEFAULT_LEARNER, directory: str | Path | None = 
     Bayesian last layer (takes structure tasks; ``predict_dist`` gives mean and s.d. in eV/atom).
     ``"nanoalloys-anil"``: the graph-network ANIL :class:`~nanonb.learners.base.MetaLearner`.
 
+    Trained on nanoalloy mixing energies with every Pt pair held out; predictions in eV/atom.
+
+    Example
+    -------
+    >>> ep = heldout_tasks()[1].episode("Cu-Pt", k_support=5)   # a held-out pair  # doctest: +SKIP
+    >>> support, query = ep.support, ep.query            # doctest: +SKIP
     >>> learner = load_pretrained()                      # doctest: +SKIP
     >>> learner.adapt(support).predict(query)            # eV/atom  # doctest: +SKIP
     """
@@ -412,7 +418,18 @@ def load_pretrained(name: str = DEFAULT_LEARNER, directory: str | Path | None = 
 
 
 def load_pretrained_baseline(name: str = DEFAULT_BASELINE, directory: str | Path | None = None):
-    """The shipped :class:`~nanonb.baselines.nets.Pooled` baseline (wrap in ``FineTune`` to fine-tune it)."""
+    """The shipped :class:`~nanonb.baselines.nets.Pooled` baseline (wrap in ``FineTune`` to fine-tune it).
+
+    The same network trained on all meta-train clusters pooled; predictions in eV/atom.
+
+    Example
+    -------
+    >>> from nanonb.baselines.nets import FineTune
+    >>> pooled = load_pretrained_baseline()                              # doctest: +SKIP
+    >>> ep = heldout_tasks()[1].episode("Cu-Pt", k_support=5)            # doctest: +SKIP
+    >>> pooled.adapt(None).predict(ep.query)             # zero-shot, eV/atom  # doctest: +SKIP
+    >>> FineTune(pooled, steps=20).adapt(ep.support).predict(ep.query)   # eV/atom  # doctest: +SKIP
+    """
     from .baselines.nets import Pooled
     from .learners.training import Scaler
     from .models.registry import build_model
@@ -443,7 +460,17 @@ def heldout_ceiling(directory: str | Path | None = None) -> dict[str, float]:
 
 
 def heldout_tasks(cache_dir=None, progress: bool = False):
-    """``(meta_train, meta_test)`` exactly as used for the build (meta-test = pairs with the held-out element)."""
+    """``(meta_train, meta_test)`` exactly as used for the build (meta-test = pairs with the held-out element).
+
+    Nanoalloy tasks (one per element pair, targets: mixing energy in eV/atom); the data are generated
+    on first use (~20 s) and cached in ``cache_dir`` (default: the user cache).
+
+    Example
+    -------
+    >>> meta_train, meta_test = heldout_tasks()                          # doctest: +SKIP
+    >>> all("Pt" in t.groups for t in meta_test), meta_test[0].target_unit   # doctest: +SKIP
+    (True, 'eV/atom')
+    """
     _, train, test = _load_data(cache_dir, progress)
     return train, test
 

@@ -119,6 +119,16 @@ def load_calisol(
     ------
     DataChecksumError, DataNotAvailableError
         See :func:`nanonb.data._fetch.fetch`.
+
+    Example
+    -------
+    Needs ``calisol23.xlsx`` (here via ``$NANONB_DATA_DIR``; a few seconds once the parse is cached):
+
+    >>> df, report = load_calisol()                                       # doctest: +SKIP
+    >>> len(df), df["system"].nunique(), df["salt"].nunique()             # doctest: +SKIP
+    (13270, 141, 12)
+    >>> df[["system", "T", "c", "c units", "k", "log10_k"]].iloc[0]       # T in K, k in mS/cm  # doctest: +SKIP
+    >>> print(report)                                 # every cleaning rule with its row count  # doctest: +SKIP
     """
     p = fetch(CALISOL, path=path, data_dir=data_dir)  # checksum verified here, before parsing
     raw = parse_cached(p, CALISOL, read_calisol_raw)
@@ -328,7 +338,34 @@ def calisol_taskset(
         (salt, *solvents)`` so ``group_kfold`` (key ``groups[0]``) is leave-salt-out; targets
         ``log10_k`` in log10(mS/cm); ``meta`` with doi, T, c, c units, ratio type, k and flags;
         ``descriptors`` = the standardized inputs. Extra attributes: ``feature_names``,
-        ``feature_mean``, ``feature_std``, ``quality_report`` and ``build_seconds``.
+        ``feature_mean``, ``feature_std``, ``quality_report`` and ``build_seconds``. Inputs in
+        physical units before standardization: ``temperature_K`` (K), ``inv_temperature_1000_per_K``
+        (1000/T, 1/K), ``salt_concentration`` (mol/kg or mol/l, see ``c_is_molal``), solvent
+        fractions (0-1) and descriptors (see :func:`calisol_features`).
+
+    Example
+    -------
+    A tiny hand-made sheet (one system, four temperatures) through the same cleaning as the real file:
+
+    >>> raw = pd.DataFrame({"doi": "10.x/demo", "k": [5.0, 7.0, 9.0, 10.0],          # k in mS/cm
+    ...                     "T": [273.15, 298.15, 323.15, 348.15], "c": 1.0,           # T in K, c in mol/kg
+    ...                     "salt": "LiPF6", "c units": "mol/kg", "solvent ratio type": "w",
+    ...                     "EC": 0.5, "DMC": 0.5})                                    # weight fractions
+    >>> df, _ = clean_calisol(raw)
+    >>> ts = calisol_taskset(df, min_points=2)
+    >>> ts.names, ts["LiPF6|EC+DMC"].groups, ts[0].target_unit
+    (['LiPF6|EC+DMC'], ('LiPF6', 'EC', 'DMC'), 'log10(mS/cm)')
+    >>> ts[0].targets.round(3)                        # log10(k / (mS/cm))
+    array([0.699, 0.845, 0.954, 1.   ])
+    >>> ts.feature_names[:3]
+    ['temperature_K', 'inv_temperature_1000_per_K', 'salt_concentration']
+
+    On the real data (needs ``calisol23.xlsx``; leave-salt-out folds, ``groups[0]`` is the salt):
+
+    >>> ts = calisol_taskset(data_dir="../shared/data")                   # doctest: +SKIP
+    >>> ts                                                                # doctest: +SKIP
+    TaskSet('CALiSol-23', 56 tasks, 12563 points)
+    >>> folds = ts.group_kfold(5)                                         # doctest: +SKIP
     """
     t0 = time.perf_counter()
     if df is None:

@@ -97,6 +97,21 @@ def load_lnpdb(
         ``duplicate_input``. ``IL_head_name`` is ``"unknown"`` where empty.
     report:
         What was checked and done (:class:`DataQualityReport`).
+
+    Units: ``Experiment_value`` is the efficacy as a z-score within its study (unitless);
+    ``*_molratio`` are mol % of the lipid mix, ``IL_to_nucleicacid_massratio`` a mass ratio and
+    ``Dose_ug_nucleicacid`` µg of nucleic acid (``Dose_log10_ug`` its log10).
+
+    Example
+    -------
+    Needs the two LNPDB files (here via ``$NANONB_DATA_DIR``):
+
+    >>> df, report = load_lnpdb()                                         # doctest: +SKIP
+    >>> len(df), df["Experiment_ID"].nunique()                            # rows, studies  # doctest: +SKIP
+    (18858, 40)
+    >>> df.loc[0, ["Experiment_ID", "IL_name", "Experiment_value"]].tolist()   # z-score  # doctest: +SKIP
+    ['AA_2008', '87_O15', 5.468071...]
+    >>> print(report)                                 # every check with its row count  # doctest: +SKIP
     """
     mp = fetch(METADATA, path=metadata_path, data_dir=data_dir)
     xp = fetch(EXTRA_X, path=extra_x_path, data_dir=data_dir)
@@ -344,6 +359,17 @@ def lnpdb_taskset(
         ``Experiment_value`` (``target_name="efficacy"``, unit ``"z-score"``); ``meta`` with
         ``LNP_ID``, ``IL_name``, ``IL_SMILES``, ``assay``, ``duplicate_input``. Extra attributes:
         ``feature_names``, ``feature_mean``, ``feature_std``, ``quality_report``, ``build_seconds``.
+
+    Example
+    -------
+    Needs the LNPDB files (RDKit fingerprints are cached on disk after the first build):
+
+    >>> ts = lnpdb_taskset(data_dir="../shared/data")                     # doctest: +SKIP
+    >>> ts, len(ts.feature_names)                                         # doctest: +SKIP
+    (TaskSet('LNPDB', 38 tasks, 18840 points), 358)
+    >>> ts[0].target_name, ts[0].target_unit                              # doctest: +SKIP
+    ('efficacy', 'z-score')
+    >>> folds = ts.group_kfold(5)                     # leave-study-out    # doctest: +SKIP
     """
     t0 = time.perf_counter()
     if df is None:

@@ -24,7 +24,23 @@ from .training import mse
 class ANIL(MetaLearner):
     """Meta-learned body, head adapted per task (second-order meta-gradient through the head steps).
 
-    Parameters: a :class:`~nanonb.learners.base.MetaConfig` or its fields as keywords.
+    Parameters: a :class:`~nanonb.learners.base.MetaConfig` or its fields as keywords. ``inner_lr``
+    is the SGD step on the standardized-target MSE (dimensionless); ``adapt(support).predict(x)``
+    returns values in the task's target unit (eV/atom, log10(mS/cm), ...).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from nanonb import TaskSet
+    >>> x = np.tile(np.linspace(0.0, 1.0, 8), 3)[:, None]          # 3 tasks x 8 points, one feature
+    >>> ts = TaskSet.from_arrays(x, np.repeat([1.0, 2.0, 3.0], 8) * x[:, 0], np.repeat(["a", "b", "c"], 8))
+    >>> learner = ANIL(model="MLP", model_kwargs={"hidden": (8,)}, k_support=(1, 3), k_query=4,
+    ...                n_iterations=5, meta_batch_size=2).fit(ts, progress=False)   # tiny, for show
+    >>> ep = ts.episode("c", k_support=3, seed=0)
+    >>> learner.adapt(ep.support).predict(ep.query).shape       # one prediction per query point
+    (5,)
+    >>> len(learner.history["train_loss"])                      # standardized query MSE per iteration
+    5
     """
 
     algorithm = "anil"

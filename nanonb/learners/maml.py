@@ -29,6 +29,22 @@ class MAML(MetaLearner):
 
     Parameters: ``config`` a :class:`~nanonb.learners.base.MetaConfig` (or its fields as keywords),
     ``first_order`` the first-order flag (default: taken from ``config``, False for a new config).
+    ``inner_lr`` is the SGD step on the standardized-target MSE (dimensionless); predictions are in
+    the task's target unit (eV/atom, log10(mS/cm), ...).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from nanonb import TaskSet
+    >>> x = np.tile(np.linspace(0.0, 1.0, 8), 3)[:, None]          # 3 tasks x 8 points, one feature
+    >>> ts = TaskSet.from_arrays(x, np.repeat([1.0, 2.0, 3.0], 8) * x[:, 0], np.repeat(["a", "b", "c"], 8))
+    >>> learner = MAML(first_order=True, model="MLP", model_kwargs={"hidden": (8,)}, k_support=(1, 3),
+    ...                k_query=4, n_iterations=5, meta_batch_size=2).fit(ts, progress=False)   # tiny
+    >>> learner.name, learner.first_order
+    ('fomaml', True)
+    >>> ep = ts.episode("b", k_support=2, seed=0)
+    >>> learner.adapt(ep.support, steps=10).predict(ep.query).shape   # 10 test-time inner steps
+    (6,)
     """
 
     algorithm = "maml"

@@ -31,7 +31,22 @@ def register_model(cls: type[nn.Module]) -> type[nn.Module]:
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
-    """Instantiate a registered model by class name (used when building and loading learners)."""
+    """Instantiate a registered model by class name (used when building and loading learners).
+
+    ``kwargs`` go to the class: e.g. ``MLP(n_in, hidden)`` for tabular inputs, ``InvariantGNN(width,
+    n_blocks, n_rbf, cutoff)`` for structures (``cutoff`` in Å). Models predict standardized targets;
+    the learners convert back to the task's unit. Unknown names raise ``ValueError`` listing
+    :data:`MODELS`.
+
+    Example
+    -------
+    >>> import torch
+    >>> model = build_model("MLP", n_in=3, hidden=(8,))
+    >>> model(torch.zeros(5, 3)).shape, model(torch.zeros(5, 3), output="features").shape
+    (torch.Size([5]), torch.Size([5, 8]))
+    >>> "InvariantGNN" in MODELS
+    True
+    """
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}; available: {sorted(MODELS)}")
     return MODELS[name](**kwargs)

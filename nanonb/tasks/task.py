@@ -37,6 +37,19 @@ class Task:
     descriptors:
         Optional ``(n, p)`` float array used for similarity (leakage, clustering) and for
         descriptor-based baselines (GP). Defaults to ``inputs`` when those are tabular.
+    target_name, target_unit:
+        Name and unit of the target, e.g. ``"mixing_energy"`` in ``"eV/atom"`` (nanoalloys),
+        ``"log10_k"`` in ``"log10(mS/cm)"`` (CALiSol-23), ``"efficacy"`` as a ``"z-score"`` (LNPDB).
+        Predictions and errors are reported in this unit.
+
+    Example
+    -------
+    >>> t = Task("Cu-Pt", np.array([[0.25], [0.50], [0.75]]), [-0.05, -0.08, -0.04],
+    ...          groups=("Cu", "Pt"), target_name="mixing_energy", target_unit="eV/atom")
+    >>> t, len(t), t.inputs.dtype, t.descriptors.shape       # descriptors default to tabular inputs
+    (Task('Cu-Pt', n=3, tabular, groups=('Cu', 'Pt')), 3, dtype('float32'), (3, 1))
+    >>> t.subset([0, 2]).targets                              # eV/atom
+    array([-0.05, -0.04])
     """
 
     name: str
@@ -139,7 +152,18 @@ class Task:
 class Episode:
     """A support/query split of one task. ``support_idx`` and ``query_idx`` index ``task``.
 
-    A zero-shot episode (``k_support=0``) has an empty ``support_idx`` and ``support=None``.
+    ``support`` and ``query`` are the two parts as :class:`Task` objects (targets in the task's
+    ``target_unit``). A zero-shot episode (``k_support=0``) has an empty ``support_idx`` and
+    ``support=None``. Usually made by :meth:`TaskSet.episode <nanonb.tasks.taskset.TaskSet.episode>`.
+
+    Example
+    -------
+    >>> t = Task("a", np.arange(10.0).reshape(5, 2), [0.1, 0.2, 0.3, 0.4, 0.5], target_unit="eV/atom")
+    >>> ep = Episode(t, support_idx=np.array([0, 3]), query_idx=np.array([1, 2, 4]))
+    >>> ep
+    Episode('a', support=2, query=3, seed=None)
+    >>> ep.support.targets, ep.query.targets                   # eV/atom
+    (array([0.1, 0.4]), array([0.2, 0.3, 0.5]))
     """
 
     task: Task

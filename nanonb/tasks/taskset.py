@@ -25,7 +25,28 @@ def _as_list(x: str | Iterable[str]) -> list[str]:
 
 
 class TaskSet:
-    """A collection of tasks with episode sampling and splits."""
+    """A collection of tasks with episode sampling and splits.
+
+    Build one with :meth:`from_frame` (a long table, one task per value of a column) or
+    :meth:`from_arrays`, or from :class:`~nanonb.tasks.task.Task` objects (``name`` labels the set;
+    ``feature_names`` the input columns). Index by task name or position; :meth:`episode` samples a
+    support/query split; :meth:`split_by_group`, :meth:`group_kfold`, :meth:`split_by_similarity`
+    and :meth:`random_split` return ``(meta_train, meta_test)`` task sets. Targets keep each task's
+    ``target_unit`` (eV/atom for nanoalloys, log10(mS/cm) for CALiSol-23, a z-score for LNPDB).
+
+    Example
+    -------
+    >>> ts = TaskSet.from_arrays(np.arange(12.0).reshape(6, 2), np.linspace(-0.1, 0.0, 6),
+    ...                          ["Cu-Pt", "Cu-Pt", "Cu-Pt", "Ag-Au", "Ag-Au", "Ag-Au"],
+    ...                          groups={"Cu-Pt": ("Cu", "Pt"), "Ag-Au": ("Ag", "Au")}, name="demo")
+    >>> ts, ts.names, ts.all_groups
+    (TaskSet('demo', 2 tasks, 6 points), ['Ag-Au', 'Cu-Pt'], ['Ag', 'Au', 'Cu', 'Pt'])
+    >>> meta_train, meta_test = ts.split_by_group("Pt")      # every Pt task is held out
+    >>> meta_train.names, meta_test.names
+    (['Ag-Au'], ['Cu-Pt'])
+    >>> ts.episode("Cu-Pt", k_support=1, seed=0)
+    Episode('Cu-Pt', support=1, query=2, seed=0)
+    """
 
     def __init__(self, tasks: Iterable[Task], name: str = "", feature_names: Sequence[str] | None = None):
         self.tasks: list[Task] = list(tasks)
