@@ -91,22 +91,81 @@ def write_json(path: str | Path, obj, indent: int = 1) -> Path:
     return atomic_write(path, json.dumps(obj, indent=indent))
 
 
+#: The suffixes :func:`state_stem` drops: the two files of a saved state.
+STATE_SUFFIXES = (".pt", ".json")
+
+
+def state_stem(path: str | Path) -> Path:
+    """The stem of a saved state: ``path`` without a trailing ``.pt`` / ``.json``, else unchanged.
+
+    Only those two suffixes are dropped, so ``run.1`` and ``run.2`` stay two different stems (a
+    version number or a date in the name is kept).
+
+    Example
+    -------
+    >>> [state_stem(p).name for p in ("run.1", "run.2", "run.pt", "run.json", "v1.5.pt")]
+    ['run.1', 'run.2', 'run', 'run', 'v1.5']
+    """
+    path = Path(path)
+    return path.with_name(path.stem) if path.suffix in STATE_SUFFIXES else path
+
+
+def _with_ext(stem: Path, ext: str) -> Path:
+    return stem.with_name(stem.name + ext)
+
+
+def check_writable(path: str | Path) -> Path:
+    """Raise ``OSError`` (naming ``path``) unless a file can be written at ``path``; return it.
+
+    Writes a probe file in the nearest existing folder on the way to ``path`` (and removes it), so
+    a read-only file system, a missing permission or a parent that is a file are all caught before
+    any work starts. Nothing is created.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = check_writable(folder / "new" / "result.json")
+    >>> _ = atomic_write(folder / "notes.txt", "a file")
+    >>> check_writable(folder / "notes.txt" / "result.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    NotADirectoryError: cannot write .../notes.txt/result.json: .../notes.txt is a file, not a folder
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name (e.g. {path / 'result.json'})")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(f"cannot write {path}: {folder} is a file, not a folder")
+    probe = folder / f".nanonb-write-test.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        probe.open("xb").close()
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc} (in {folder})") from exc
+    probe.unlink(missing_ok=True)
+    return path
+
+
 def save_state(path: str | Path, config: dict, tensors: dict[str, torch.Tensor]) -> Path:
     """Write ``<stem>.json`` (``config``) and ``<stem>.pt`` (``tensors``); return the stem.
 
-    ``path`` may carry a suffix (it is dropped). ``tensors`` must hold tensors only.
+    ``path`` may end in ``.pt`` or ``.json`` (dropped: :func:`state_stem`); any other dot stays in
+    the name. ``tensors`` must hold tensors only.
     """
-    stem = Path(path).with_suffix("")
+    stem = state_stem(path)
     buf = io.BytesIO()
     torch.save(dict(tensors), buf)
-    atomic_write(stem.with_suffix(".pt"), buf.getvalue())
-    write_json(stem.with_suffix(".json"), config)
+    atomic_write(_with_ext(stem, ".pt"), buf.getvalue())
+    write_json(_with_ext(stem, ".json"), config)
     return stem
 
 
 def load_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """``(config, tensors)`` written by :func:`save_state` (tensors via ``weights_only=True``)."""
-    stem = Path(path).with_suffix("")
-    config = json.loads(stem.with_suffix(".json").read_text())
-    tensors = torch.load(stem.with_suffix(".pt"), weights_only=True)
+    stem = state_stem(path)
+    config = json.loads(_with_ext(stem, ".json").read_text())
+    tensors = torch.load(_with_ext(stem, ".pt"), weights_only=True)
     return config, tensors

@@ -48,7 +48,7 @@ def quickstart(holdout: str = "Pt", out: str | Path = "nanonb-quickstart", quick
 def main(argv: list[str] | None = None) -> int:
     """The ``nanonb`` command; returns the exit status (``nanonb quickstart --help``)."""
     p = argparse.ArgumentParser(prog="nanonb", description="Few-shot meta-learning for nanotechnology.")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    sub = p.add_subparsers(dest="cmd", title="commands", metavar="{quickstart,bench}")
     q = sub.add_parser("quickstart", help="meta-learn nanoalloy mixing energies, evaluate on an unseen element")
     q.add_argument("--holdout", default="Pt", help="element whose pairs are held out (Al, Cu, Ag, Au, Ni, Pd, Pt)")
     q.add_argument("--out", default="nanonb-quickstart", help="output folder")
@@ -58,7 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--no-progress", action="store_true")
     b = sub.add_parser("bench", help="run a benchmark protocol (see python -m nanonb.bench --help)")
     b.add_argument("args", nargs=argparse.REMAINDER)
-    a = p.parse_args(argv)
+    a, extra = p.parse_known_args(argv)
+    bad = f"unrecognized arguments: {' '.join(extra)}; " if extra else ""
+    if a.cmd is None:
+        p.error(f"{bad}choose a command: quickstart (meta-learn nanoalloy mixing energies; e.g. nanonb "
+                "quickstart --quick) or bench (run a benchmark protocol; nanonb bench --help)")
+    if extra and a.cmd != "bench":
+        p.error(f"{bad}see nanonb {a.cmd} --help")
     if a.cmd == "quickstart":
         if a.holdout not in ELEMENTS:
             p.error(f"--holdout must be one of {', '.join(ELEMENTS)}, not {a.holdout!r}")

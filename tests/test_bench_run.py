@@ -41,7 +41,8 @@ def test_cli_unknown_set_key_is_a_usage_error(capsys, monkeypatch):
 
 
 def test_registry_names_every_protocol_module(monkeypatch):
-    assert set(bench_run.PROTOCOLS) == {"nanoalloys", "calisol", "lnpdb", "active", "tb", "forces", "notebooks"}
+    assert set(bench_run.PROTOCOLS) == {"nanoalloys", "calisol", "lnpdb", "active", "tb", "forces", "notebooks",
+                                        "soak"}
     assert all(v.startswith("nanonb.bench.") for v in bench_run.PROTOCOLS.values())
     for name in ("nanoalloys", "calisol", "lnpdb", "notebooks"):
         assert callable(bench_run.protocol_function(name))
@@ -58,3 +59,42 @@ class _ToyConfig:
 def _toy_config_protocol(quick=False, seed=0, progress=True, **options):
     cfg = apply_options(_ToyConfig(), options)
     return _toy_protocol(alpha=cfg.alpha)
+
+
+def test_unwritable_out_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    calls = []
+    monkeypatch.setitem(sys.modules, "nanonb_toy_protocol", sys.modules[__name__])
+    monkeypatch.setitem(bench_run.PROTOCOLS, "toy", "nanonb_toy_protocol:_toy_protocol")
+    monkeypatch.setattr(sys.modules[__name__], "_toy_protocol", lambda **kw: calls.append(kw))
+    (tmp_path / "afile").write_text("x")
+    bad = tmp_path / "afile" / "r.json"
+    with pytest.raises(SystemExit) as exc:
+        bench_run.main(["toy", "--out", str(bad), "--no-progress"])
+    assert exc.value.code == 2 and calls == []
+    err = capsys.readouterr().err
+    assert f"--out {bad}: cannot write {bad}" in err and "Nothing was run: choose a writable path" in err
+
+
+def test_nanoalloys_bad_holdout_fails_before_data(capsys, monkeypatch):
+    import nanonb.bench.nanoalloys as na
+
+    def no_data(**_):
+        raise AssertionError("data generated before the holdout was checked")
+
+    monkeypatch.setattr(na, "load_nanoalloys", no_data)
+    with pytest.raises(SystemExit) as exc:
+        bench_run.main(["nanoalloys", "--quick", "--holdout", "Xx", "--no-progress"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "holdout must be one of the nanoalloy elements Al, Cu, Ag, Au, Ni, Pd, Pt, not 'Xx'" in err
+
+
+def test_soak_protocol_quick(tmp_path):
+    res = bench_run.run("soak", quick=True, out=tmp_path / "soak.json", progress=False,
+                        families=["fomaml", "bml", "dkt"], n_iterations=6, n_chunks=2, warmup=2)
+    rows = json.loads((tmp_path / "soak.json").read_text())["results"]
+    assert [r["method"] for r in rows] == ["fomaml", "bml", "dkt"]
+    assert {r["metric"] for r in rows} == {"rss_growth_pct"} and {r["kind"] for r in rows} == {"meta"}
+    assert all(len(d["rss_mb"]) == 3 and d["iterations"] == 6 for d in res["soak"])
+    with pytest.raises(ValueError, match="families: unknown"):
+        bench_run.run("soak", quick=True, families=["reptile"])

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from nanonb._io import atomic_write, load_state, save_state, write_json
+from nanonb._io import atomic_write, check_writable, load_state, save_state, state_stem, write_json
 
 
 def test_atomic_write_creates_parents_and_leaves_no_temporary(tmp_path):
@@ -31,3 +31,21 @@ def test_state_roundtrip_is_tensors_only(tmp_path):
     config, tensors = load_state(stem)
     assert config == {"model": "MLP", "kw": {"n_in": 2}} and torch.equal(tensors["w"], torch.arange(3.0))
     assert torch.load(tmp_path / "net.pt", weights_only=True).keys() == {"w"}
+
+
+def test_state_stem_drops_only_known_suffixes(tmp_path):
+    assert [state_stem(p).name for p in ("run.1", "run.2", "run.pt", "run.json", "v1.5.pt")] == \
+        ["run.1", "run.2", "run", "run", "v1.5"]
+    save_state(tmp_path / "run.1", {"i": 1}, {"w": torch.ones(1)})
+    save_state(tmp_path / "run.2", {"i": 2}, {"w": torch.zeros(1)})
+    assert load_state(tmp_path / "run.1")[0] == {"i": 1} and load_state(tmp_path / "run.2.json")[0] == {"i": 2}
+
+
+def test_check_writable_names_the_path(tmp_path):
+    assert check_writable(tmp_path / "new" / "r.json") == tmp_path / "new" / "r.json"
+    assert not (tmp_path / "new").exists()  # nothing created
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OSError, match="cannot write .*f/r.json: .*f is a file, not a folder"):
+        check_writable(tmp_path / "f" / "r.json")
+    with pytest.raises(OSError, match="it is a folder"):
+        check_writable(tmp_path)

@@ -115,3 +115,34 @@ def test_calibration_crossfit_keeps_all_tasks():
     assert bml.var_factors != (1.0, 1.0)
     assert set(bml.history["calibration_copy_tasks"]) == set(ts.names) - set(bml.calib_names)
     assert bml.scaler.y_mean == pytest.approx(np.concatenate([t.targets for t in ts]).mean())  # trained on all
+
+
+def test_bml_issue16_save_names_config_and_nan(tmp_path):
+    """save('run.1') / save('run.2') stay apart; unfitted save, bad config and NaN are explicit errors."""
+    ts = tabular_taskset(6)
+    with pytest.raises(RuntimeError, match="not fitted yet; fit it first"):
+        BayesianMetaLearner(model="MLP").save(tmp_path / "x")
+    for bad, match in [({"k_support": (5, 1)}, r"BayesConfig.k_support .* got \(5, 1\)"),
+                       ({"meta_batch_size": 0}, "BayesConfig.meta_batch_size must be an integer >= 1, got 0"),
+                       ({"n_iterations": -1}, "BayesConfig.n_iterations must be an integer >= 0, got -1"),
+                       ({"lr": float("nan")}, "BayesConfig.lr must be a finite number > 0, got nan")]:
+        with pytest.raises(ValueError, match=match):
+            BayesianMetaLearner(model="MLP", **bad)
+    a = BayesianMetaLearner(model="MLP", model_kwargs={"hidden": (8,)}, n_iterations=2, k_support=(0, 5)).fit(
+        ts, progress=False)
+    a.save(tmp_path / "run.1")
+    a.save(tmp_path / "run.2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.1.json", "run.1.pt", "run.2.json", "run.2.pt"]
+    sup = ts[0].subset(np.arange(5))
+    object.__setattr__(sup, "targets", np.where(np.arange(5) == 0, np.nan, sup.targets))
+    with pytest.raises(ValueError, match="bml.adapt: the support set .* NaN/inf targets"):
+        a.adapt(sup)
+    sd = {k: torch.full_like(v, float("nan")) for k, v in torch.load(tmp_path / "run.1.pt", weights_only=True).items()}
+    torch.save(sd, tmp_path / "run.1.pt")
+    with pytest.raises(ValueError, match="bml: weight .* contains NaN/inf"):
+        BayesianMetaLearner.load(tmp_path / "run.1")
+    with torch.no_grad():
+        a.mu0.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="bml: the prediction is NaN/inf. Likely cause: the meta-learned "
+                                                 "weights contain NaN/inf"):
+        a.adapt(None).predict(ts[1])

@@ -165,3 +165,87 @@ def collate_has_forces(ts):
     from nanonb.graphs import collate
 
     return collate(ts[0].inputs[:2]).forces is not None
+
+
+# ---------------------------------------------------------------------- issue 16: nothing silently wrong
+def _nan_support(task, n=5):
+    """A support set with one NaN target, made past the Task check (as a mutated array would be)."""
+    sup = task.subset(np.arange(n))
+    y = np.array(sup.targets, dtype=np.float64)
+    y[0] = np.nan
+    object.__setattr__(sup, "targets", y)
+    return sup
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "fomaml", "anil", "metasgd"])
+def test_save_keeps_dotted_names_apart_and_refuses_unfitted(tmp_path, algorithm):
+    ts = sine_tasks(4)
+    with pytest.raises(RuntimeError, match="not fitted yet; fit it first"):
+        make_learner(algorithm, model="MLP").save(tmp_path / "x")
+    a = make_learner(algorithm, model="MLP", model_kwargs={"hidden": (8,)}, n_iterations=2, seed=0)
+    b = make_learner(algorithm, model="MLP", model_kwargs={"hidden": (8,)}, n_iterations=2, seed=1)
+    a.fit(ts, progress=False).save(tmp_path / "run.1")
+    b.fit(ts, progress=False).save(tmp_path / "run.2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.1.json", "run.1.pt", "run.2.json", "run.2.pt"]
+    ep = ts.episode(ts[0], 5, seed=0)
+    for learner, stem in ((a, "run.1"), (b, "run.2")):
+        np.testing.assert_allclose(load(tmp_path / stem).adapt(ep.support).predict(ep.query),
+                                   learner.adapt(ep.support).predict(ep.query), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"k_support": (5, 1)}, r"k_support must be \(kmin, kmax\) with 1 <= kmin <= kmax, got \(5, 1\). Did you mean "
+                            r"k_support=\(1, 5\)"),
+    ({"k_support": 5}, r"k_support must be a pair .* k_support=\(5, 5\)"),
+    ({"k_support": (0, 5)}, "k_support.0. must be an integer >= 1, got 0"),
+    ({"k_support": (1.5, 5)}, r"k_support.0. must be an integer >= 1, got 1.5"),
+    ({"meta_batch_size": 0}, "meta_batch_size must be an integer >= 1, got 0. Use e.g. meta_batch_size=1"),
+    ({"n_iterations": -5}, "n_iterations must be an integer >= 0, got -5"),
+    ({"inner_lr": 0.0}, "inner_lr must be a finite number > 0, got 0.0"),
+    ({"inner_lr": float("nan")}, "inner_lr must be a finite number > 0, got nan"),
+    ({"outer_lr": -1e-3}, "outer_lr must be a finite number > 0"),
+    ({"inner_steps": -1}, "inner_steps must be an integer >= 0, got -1"),
+    ({"inner_steps": "5"}, r"inner_steps must be an integer >= 0, got '5' \(str\)"),
+])
+def test_meta_config_validates_up_front(bad, match):
+    with pytest.raises((ValueError, TypeError), match="MetaConfig." + match):
+        make_learner("maml", model="MLP", **bad)
+
+
+def test_valid_config_values_are_unchanged():
+    cfg = make_learner("maml", model="MLP", k_support=[2, 6], n_iterations=10.0).config
+    assert cfg.k_support == (2, 6) and cfg.n_iterations == 10 and isinstance(cfg.n_iterations, int)
+
+
+def test_all_tasks_too_small_says_so():
+    small = TaskSet([Task(f"t{i}", np.zeros((6, 1)), np.arange(6.0)) for i in range(3)])
+    with pytest.raises(ValueError, match=r"no meta-train task has more than 11 points \(the largest has 6\); "
+                                         r"k_support=\(1, 10\) needs tasks of at least .* = 12 points"):
+        make_learner("maml", model="MLP", n_iterations=1).fit(small, progress=False)
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "fomaml", "anil", "metasgd"])
+def test_nan_never_passes_silently(tmp_path, algorithm):
+    ts = sine_tasks(4)
+    learner = make_learner(algorithm, model="MLP", model_kwargs={"hidden": (8,)}, n_iterations=2)
+    learner.fit(ts, progress=False)
+    ep = ts.episode(ts[0], 5, seed=0)
+    with pytest.raises(ValueError, match=f"{algorithm}.adapt: the support set .* contains NaN/inf targets"):
+        learner.adapt(_nan_support(ts[0]))
+    with pytest.raises(ValueError, match=f"{algorithm}.adapt.lr must be a finite number > 0, got nan"):
+        learner.adapt(ep.support, lr=float("nan"))
+    # a step size that blows up: the prediction is NaN/inf, the error names the cause
+    with pytest.raises(FloatingPointError, match=f"{algorithm}: the prediction is NaN/inf. Likely cause: "
+                                                 "adaptation diverged"):
+        learner.adapt(ep.support, steps=50, lr=1e30).predict(ep.query)
+    # all-NaN weights: refused at load time, and named at prediction time if set in memory
+    learner.save(tmp_path / "m")
+    sd = {k: torch.full_like(v, float("nan")) for k, v in torch.load(tmp_path / "m.pt", weights_only=True).items()}
+    torch.save(sd, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=f"{algorithm}: weight .* contains NaN/inf"):
+        load(tmp_path / "m")
+    with torch.no_grad():
+        for p in learner.model.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="Likely cause: the meta-learned weights contain NaN/inf"):
+        learner.predict(ep.query, support=ep.support)

@@ -139,3 +139,26 @@ def test_input_validation(fitted, data):
     structures = Task("s", [object()] * 3, np.zeros(3))
     with pytest.raises(TypeError, match="tabular"):
         DKT(n_iterations=1).fit(TaskSet([structures]), progress=False)
+
+
+def test_dkt_issue16_save_names_and_nan(fitted, data, tmp_path):
+    with pytest.raises(RuntimeError, match="not fitted yet; fit it first"):
+        DKT().save(tmp_path / "x")
+    fitted.save(tmp_path / "run.1")
+    fitted.save(tmp_path / "run.2.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.1.json", "run.1.pt", "run.2.json", "run.2.pt"]
+    train = data[0]
+    sup = train[0].subset(np.arange(5))
+    object.__setattr__(sup, "targets", np.where(np.arange(5) == 0, np.nan, sup.targets))
+    with pytest.raises(ValueError, match="dkt.adapt: the support set .* NaN/inf targets"):
+        fitted.adapt(sup)
+    sd = torch.load(tmp_path / "run.1.pt", weights_only=True)
+    sd["features.0.weight"] = torch.full_like(sd["features.0.weight"], float("nan"))
+    torch.save(sd, tmp_path / "run.1.pt")
+    with pytest.raises(ValueError, match="dkt: weight 'features.0.weight' .* contains NaN/inf"):
+        DKT.load(tmp_path / "run.1")
+    broken = DKT.load(tmp_path / "run.2")
+    with torch.no_grad():
+        broken.gp.mean_const.constant.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="dkt: the prediction is NaN/inf. Likely cause: the meta-learned"):
+        broken.adapt(None).predict(train[1])

@@ -22,12 +22,12 @@ import numpy as np
 
 from ..baselines.gp import SupportGP
 from ..baselines.nets import FineTune, Pooled, Scratch
-from ..data.nanoalloys import load_nanoalloys
+from ..data.nanoalloys import ELEMENTS, load_nanoalloys
 from ..evaluation import evaluate, summarize
 from ..learners.registry import make_learner
 from ..plots import quickstart_figure
 from ..tasks import leakage_report
-from .schema import apply_options, make_result, summary_to_rows
+from .schema import OptionError, apply_options, make_result, summary_to_rows
 
 
 @dataclass
@@ -122,6 +122,8 @@ def run_nanoalloys(quick: bool = False, seed: int = 0, holdout: str | None = Non
     if holdout is not None:
         cfg.holdout = holdout
     cfg.seed = seed
+    if cfg.holdout not in ELEMENTS:  # before any data is generated
+        raise OptionError(f"holdout must be one of the nanoalloy elements {', '.join(ELEMENTS)}, not {cfg.holdout!r}")
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     t0 = time.perf_counter()

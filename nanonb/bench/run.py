@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import tempfile
 from pathlib import Path
 
+from .._io import check_writable
 from ..threads import limit_threads
 from .schema import OptionError, format_table, parse_options, write_json
 
@@ -30,6 +33,7 @@ PROTOCOLS: dict[str, str] = {
     "tb": "nanonb.bench.tb:run_tb_bench",
     "forces": "nanonb.bench.forces:run_forces_bench",
     "notebooks": "nanonb.bench.notebooks:run_notebooks",
+    "soak": "nanonb.bench.soak:run_soak",
 }
 
 
@@ -64,17 +68,31 @@ def run(protocol: str, quick: bool = False, seed: int = 0, out: str | Path | Non
     BLAS), applied here once for every protocol, after the protocol's module (and so its BLAS) is loaded,
     and restored afterwards.
 
+    ``out`` is checked before any work starts (:class:`OptionError` naming it if it cannot be written);
+    if writing it still fails at the end, the result goes to a file in the temporary folder instead
+    (printed), so a finished run is never lost.
+
     Example
     -------
     >>> result = run("nanoalloys", quick=True, out="results/nanoalloys_quick.json")  # doctest: +SKIP
     """
     func = protocol_function(protocol)
+    if out is not None:
+        try:
+            check_writable(out)
+        except OSError as exc:
+            raise OptionError(f"--out {out}: {exc}. Nothing was run: choose a writable path.") from None
     with limit_threads():
         result = func(quick=quick, seed=seed, **options)
     print(format_table(result))
     if out is not None:
-        write_json(out, result)
-        print(f"wrote {out}")
+        try:
+            write_json(out, result)
+            print(f"wrote {out}")
+        except OSError as exc:
+            rescue = Path(tempfile.gettempdir()) / f"nanonb-{protocol}-{os.getpid()}.json"
+            write_json(rescue, result)
+            print(f"could not write {out} ({exc}); the result is in {rescue}", file=sys.stderr)
     return result
 
 

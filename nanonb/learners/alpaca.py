@@ -32,6 +32,7 @@ from ..models.registry import build_model
 from ..tasks import Task, TaskSet
 from ..uncertainty.calibration import calibration_tasks, fit_variance_mix
 from ..uncertainty.metrics import gaussian_nll
+from ._checks import all_finite, check_finite_tensors, check_int, check_k_range, check_positive
 from .alpaca_posterior import BayesianPredictor, BMLTaskModel
 from .blr import blr_posterior, blr_predict, lower_cholesky
 from .registry import register_learner
@@ -86,11 +87,17 @@ class BayesConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.k_support = tuple(int(k) for k in self.k_support)  # type: ignore[assignment]
-        if self.k_support[0] < 0 or self.k_support[1] < self.k_support[0]:
-            raise ValueError(f"k_support must be (kmin, kmax) with 0 <= kmin <= kmax, got {self.k_support}")
-        if self.min_query < 1:
-            raise ValueError(f"min_query must be >= 1, got {self.min_query}")
+        """Validate every field up front (errors name the field, the value and the fix)."""
+        own = "BayesConfig"
+        self.k_support = check_k_range(own, self.k_support, 0)  # type: ignore[assignment]
+        for name, minimum in (("n_iterations", 0), ("meta_batch_size", 1), ("k_query", 1), ("min_query", 1),
+                              ("val_every", 1), ("val_episodes", 1), ("calib_episodes", 1)):
+            setattr(self, name, check_int(own, name, getattr(self, name), minimum))
+        check_positive(own, "lr", self.lr, hint=" It is the Adam step size, e.g. lr=0.002.")
+        for name in ("noise_init", "prior_scale_init", "grad_clip"):
+            check_positive(own, name, getattr(self, name))
+        if not 0 < self.calib_fraction < 1:
+            raise ValueError(f"BayesConfig.calib_fraction must be in (0, 1), got {self.calib_fraction!r}; e.g. 0.2.")
         if self.calib_split not in ("random", "group"):
             raise ValueError(f"calib_split must be 'random' or 'group', not {self.calib_split!r}")
 
@@ -339,7 +346,13 @@ class BayesianMetaLearner:
             p = self.mu0.shape[0]
             return BayesianPredictor(self, torch.zeros(0, p, dtype=torch.float64), torch.zeros(0, dtype=torch.float64))
         y = torch.as_tensor((support.targets - self.scaler.y_mean) / self.scaler.y_std, dtype=torch.float64)
-        return BayesianPredictor(self, self.features(support), y)
+        phi = self.features(support)
+        if not all_finite(y, phi):
+            what = "targets" if not all_finite(y) else ("inputs" if all_finite(*self.model.parameters()) else
+                                                          "features (the network weights contain NaN/inf)")
+            raise ValueError(f"{self.name}.adapt: the support set {support.name!r} gives NaN/inf {what}; "
+                             "remove or fill those points (or reload good weights).")
+        return BayesianPredictor(self, phi, y)
 
     def for_task(self, task: Task) -> BMLTaskModel:
         """Features of every point of ``task`` computed once; ``predict_dist(train_idx, test_idx)``."""
@@ -369,13 +382,20 @@ class BayesianMetaLearner:
 
     def save(self, path: str | Path) -> Path:
         """Write ``<path>.pt`` (tensors only) and ``<path>.json`` (config, scaler, history) via :mod:`nanonb._io`."""
+        if self.model is None:
+            raise RuntimeError(f"Nothing to save: this {self.name} learner is not fitted yet; fit it first "
+                               "(learner.fit(meta_train)), then save.")
         meta = {"config": asdict(self.config), "name": self.name, "scaler": asdict(self.scaler),
                 "history": self.history, "fit_time_s": self.fit_time_s, "var_factors": list(self.var_factors),
                 "calib_names": self.calib_names, "algorithm": "bml", "nanonb_format": 1}
         return save_state(path, meta, self._state())
 
     def load_state(self, meta: dict, tensors: dict[str, torch.Tensor]) -> BayesianMetaLearner:
-        """Restore weights, scaler, history and calibration written by :meth:`save` (``meta``: its JSON)."""
+        """Restore weights, scaler, history and calibration written by :meth:`save` (``meta``: its JSON).
+
+        Weights with NaN/inf are refused (``ValueError``).
+        """
+        check_finite_tensors(tensors, meta.get("name", self.name))
         self._load_state(tensors)
         self.name = meta.get("name", self.name)
         self.scaler = Scaler(**meta["scaler"])

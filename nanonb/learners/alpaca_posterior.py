@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..tasks import Task
+from ._checks import all_finite, nonfinite_error
 from .blr import blr_posterior, blr_predict
 
 
@@ -36,6 +37,13 @@ class BayesianPredictor:
         mu0, chol, s2 = lr._prior()
         with torch.no_grad():
             mean, var = blr_predict(self.phi_s, self.y_s, phi_q, mu0, chol, s2, full_cov=full_cov)
+        if not all_finite(mean, var):
+            raise nonfinite_error(lr.name, [
+                (all_finite(*lr.parameters()), "the meta-learned weights contain NaN/inf (a damaged file or a "
+                 "diverged fit)"),
+                (all_finite(self.phi_s, self.y_s), "the support set contains NaN/inf"),
+                (all_finite(phi_q), "the query inputs contain NaN/inf"),
+            ])
         return mean, lr._calibrated(var, s2)
 
     def predict(self, inputs: Task | np.ndarray | list) -> np.ndarray:

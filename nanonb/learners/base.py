@@ -44,6 +44,7 @@ from .._io import save_state
 from ..graphs import DEFAULT_CUTOFF, GraphBatch
 from ..models import build_model
 from ..tasks import Task, TaskSet
+from ._checks import all_finite, check_finite_tensors, check_int, check_k_range, check_positive, nonfinite_error
 from .inner import prepare_grads
 from .training import Scaler, mse, pooled_train, predict_energy_forces
 
@@ -93,7 +94,19 @@ class MetaConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.k_support = tuple(self.k_support)  # type: ignore[assignment]
+        """Validate every field up front (errors name the field, the value and the fix)."""
+        own = "MetaConfig"
+        self.k_support = check_k_range(own, self.k_support, 1, " Meta-training episodes need at least one support "
+                                       "point to adapt on (zero-shot use is adapt(None)).")  # type: ignore[assignment]
+        for name, minimum in (("k_query", 1), ("inner_steps", 0), ("meta_batch_size", 1), ("n_iterations", 0),
+                              ("val_every", 1), ("val_episodes", 1), ("pretrain_epochs", 0)):
+            setattr(self, name, check_int(own, name, getattr(self, name), minimum))
+        lr_hint = " It is a step size, e.g. {}=0.01."
+        for name in ("inner_lr", "outer_lr", "grad_clip"):
+            check_positive(own, name, getattr(self, name), hint=lr_hint.format(name) if "lr" in name else "")
+        if self.inner_grad_clip is not None:
+            check_positive(own, "inner_grad_clip", self.inner_grad_clip, hint=" (None: no inner-loop clipping)")
+        check_positive(own, "force_weight", self.force_weight, allow_zero=True)
         if self.first_order is None:
             self.first_order = self.algorithm == "fomaml"
         if self.algorithm == "fomaml" and not self.first_order:
@@ -112,10 +125,12 @@ class AdaptedModel:
     >>> adapted.predict(episode.query)                  # target units  # doctest: +SKIP
     """
 
-    def __init__(self, learner: MetaLearner, fmodel: nn.Module, head_only: bool):
+    def __init__(self, learner: MetaLearner, fmodel: nn.Module, head_only: bool, lr: float | None = None,
+                 steps: int = 0):
         self.learner = learner
         self.fmodel = fmodel
         self.head_only = head_only
+        self.lr, self.steps = lr, steps
 
     @torch.no_grad()
     def predict(self, inputs: Task | np.ndarray | list) -> np.ndarray:
@@ -124,7 +139,21 @@ class AdaptedModel:
             out = self.fmodel(self.learner.model(x, output="features")).squeeze(-1)
         else:
             out = self.fmodel(x)
+        if not bool(torch.isfinite(out).all()):
+            raise self._nonfinite(x)
         return self.learner.scaler.y_inv(out)
+
+    def _nonfinite(self, x) -> FloatingPointError:
+        """The error for a NaN/inf prediction, with the first cause found (weights, adaptation, inputs)."""
+        lr = self.learner
+        inner = "learned per-weight steps" if self.lr is None else f"lr={self.lr}"
+        return nonfinite_error(lr.name, [
+            (all_finite(*lr.parameters()), "the meta-learned weights contain NaN/inf (a damaged file or a "
+             "diverged fit)"),
+            (all_finite(*self.fmodel.parameters()), f"adaptation diverged ({self.steps} steps, {inner}): lower the "
+             "step size (adapt(lr=...), inner_lr) or the steps, or set inner_grad_clip"),
+            (all_finite(x if torch.is_tensor(x) else getattr(x, "pos", None)), "the query inputs contain NaN/inf"),
+        ])
 
     def features(self, inputs) -> torch.Tensor:
         """Body features of the adapted model (used by Bayesian last layers)."""
@@ -291,10 +320,17 @@ class MetaLearner:
         """
         cfg = self.config
         n_iter = cfg.n_iterations if n_iterations is None else n_iterations
+        if not isinstance(train, TaskSet):
+            raise TypeError(f"{cfg.algorithm}.fit expects a TaskSet of meta-train tasks, got {type(train).__name__}.")
         kmin, kmax = cfg.k_support
+        largest = max(len(t) for t in train)
+        if largest < kmax + 2:
+            fit_k = max(1, largest - 2)
+            raise ValueError(
+                f"{cfg.algorithm}: no meta-train task has more than {kmax + 1} points (the largest has {largest}); "
+                f"k_support={cfg.k_support} needs tasks of at least k_support[1] + 2 = {kmax + 2} points. Lower "
+                f"k_support (e.g. k_support=({min(kmin, fit_k)}, {fit_k})) or use larger tasks.")
         eligible = train.filter(min_points=kmax + 2)
-        if len(eligible) == 0:
-            raise ValueError(f"No meta-train task has more than {kmax + 1} points (k_support={cfg.k_support}).")
         if self.model is None:
             if not train[0].is_tabular:
                 raise ValueError("model='MLP' needs tabular tasks; use model='InvariantGNN' for structures")
@@ -367,15 +403,22 @@ class MetaLearner:
         if self.model is None:
             raise RuntimeError("This learner is not fitted yet: call fit(meta_train) or "
                                "nanonb.learners.registry.load(path).")
-        steps = self.config.inner_steps if steps is None else steps
+        steps = self.config.inner_steps if steps is None else check_int(f"{self.name}.adapt", "steps", steps, 0)
+        if lr is not None:
+            lr = check_positive(f"{self.name}.adapt", "lr", lr, hint=" (None: the learner's inner_lr / learned steps)")
         if support is None or len(support) == 0 or steps == 0:
             module = self._adapted_module()
             return AdaptedModel(self, higher.monkeypatch(module, copy_initial_weights=True,
                                                          track_higher_grads=False), self.head_only)
         x_s, y_s = self.scaler.x(support, self.cutoff), self.scaler.y(support.targets)
+        if not all_finite(y_s, x_s if torch.is_tensor(x_s) else getattr(x_s, "pos", None)):
+            raise ValueError(f"{self.name}.adapt: the support set {support.name!r} contains NaN/inf "
+                             f"{'targets' if not all_finite(y_s) else 'inputs'}; remove or fill those points.")
         fmodel = self._inner_loop(x_s, y_s, steps, lr, track=False)
         fmodel.update_params([p.detach() for p in fmodel.parameters()])
-        return AdaptedModel(self, fmodel, self.head_only)
+        if lr is None and not len(self.inner_lrs):
+            lr = self.config.inner_lr
+        return AdaptedModel(self, fmodel, self.head_only, lr=lr, steps=steps)
 
     def predict(self, inputs, support: Task | None = None) -> np.ndarray:
         """Predict ``inputs`` after adapting on ``support`` (zero-shot if ``support`` is None)."""
@@ -392,12 +435,19 @@ class MetaLearner:
 
         Load with :func:`nanonb.learners.registry.load`, which picks the class from ``config.algorithm``.
         """
+        if self.model is None:
+            raise RuntimeError(f"Nothing to save: this {self.name} learner is not fitted yet; fit it first "
+                               "(learner.fit(meta_train)), then save.")
         meta = {"config": asdict(self.config), "scaler": asdict(self.scaler), "history": self.history,
                 "fit_time_s": self.fit_time_s, "nanonb_format": FORMAT_VERSION}
         return save_state(path, meta, self.state_dict())
 
     def load_state(self, meta: dict, tensors: dict[str, torch.Tensor]) -> MetaLearner:
-        """Restore weights, scaler and history written by :meth:`save` (``meta``: its JSON)."""
+        """Restore weights, scaler and history written by :meth:`save` (``meta``: its JSON).
+
+        Weights with NaN/inf are refused (``ValueError``).
+        """
+        check_finite_tensors(tensors, self.name)
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         with torch.no_grad():
             for i, p in enumerate(self.inner_lrs):

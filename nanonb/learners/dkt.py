@@ -43,7 +43,6 @@ Example
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,7 +53,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._io import load_state, save_state, state_stem
 from ..tasks import Task, TaskSet
+from ._checks import all_finite, check_finite_tensors, nonfinite_error
 
 _KERNELS = ("rbf", "matern52", "none")
 
@@ -204,6 +205,12 @@ class DKTPredictor:
         z_q = self.learner._embed(inputs)
         with torch.no_grad():
             m, v = _posterior(self.gp, self.z_s, self.r_s, z_q)
+        if not all_finite(m, v):
+            raise nonfinite_error(self.learner.name, [
+                (all_finite(*self.learner.gp.parameters()), "the meta-learned weights contain NaN/inf (a damaged "
+                 "file or a diverged fit)"),
+                (all_finite(*self.gp.parameters()), "the per-task kernel refit diverged: lower adapt_lr"),
+                (all_finite(self.z_s, self.r_s), "the support set contains NaN/inf")])
         s = self.learner.y_scale
         return m.numpy() * s + self.center, np.sqrt(v.numpy()) * s
 
@@ -349,6 +356,9 @@ class DKT:
             empty = torch.zeros(0, self.config.n_features, dtype=torch.float64)
             return DKTPredictor(self, self.gp, empty, torch.zeros(0, dtype=torch.float64), self.y_mean)
         z_s = self._embed(support)
+        if not all_finite(support.targets):
+            raise ValueError(f"{self.name}.adapt: the support set {support.name!r} contains NaN/inf targets; remove "
+                             "or fill those points.")
         r, center = self._standardize(support.targets, len(support))
         r_s = torch.as_tensor(r)
         gp = self.gp
@@ -373,24 +383,24 @@ class DKT:
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Write ``<path>.json`` (config, scalers, history) and ``<path>.pt`` (tensors only)."""
+        """Write ``<path>.json`` (config, scalers, history) and ``<path>.pt`` (tensors only), atomically.
+
+        ``path`` may end in ``.pt`` / ``.json``; other dots stay in the name (:func:`nanonb._io.state_stem`).
+        """
         if self.gp is None:
-            raise RuntimeError("Nothing to save: fit the DKT first.")
-        path = Path(path).with_suffix("")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().clone() for k, v in self.gp.state_dict().items()}, path.with_suffix(".pt"))
+            raise RuntimeError(f"Nothing to save: this {self.name} learner is not fitted yet; fit it first "
+                               "(dkt.fit(meta_train)), then save.")
         meta = {"learner": "DKT", "config": asdict(self.config), "name": self.name, "n_in": self.n_in,
                 "x_mean": self.x_mean.tolist(), "x_std": self.x_std.tolist(), "y_mean": self.y_mean,
                 "y_scale": self.y_scale, "history": self.history, "fit_time_s": self.fit_time_s,
                 "nanonb_format": 1}
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
-        return path
+        return save_state(path, meta, {k: v.detach().clone() for k, v in self.gp.state_dict().items()})
 
     @classmethod
     def load(cls, path: str | Path) -> DKT:
-        """Load a DKT written by :meth:`save` (``torch.load(weights_only=True)``)."""
-        path = Path(path).with_suffix("")
-        meta = json.loads(path.with_suffix(".json").read_text())
+        """Load a DKT written by :meth:`save` (``torch.load(weights_only=True)``); NaN/inf weights are refused."""
+        path = state_stem(path)
+        meta, tensors = load_state(path)
         if meta.get("learner") != "DKT":
             raise ValueError(f"{path}.json is not a saved DKT (learner={meta.get('learner')!r}).")
         dkt = cls(DKTConfig(**meta["config"]), name=meta["name"])
@@ -399,7 +409,9 @@ class DKT:
         dkt.y_mean, dkt.y_scale = float(meta["y_mean"]), float(meta["y_scale"])
         dkt.history, dkt.fit_time_s = meta["history"], meta.get("fit_time_s", 0.0)
         dkt.gp = _DeepKernelGP(dkt.n_in, dkt.config)
-        dkt.gp.load_state_dict(torch.load(path.with_suffix(".pt"), weights_only=True))
+        params = dict(dkt.gp.named_parameters())  # not the constraint bounds: their upper bound is inf
+        check_finite_tensors({k: v for k, v in tensors.items() if k in params}, dkt.name, f"{path}.pt")
+        dkt.gp.load_state_dict(tensors)
         dkt.gp.eval()
         return dkt
 
