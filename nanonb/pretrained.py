@@ -453,6 +453,8 @@ def heldout_ceiling(directory: str | Path | None = None) -> dict[str, float]:
     task's descriptors trained on 80 % of the task itself (5-fold), query MAE. Reading it from the
     manifest saves ~2 s per task; ``tests/test_pretrained.py`` checks it against a recomputation.
 
+    Example
+    -------
     >>> heldout_ceiling()["Cu-Pt"]        # eV/atom  # doctest: +SKIP
     0.0206
     """

@@ -63,7 +63,18 @@ def task_ceiling(task: Task, n_splits: int = 5, n_restarts: int = 0, seed: int =
 
 def in_task_ceiling(tasks: TaskSet | list[Task], n_splits: int = 5, n_restarts: int = 0, seed: int = 0
                     ) -> dict[str, float]:
-    """:func:`task_ceiling` of every task: ``{task name: MAE}`` in target units (e.g. eV/atom)."""
+    """:func:`task_ceiling` of every task: ``{task name: MAE}`` in target units (e.g. eV/atom).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from nanonb.tasks import Task
+    >>> x = np.random.default_rng(0).uniform(-1, 1, (40, 2))
+    >>> task = Task("line", x, 2 * x[:, 0], descriptors=x)
+    >>> ceil = in_task_ceiling([task])
+    >>> bool(ceil["line"] < np.abs(2 * x[:, 0] - (2 * x[:, 0]).mean()).mean())  # below the support mean's error
+    True
+    """
     return {t.name: task_ceiling(t, n_splits, n_restarts, seed) for t in tasks}
 
 
@@ -72,6 +83,13 @@ def closed(support_mean_mae, method_mae, ceiling_mae):
 
     Works on floats or arrays (e.g. one value per K or per task); all three in the same units. NaN
     where the support mean is already at or below the ceiling (nothing learnable to close).
+
+    Example
+    -------
+    >>> closed(32.0, 17.0, 15.0)     # meV/atom: support mean, method, in-task ceiling
+    0.8823529411764706
+    >>> closed([32.0, 30.0], [17.0, 30.0], [15.0, 15.0]).round(2).tolist()
+    [0.88, 0.0]
     """
     sm, m, c = (np.asarray(v, dtype=np.float64) for v in (support_mean_mae, method_mae, ceiling_mae))
     gap = sm - c
