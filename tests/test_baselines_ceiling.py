@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from nanonb.baselines import ceiling
 from nanonb.tasks import Task, TaskSet
-
-try:
-    from nanonb.baselines import ceiling
-except ImportError:  # until the restructure, nanonb/baselines.py shadows the baselines/ folder
-    _path = Path(__file__).resolve().parents[1] / "nanonb" / "baselines" / "ceiling.py"
-    _spec = importlib.util.spec_from_file_location("nanonb.baselines.ceiling", _path)
-    ceiling = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(ceiling)
 
 
 def learnable_task(name: str, n: int = 60, seed: int = 0) -> Task:

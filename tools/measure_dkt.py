@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -28,25 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nanonb.active import descriptor_tasks
+from nanonb.baselines.ceiling import closed, in_task_ceiling
+from nanonb.baselines.gp import SupportGP
+from nanonb.baselines.nets import Pooled, SupportMean
 from nanonb.data.nanoalloys import load_nanoalloys
+from nanonb.learners.alpaca import BayesianMetaLearner
 from nanonb.learners.dkt import DKT
-
-try:  # package layout after the restructure (issue 13)
-    from nanonb.baselines.gp_dist import SupportGPDist
-    from nanonb.baselines.nets import Pooled, SupportMean
-    from nanonb.learners.alpaca import BayesianMetaLearner
-
-    from nanonb.baselines.ceiling import closed, in_task_ceiling
-except ImportError:  # before it: nanonb/baselines.py shadows the baselines/ folder, load ceiling.py by path
-    from nanonb.baselines import Pooled, SupportMean
-    from nanonb.uncertainty import BayesianMetaLearner, SupportGPDist
-
-    _path = Path(__file__).resolve().parents[1] / "nanonb" / "baselines" / "ceiling.py"
-    _spec = importlib.util.spec_from_file_location("nanonb.baselines.ceiling", _path)
-    _mod = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_mod)
-    closed, in_task_ceiling = _mod.closed, _mod.in_task_ceiling
+from nanonb.tasks import descriptor_tasks
 
 #: DKT variants compared on the meta-train validation folds (adapt_kernel is scored on the same fits).
 _MATERN = {"kernel": "matern52", "linear": False, "center": "none", "k_support": (0, 20), "objective": "predictive"}
@@ -162,7 +149,7 @@ def main() -> None:
     t0 = time.perf_counter()
     methods["pooled MLP"] = Pooled(model="MLP", model_kwargs={"hidden": (64, 64)}, epochs=30, seed=0).fit(train)
     timings["pooled MLP"] = time.perf_counter() - t0
-    methods["gp on support"] = SupportGPDist(n_restarts=0).fit(train)
+    methods["gp on support"] = SupportGP(n_restarts=0, ard=None, maxiter=200).fit(train)
     methods["support mean"] = SupportMean()
     scores = {}
     for name, m in methods.items():
