@@ -66,6 +66,14 @@ class MetaConfig:
     energy (conservative by construction), in standardized units ``F / y_std`` (per Å). Not for ANIL,
     whose inner loop never sees positions. ``pretrain_epochs > 0`` first trains the network on all
     meta-train points pooled (as the pooled baseline does), then meta-trains from there.
+    ``center="support"`` adapts around the support mean (per-task standardization): the inner loop fits
+    the support targets minus their mean with the network's support predictions minus theirs, and a
+    query is predicted as ``f(x) - mean_s f + mean_s y``, so the task's offset never has to be learned
+    by gradient steps (at K = 1 the prediction is the support value plus the network's difference);
+    targets are then divided by the pooled within-task standard deviation of meta-train (not the
+    overall one, which the task offsets inflate), so ``inner_lr`` acts on the within-task variation.
+    ``adapt_steps``: inner steps of :meth:`MetaLearner.adapt` at test time (``None``: ``inner_steps``);
+    more steps than in meta-training let the adapted model fit its support.
 
     Example
     -------
@@ -90,10 +98,14 @@ class MetaConfig:
     inner_grad_clip: float | None = None
     force_weight: float = 0.0
     pretrain_epochs: int = 0
+    center: str = "none"
+    adapt_steps: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         self.k_support = tuple(self.k_support)  # type: ignore[assignment]
+        if self.center not in ("none", "support"):
+            raise ValueError(f"center must be 'none' or 'support', not {self.center!r}")
         if self.first_order is None:
             self.first_order = self.algorithm == "fomaml"
         if self.algorithm == "fomaml" and not self.first_order:
@@ -112,10 +124,12 @@ class AdaptedModel:
     >>> adapted.predict(episode.query)                  # target units  # doctest: +SKIP
     """
 
-    def __init__(self, learner: MetaLearner, fmodel: nn.Module, head_only: bool):
+    def __init__(self, learner: MetaLearner, fmodel: nn.Module, head_only: bool, offset: float = 0.0):
         self.learner = learner
         self.fmodel = fmodel
         self.head_only = head_only
+        #: Added to the network output (standardized units): the support anchor of ``center="support"``.
+        self.offset = float(offset)
 
     @torch.no_grad()
     def predict(self, inputs: Task | np.ndarray | list) -> np.ndarray:
@@ -124,7 +138,7 @@ class AdaptedModel:
             out = self.fmodel(self.learner.model(x, output="features")).squeeze(-1)
         else:
             out = self.fmodel(x)
-        return self.learner.scaler.y_inv(out)
+        return self.learner.scaler.y_inv(out.reshape(-1) + self.offset)
 
     def features(self, inputs) -> torch.Tensor:
         """Body features of the adapted model (used by Bayesian last layers)."""
@@ -241,17 +255,38 @@ class MetaLearner:
         return (self.config.force_weight > 0 and not self.head_only
                 and isinstance(x, GraphBatch) and x.forces is not None)
 
+    def _centred(self, pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pred, y)`` minus their means with ``center="support"`` (the inner loss), else unchanged."""
+        if self.config.center == "support":
+            return pred - pred.mean(), y - y.mean()
+        return pred, y
+
     def _loss(self, fmodel, x, y: torch.Tensor) -> torch.Tensor:
-        """MSE on standardized targets, plus the weighted force MSE when forces are used."""
+        """MSE on standardized targets (support-centred with ``center="support"``), plus the weighted
+        force MSE when forces are used. This is the inner-loop (support) loss."""
         if self._use_forces(x):
             pred, f_pred = predict_energy_forces(fmodel, x)
             f_true = x.forces / self.scaler.y_std
-            return mse(pred, y) + self.config.force_weight * mse(f_pred, f_true)
+            return mse(*self._centred(pred, y)) + self.config.force_weight * mse(f_pred, f_true)
         out = fmodel(x)
-        return mse(out.squeeze(-1) if out.dim() > 1 else out, y)
+        return mse(*self._centred(out.squeeze(-1) if out.dim() > 1 else out, y))
 
-    def _query_loss(self, fmodel, x_q, y_q: torch.Tensor) -> torch.Tensor:
-        return self._loss(fmodel, x_q, y_q)
+    def _anchor(self, fmodel, x_s, y_s: torch.Tensor) -> torch.Tensor | float:
+        """Offset added to query predictions (standardized units): ``mean_s y - mean_s f`` with
+        ``center="support"`` (adapt around the support mean), else 0."""
+        if self.config.center != "support" or len(y_s) == 0:
+            return 0.0
+        return y_s.mean() - self._query_pred(fmodel, x_s).reshape(-1).mean()
+
+    def _query_loss(self, fmodel, x_q, y_q: torch.Tensor, anchor: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """Query MSE (standardized) of the adapted module, shifted by the support ``anchor``."""
+        if self.config.center != "support":
+            return self._loss(fmodel, x_q, y_q)
+        loss = mse(self._query_pred(fmodel, x_q).reshape(-1) + anchor, y_q)
+        if self._use_forces(x_q):
+            _, f_pred = predict_energy_forces(fmodel, x_q)
+            loss = loss + self.config.force_weight * mse(f_pred, x_q.forces / self.scaler.y_std)
+        return loss
 
     def _episode_data(self, ep):
         return (self.scaler.x(ep.support, self.cutoff), self.scaler.y(ep.support.targets),
@@ -261,7 +296,7 @@ class MetaLearner:
         """Query loss after adaptation; accumulates the meta-gradient into ``.grad`` (second order)."""
         x_s, y_s, x_q, y_q = self._episode_data(ep)
         fmodel = self._inner_loop(x_s, y_s, self.config.inner_steps, None, track=True)
-        loss = self._query_loss(fmodel, x_q, y_q)
+        loss = self._query_loss(fmodel, x_q, y_q, self._anchor(fmodel, x_s, y_s))
         loss.backward()
         return loss.detach()
 
@@ -301,6 +336,8 @@ class MetaLearner:
             self._build(n_in=train[0].inputs.shape[1])
         if not self.history["iteration"]:
             self.scaler = Scaler.fit(train)
+            if cfg.center == "support":  # per-task standardization: the unit is the within-task spread
+                self.scaler.y_std = float(np.sqrt(np.mean([np.var(t.targets) for t in train])) + 1e-12)
             if cfg.pretrain_epochs > 0 and "warm_start" not in self.history:
                 self.history["pretrain_loss"] = pooled_train(
                     self.model, train, self.scaler, cfg.pretrain_epochs, seed=cfg.seed, progress=progress,
@@ -367,15 +404,32 @@ class MetaLearner:
         if self.model is None:
             raise RuntimeError("This learner is not fitted yet: call fit(meta_train) or "
                                "nanonb.learners.registry.load(path).")
-        steps = self.config.inner_steps if steps is None else steps
-        if support is None or len(support) == 0 or steps == 0:
+        if steps is None:
+            steps = self.config.inner_steps if self.config.adapt_steps is None else self.config.adapt_steps
+        if support is None or len(support) == 0:
             module = self._adapted_module()
             return AdaptedModel(self, higher.monkeypatch(module, copy_initial_weights=True,
                                                          track_higher_grads=False), self.head_only)
         x_s, y_s = self.scaler.x(support, self.cutoff), self.scaler.y(support.targets)
         fmodel = self._inner_loop(x_s, y_s, steps, lr, track=False)
         fmodel.update_params([p.detach() for p in fmodel.parameters()])
-        return AdaptedModel(self, fmodel, self.head_only)
+        with torch.no_grad():
+            offset = float(self._anchor(fmodel, x_s, y_s))
+        return AdaptedModel(self, fmodel, self.head_only, offset)
+
+    def support_loss(self, support: Task, steps: int | None = None, lr: float | None = None) -> float:
+        """The inner-loop loss on ``support`` after ``steps`` adaptation steps (0: the meta-learned start).
+
+        Standardized MSE (support-centred with ``center="support"``, as the inner loop sees it); a learner
+        whose adaptation works makes it much smaller than at ``steps=0``.
+
+        Example
+        -------
+        >>> learner.support_loss(ep.support, steps=0), learner.support_loss(ep.support)  # doctest: +SKIP
+        (0.41, 0.06)
+        """
+        pred = torch.as_tensor(self.scaler.y(self.adapt(support, steps=steps, lr=lr).predict(support)))
+        return float(mse(*self._centred(pred, self.scaler.y(support.targets))))
 
     def predict(self, inputs, support: Task | None = None) -> np.ndarray:
         """Predict ``inputs`` after adapting on ``support`` (zero-shot if ``support`` is None)."""
