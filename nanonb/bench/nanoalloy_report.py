@@ -9,7 +9,7 @@ Example
 ...          "median": v, "n_tasks": 6} for m, v in [("support mean", 32.0), ("in-task ceiling", 16.0),
 ...                                                 ("gp", 32.0), ("pooled", 50.0)]]
 >>> rows.append({**rows[0], "method": "best=bml", "kind": "meta", "mean": 18.0})
->>> verdict(rows, "best=bml")[:67]
+>>> verdict(rows, "best=bml")[:68]
 'best learner: bml; at K=5 it closes 88 % of the learnable error (MAE'
 """
 
