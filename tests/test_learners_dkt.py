@@ -23,7 +23,7 @@ def sine_tasks(n_tasks: int, n_points: int = 40, seed: int = 0, prefix: str = "t
 
 
 FAST = dict(hidden=(32, 32), n_features=4, n_iterations=120, meta_batch_size=4, k_support=(1, 10), k_query=20,
-            lr=1e-2, center="support", objective="predictive", seed=0)
+            lr=1e-2, kernel="rbf", linear=False, center="support", objective="predictive", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,8 @@ def test_seeded_and_reproducible(data):
 @pytest.mark.parametrize("objective, iterations", [("mll", 10), ("predictive", 120)])
 def test_bayesian_offset_variants(data, objective, iterations):
     """center='none' (the default): the offset is left to the constant kernel; K=0 is the prior predictive."""
-    over = {"n_iterations": iterations, "objective": objective, "center": "none", "k_support": (0, 10), "linear": True}
+    over = {"n_iterations": iterations, "objective": objective, "center": "none", "k_support": (0, 10), "linear": True,
+            "kernel": "none" if objective == "predictive" else "matern52"}
     m = DKT(**{**FAST, **over}).fit(data[0], progress=False)
     ep = data[1].episode("test0", 5, seed=0)
     mean, std = m.adapt(ep.support).predict_dist(ep.query)
@@ -130,7 +131,7 @@ def test_input_validation(fitted, data):
     with pytest.raises(ValueError, match="kernel"):
         DKTConfig(kernel="linear")
     with pytest.raises(ValueError, match="needs linear=True"):
-        DKTConfig(kernel="none")
+        DKTConfig(kernel="none", linear=False)
     with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
         fitted.adapt(data[1][0]).predict(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="NaN"):
