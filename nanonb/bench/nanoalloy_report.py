@@ -87,6 +87,7 @@ def quickstart_figure_best(best, test, rows: list[dict], cfg, path) -> None:
     a1.legend(fontsize=8)
     mae = _mae(rows)
     methods = list(dict.fromkeys(m for m, _ in mae))
+    extra = iter(["#1f3b8a", "#c2185b", "#00897b", "#6d4c41", "#fbc02d", "#5e35b1"])
     for m in methods:
         ks = sorted(kk for mm, kk in mae if mm == m)
         mean = [mae[(m, kk)]["mean"] for kk in ks]
@@ -96,7 +97,8 @@ def quickstart_figure_best(best, test, rows: list[dict], cfg, path) -> None:
             sem = [mae[(m, kk)]["sem"] for kk in ks]
             kind = mae[(m, ks[0])]["kind"]
             a2.errorbar(ks, mean, yerr=sem, marker="o", ms=3, capsize=2, lw=2.5 if m == best.name else 1,
-                        ls="-" if kind == "meta" else "--", color=color(m), label=m)
+                        ls="-" if kind == "meta" else "--", label=m,
+                        color="C0" if m == best.name else (color(m) if color(m) != "#333333" else next(extra, "0.3")))
     a2.set(xlabel="shots K (support points)", ylabel="MAE (meV/atom)", xticks=sorted(cfg.shots),
            title="mean ± s.e.m. over held-out pairs")
     a2.legend(fontsize=7, ncol=2)

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..baselines.ceiling import in_task_ceiling
 from ..baselines.gp import SupportGP
 from ..baselines.nets import FineTune, Pooled, Scratch, SupportMean
@@ -195,6 +197,9 @@ def run_nanoalloys(quick: bool = False, seed: int = 0, holdout: str | None = Non
     timings.update({f"  evaluation of {m}": float(v) for m, v in per_method.items()})
     log(f"  evaluated {len(methods)} methods x {len(test)} tasks x {len(cfg.shots)} shot counts x "
         f"{cfg.n_episodes} episodes in {timings['evaluation']:.1f} s")
+    support_fit = _support_fit([m for m in learners if hasattr(m, "support_loss")], test, cfg)
+    for name, v in support_fit.items():
+        log(f"  {name}: support loss (standardized MSE, K=5) {v['before']:.3f} before adapt, {v['after']:.3f} after")
     t0 = time.perf_counter()
     ceiling = in_task_ceiling(test, n_splits=cfg.ceiling_splits, seed=seed)
     timings["in-task ceiling"] = time.perf_counter() - t0
@@ -216,4 +221,16 @@ def run_nanoalloys(quick: bool = False, seed: int = 0, holdout: str | None = Non
                        timings=timings, leakage=str(leakage_report(train, test)), verdict=line,
                        best={"name": best_name, "val_element": val_el, "val_k": cfg.val_k,
                              "val_mae": {n: 1000 * v for n, v in val_mae.items()}},
-                       ceiling={n: 1000 * v for n, v in ceiling.items()})
+                       ceiling={n: 1000 * v for n, v in ceiling.items()}, support_fit=support_fit)
+
+
+def _support_fit(learners, test, cfg: NanoalloyConfig, k: int = 5) -> dict[str, dict[str, float]]:
+    """Mean inner-loop support loss (standardized MSE) of the gradient learners on one K-shot episode per
+    held-out task, before (``steps=0``) and after ``adapt``: does adaptation fit the support? (A diagnostic,
+    not used for selection.)"""
+    out = {}
+    for m in learners:
+        eps = [test.episode(t, k, seed=cfg.seed) for t in test if len(t) > k]
+        out[m.name] = {"before": float(np.mean([m.support_loss(ep.support, steps=0) for ep in eps])),
+                       "after": float(np.mean([m.support_loss(ep.support) for ep in eps]))}
+    return out
