@@ -49,3 +49,18 @@ def test_descriptor_view_swaps_inputs_for_descriptors():
             return P()
 
     assert OnDescriptors(Mean()).adapt(task).predict(task).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_loeo_summary_counts_wins_against_every_baseline_and_checks_holdouts():
+    from nanonb.bench.nanoalloys_loeo import loeo_summary, run_nanoalloys_loeo
+
+    def rows(el, best, gp):
+        return [{"split": f"holdout-{el}", "method": m, "metric": "mae", "k": 5, "mean": v}
+                for m, v in [("best=bml", best), ("gp", gp), ("support mean", 30.0), ("pooled", 50.0)]]
+
+    s = loeo_summary(rows("Cu", 15.0, 25.0) + rows("Pt", 20.0, 19.0), {"Cu": "bml", "Pt": "bml"})
+    assert s["wins"] == 1 and s["n_elements"] == 2
+    assert s["per_element"]["Pt"] == {"best": "bml", "mae": 20.0, "best_baseline": "gp", "baseline_mae": 19.0,
+                                      "beats_every_baseline": False}
+    with pytest.raises(ValueError, match="holdouts must be elements"):
+        run_nanoalloys_loeo(holdouts="Cu,Fe")
