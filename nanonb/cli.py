@@ -16,10 +16,14 @@ from .threads import set_threads
 
 def quickstart(holdout: str = "Pt", out: str | Path = "nanonb-quickstart", quick: bool = False, seed: int = 0,
                progress: bool = True, cache_dir: str | None = None) -> dict:
-    """Generate (or load) the EMT nanoalloy tasks, hold out every pair with ``holdout``, meta-train
-    MAML / first-order MAML / ANIL / Meta-SGD and the baselines, evaluate 1/5/10 shots on the held-out
-    pairs, and write ``results.json``, ``quickstart.png`` and the trained learners to ``out``.
-    Errors in meV/atom.
+    """Generate (or load) the EMT nanoalloy tasks, hold out every pair with ``holdout``, meta-train every
+    family (MAML, FOMAML, ANIL, Meta-SGD on structures; BML, DKT, ensemble on descriptors), pick the best
+    learner on meta-validation pairs (a second element's meta-train pairs, never the held-out ones),
+    evaluate it, the other learners and the baselines (scratch, pooled, pooled + fine-tune, GP on the
+    support, support mean, in-task ceiling) at 1/5/10 shots on the held-out pairs, print the MAE and
+    ``closed`` tables and a one-line verdict, and write ``results.json``, ``quickstart.png`` and the
+    trained learners to ``out``. Errors in meV/atom. About 5 minutes on 2 CPU cores (``quick``: about
+    one minute).
 
     Example
     -------
@@ -35,8 +39,11 @@ def quickstart(holdout: str = "Pt", out: str | Path = "nanonb-quickstart", quick
                             fig_path=out / "quickstart.png", save_dir=out / "learners", cache_dir=cache_dir)
     write_json(out / "results.json", result)
     print()
-    print(format_table({**result, "results": [r for r in result["results"] if r["metric"] == "mae"]}, digits=3))
-    print("\nMAE in meV/atom on held-out pairs; lower is better. " + result["leakage"])
+    print(format_table({**result, "results": [r for r in result["results"] if r["metric"] in ("mae", "closed")]},
+                       digits=3))
+    print("\nMAE in meV/atom on held-out pairs, lower is better; closed = share of the learnable error "
+          "(support mean -> in-task ceiling) a method removes. " + result["leakage"])
+    print("\n" + result["verdict"])
     print("\nstage timings:")
     for stage, s in result["timings"].items():
         print(f"  {stage:32s} {s:7.1f} s")
@@ -49,11 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     """The ``nanonb`` command; returns the exit status (``nanonb quickstart --help``)."""
     p = argparse.ArgumentParser(prog="nanonb", description="Few-shot meta-learning for nanotechnology.")
     sub = p.add_subparsers(dest="cmd", title="commands", metavar="{quickstart,bench}")
-    q = sub.add_parser("quickstart", help="meta-learn nanoalloy mixing energies, evaluate on an unseen element")
-    q.add_argument("--holdout", default="Pt", help="element whose pairs are held out (Al, Cu, Ag, Au, Ni, Pd, Pt)")
-    q.add_argument("--out", default="nanonb-quickstart", help="output folder")
-    q.add_argument("--quick", action="store_true", help="tiny configuration that runs in well under a minute")
-    q.add_argument("--seed", type=int, default=0)
+    q = sub.add_parser("quickstart", help="meta-learn nanoalloy mixing energies, evaluate on an unseen element "
+                                          "(about 5 min on 2 CPU cores)",
+                       description="Meta-train every learner family on EMT nanoalloy pairs, pick the best by "
+                                   "meta-validation on meta-train pairs, and compare it with the baselines on the "
+                                   "pairs of an unseen element (MAE in meV/atom and 'closed'). Defaults: hold out "
+                                   "Pt, seed 0, 1/5/10 shots, 5 episodes per task; about 5 minutes on 2 CPU cores.")
+    q.add_argument("--holdout", default="Pt", help="element whose pairs are held out (Al, Cu, Ag, Au, Ni, Pd, Pt); "
+                                                   "default: %(default)s")
+    q.add_argument("--out", default="nanonb-quickstart", help="output folder (default: %(default)s)")
+    q.add_argument("--quick", action="store_true", help="tiny configuration (smaller data and networks, few "
+                                                        "iterations): about a minute; for tests, not for numbers")
+    q.add_argument("--seed", type=int, default=0, help="data, training and episode seed (default: %(default)s)")
     q.add_argument("--cache-dir", default=None, help="where generated data is cached (default: user cache)")
     q.add_argument("--no-progress", action="store_true")
     b = sub.add_parser("bench", help="run a benchmark protocol (see python -m nanonb.bench --help)")

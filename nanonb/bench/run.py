@@ -27,6 +27,7 @@ from .schema import OptionError, format_table, parse_options, write_json
 #: protocol name -> "module:function"
 PROTOCOLS: dict[str, str] = {
     "nanoalloys": "nanonb.bench.nanoalloys:run_nanoalloys",
+    "nanoalloys-loeo": "nanonb.bench.nanoalloys_loeo:run_nanoalloys_loeo",
     "calisol": "nanonb.bench.calisol:run_calisol",
     "lnpdb": "nanonb.bench.lnpdb:run_lnpdb",
     "active": "nanonb.bench.active:run_active_bench",

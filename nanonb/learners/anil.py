@@ -56,5 +56,5 @@ class ANIL(MetaLearner):
     def _query_pred(self, fmodel, x_q):
         return fmodel(self.model(x_q, output="features")).squeeze(-1)
 
-    def _query_loss(self, fmodel, x_q, y_q: torch.Tensor) -> torch.Tensor:
-        return mse(self._query_pred(fmodel, x_q), y_q)
+    def _query_loss(self, fmodel, x_q, y_q: torch.Tensor, anchor: torch.Tensor | float = 0.0) -> torch.Tensor:
+        return mse(self._query_pred(fmodel, x_q) + anchor, y_q)

@@ -44,7 +44,8 @@ from .._io import save_state
 from ..graphs import DEFAULT_CUTOFF, GraphBatch
 from ..models import build_model
 from ..tasks import Task, TaskSet
-from ._checks import all_finite, check_finite_tensors, check_int, check_k_range, check_positive, nonfinite_error
+from ._checks import all_finite, check_finite_tensors, check_int, check_k_range, check_positive
+from .adapted import AdaptedModel
 from .inner import prepare_grads
 from .training import Scaler, mse, pooled_train, predict_energy_forces
 
@@ -67,6 +68,14 @@ class MetaConfig:
     energy (conservative by construction), in standardized units ``F / y_std`` (per Å). Not for ANIL,
     whose inner loop never sees positions. ``pretrain_epochs > 0`` first trains the network on all
     meta-train points pooled (as the pooled baseline does), then meta-trains from there.
+    ``center="support"`` adapts around the support mean (per-task standardization): the inner loop fits
+    the support targets minus their mean with the network's support predictions minus theirs, and a
+    query is predicted as ``f(x) - mean_s f + mean_s y``, so the task's offset never has to be learned
+    by gradient steps (at K = 1 the prediction is the support value plus the network's difference);
+    targets are then divided by the pooled within-task standard deviation of meta-train (not the
+    overall one, which the task offsets inflate), so ``inner_lr`` acts on the within-task variation.
+    ``adapt_steps``: inner steps of :meth:`MetaLearner.adapt` at test time (``None``: ``inner_steps``);
+    more steps than in meta-training let the adapted model fit its support.
 
     Example
     -------
@@ -91,6 +100,8 @@ class MetaConfig:
     inner_grad_clip: float | None = None
     force_weight: float = 0.0
     pretrain_epochs: int = 0
+    center: str = "none"
+    adapt_steps: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -107,6 +118,8 @@ class MetaConfig:
         if self.inner_grad_clip is not None:
             check_positive(own, "inner_grad_clip", self.inner_grad_clip, hint=" (None: no inner-loop clipping)")
         check_positive(own, "force_weight", self.force_weight, allow_zero=True)
+        if self.center not in ("none", "support"):
+            raise ValueError(f"MetaConfig.center must be 'none' or 'support', got {self.center!r}.")
         if self.first_order is None:
             self.first_order = self.algorithm == "fomaml"
         if self.algorithm == "fomaml" and not self.first_order:
@@ -114,56 +127,6 @@ class MetaConfig:
 
 
 # ---------------------------------------------------------------------- adapted predictor
-class AdaptedModel:
-    """A model adapted to one task's support set. ``predict`` returns values in target units.
-
-    ``fmodel`` is the ``higher``-patched adapted module (the head only when ``head_only``).
-
-    Example
-    -------
-    >>> adapted = learner.adapt(episode.support)        # doctest: +SKIP
-    >>> adapted.predict(episode.query)                  # target units  # doctest: +SKIP
-    """
-
-    def __init__(self, learner: MetaLearner, fmodel: nn.Module, head_only: bool, lr: float | None = None,
-                 steps: int = 0):
-        self.learner = learner
-        self.fmodel = fmodel
-        self.head_only = head_only
-        self.lr, self.steps = lr, steps
-
-    @torch.no_grad()
-    def predict(self, inputs: Task | np.ndarray | list) -> np.ndarray:
-        x = self.learner.scaler.x(inputs, self.learner.cutoff)
-        if self.head_only:
-            out = self.fmodel(self.learner.model(x, output="features")).squeeze(-1)
-        else:
-            out = self.fmodel(x)
-        if not bool(torch.isfinite(out).all()):
-            raise self._nonfinite(x)
-        return self.learner.scaler.y_inv(out)
-
-    def _nonfinite(self, x) -> FloatingPointError:
-        """The error for a NaN/inf prediction, with the first cause found (weights, adaptation, inputs)."""
-        lr = self.learner
-        inner = "learned per-weight steps" if self.lr is None else f"lr={self.lr}"
-        return nonfinite_error(lr.name, [
-            (all_finite(*lr.parameters()), "the meta-learned weights contain NaN/inf (a damaged file or a "
-             "diverged fit)"),
-            (all_finite(*self.fmodel.parameters()), f"adaptation diverged ({self.steps} steps, {inner}): lower the "
-             "step size (adapt(lr=...), inner_lr) or the steps, or set inner_grad_clip"),
-            (all_finite(x if torch.is_tensor(x) else getattr(x, "pos", None)), "the query inputs contain NaN/inf"),
-        ])
-
-    def features(self, inputs) -> torch.Tensor:
-        """Body features of the adapted model (used by Bayesian last layers)."""
-        x = self.learner.scaler.x(inputs, self.learner.cutoff)
-        with torch.no_grad():
-            if self.head_only:
-                return self.learner.model(x, output="features")
-            return self.fmodel(x, output="features")
-
-
 # ---------------------------------------------------------------------- meta-learner
 class MetaLearner:
     """Base class of the MAML-family meta-learners, with scikit-learn-like verbs.
@@ -270,17 +233,38 @@ class MetaLearner:
         return (self.config.force_weight > 0 and not self.head_only
                 and isinstance(x, GraphBatch) and x.forces is not None)
 
+    def _centred(self, pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pred, y)`` minus their means with ``center="support"`` (the inner loss), else unchanged."""
+        if self.config.center == "support":
+            return pred - pred.mean(), y - y.mean()
+        return pred, y
+
     def _loss(self, fmodel, x, y: torch.Tensor) -> torch.Tensor:
-        """MSE on standardized targets, plus the weighted force MSE when forces are used."""
+        """MSE on standardized targets (support-centred with ``center="support"``), plus the weighted
+        force MSE when forces are used. This is the inner-loop (support) loss."""
         if self._use_forces(x):
             pred, f_pred = predict_energy_forces(fmodel, x)
             f_true = x.forces / self.scaler.y_std
-            return mse(pred, y) + self.config.force_weight * mse(f_pred, f_true)
+            return mse(*self._centred(pred, y)) + self.config.force_weight * mse(f_pred, f_true)
         out = fmodel(x)
-        return mse(out.squeeze(-1) if out.dim() > 1 else out, y)
+        return mse(*self._centred(out.squeeze(-1) if out.dim() > 1 else out, y))
 
-    def _query_loss(self, fmodel, x_q, y_q: torch.Tensor) -> torch.Tensor:
-        return self._loss(fmodel, x_q, y_q)
+    def _anchor(self, fmodel, x_s, y_s: torch.Tensor) -> torch.Tensor | float:
+        """Offset added to query predictions (standardized units): ``mean_s y - mean_s f`` with
+        ``center="support"`` (adapt around the support mean), else 0."""
+        if self.config.center != "support" or len(y_s) == 0:
+            return 0.0
+        return y_s.mean() - self._query_pred(fmodel, x_s).reshape(-1).mean()
+
+    def _query_loss(self, fmodel, x_q, y_q: torch.Tensor, anchor: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """Query MSE (standardized) of the adapted module, shifted by the support ``anchor``."""
+        if self.config.center != "support":
+            return self._loss(fmodel, x_q, y_q)
+        loss = mse(self._query_pred(fmodel, x_q).reshape(-1) + anchor, y_q)
+        if self._use_forces(x_q):
+            _, f_pred = predict_energy_forces(fmodel, x_q)
+            loss = loss + self.config.force_weight * mse(f_pred, x_q.forces / self.scaler.y_std)
+        return loss
 
     def _episode_data(self, ep):
         return (self.scaler.x(ep.support, self.cutoff), self.scaler.y(ep.support.targets),
@@ -290,7 +274,7 @@ class MetaLearner:
         """Query loss after adaptation; accumulates the meta-gradient into ``.grad`` (second order)."""
         x_s, y_s, x_q, y_q = self._episode_data(ep)
         fmodel = self._inner_loop(x_s, y_s, self.config.inner_steps, None, track=True)
-        loss = self._query_loss(fmodel, x_q, y_q)
+        loss = self._query_loss(fmodel, x_q, y_q, self._anchor(fmodel, x_s, y_s))
         loss.backward()
         return loss.detach()
 
@@ -337,6 +321,8 @@ class MetaLearner:
             self._build(n_in=train[0].inputs.shape[1])
         if not self.history["iteration"]:
             self.scaler = Scaler.fit(train)
+            if cfg.center == "support":  # per-task standardization: the unit is the within-task spread
+                self.scaler.y_std = float(np.sqrt(np.mean([np.var(t.targets) for t in train])) + 1e-12)
             if cfg.pretrain_epochs > 0 and "warm_start" not in self.history:
                 self.history["pretrain_loss"] = pooled_train(
                     self.model, train, self.scaler, cfg.pretrain_epochs, seed=cfg.seed, progress=progress,
@@ -403,10 +389,12 @@ class MetaLearner:
         if self.model is None:
             raise RuntimeError("This learner is not fitted yet: call fit(meta_train) or "
                                "nanonb.learners.registry.load(path).")
-        steps = self.config.inner_steps if steps is None else check_int(f"{self.name}.adapt", "steps", steps, 0)
+        if steps is None:
+            steps = self.config.inner_steps if self.config.adapt_steps is None else self.config.adapt_steps
+        steps = check_int(f"{self.name}.adapt", "steps", steps, 0)
         if lr is not None:
             lr = check_positive(f"{self.name}.adapt", "lr", lr, hint=" (None: the learner's inner_lr / learned steps)")
-        if support is None or len(support) == 0 or steps == 0:
+        if support is None or len(support) == 0:
             module = self._adapted_module()
             return AdaptedModel(self, higher.monkeypatch(module, copy_initial_weights=True,
                                                          track_higher_grads=False), self.head_only)
@@ -416,9 +404,25 @@ class MetaLearner:
                              f"{'targets' if not all_finite(y_s) else 'inputs'}; remove or fill those points.")
         fmodel = self._inner_loop(x_s, y_s, steps, lr, track=False)
         fmodel.update_params([p.detach() for p in fmodel.parameters()])
+        with torch.no_grad():
+            offset = float(self._anchor(fmodel, x_s, y_s))
         if lr is None and not len(self.inner_lrs):
             lr = self.config.inner_lr
-        return AdaptedModel(self, fmodel, self.head_only, lr=lr, steps=steps)
+        return AdaptedModel(self, fmodel, self.head_only, lr=lr, steps=steps, offset=offset)
+
+    def support_loss(self, support: Task, steps: int | None = None, lr: float | None = None) -> float:
+        """The inner-loop loss on ``support`` after ``steps`` adaptation steps (0: the meta-learned start).
+
+        Standardized MSE (support-centred with ``center="support"``, as the inner loop sees it); a learner
+        whose adaptation works makes it much smaller than at ``steps=0``.
+
+        Example
+        -------
+        >>> learner.support_loss(ep.support, steps=0), learner.support_loss(ep.support)  # doctest: +SKIP
+        (0.41, 0.06)
+        """
+        pred = torch.as_tensor(self.scaler.y(self.adapt(support, steps=steps, lr=lr).predict(support)))
+        return float(mse(*self._centred(pred, self.scaler.y(support.targets))))
 
     def predict(self, inputs, support: Task | None = None) -> np.ndarray:
         """Predict ``inputs`` after adapting on ``support`` (zero-shot if ``support`` is None)."""

@@ -67,7 +67,7 @@ class MAML(MetaLearner):
         # First order: the query gradient at the adapted weights is used as the meta-gradient.
         x_s, y_s, x_q, y_q = self._episode_data(ep)
         fmodel = self._inner_loop(x_s, y_s, self.config.inner_steps, None, track=False)
-        loss = self._loss(fmodel, x_q, y_q)
+        loss = self._query_loss(fmodel, x_q, y_q, self._anchor(fmodel, x_s, y_s))
         grads = torch.autograd.grad(loss, list(fmodel.parameters()), allow_unused=True)
         for p, g in zip(self.model.parameters(), grads):
             if g is not None:
