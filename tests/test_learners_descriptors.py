@@ -47,3 +47,25 @@ def test_on_descriptors_matches_the_wrapped_learner_on_descriptor_tasks():
     assert np.all(std > 0) and wrapped.noise_std > 0  # attributes of the wrapped learner pass through
     zero = wrapped.adapt(None).predict(ep.query)
     assert zero.shape == mean.shape and not np.allclose(zero, mean)
+
+
+def test_on_descriptors_wraps_a_learner_whose_fit_takes_no_val():
+    """DKT.fit has no ``val``: the wrapper passes one only when given."""
+    import numpy as np
+
+    from nanonb.learners.descriptors import OnDescriptors
+    from nanonb.tasks import Task, TaskSet
+
+    calls = []
+
+    class NoVal:
+        name = "noval"
+
+        def fit(self, train, progress=False):
+            calls.append(len(train))
+            return self
+
+    rng = np.random.default_rng(0)
+    tasks = [Task(f"t{i}", [object()] * 6, rng.normal(size=6), descriptors=rng.normal(size=(6, 3))) for i in range(3)]
+    OnDescriptors(NoVal()).fit(TaskSet(tasks, name="s"), progress=False)
+    assert calls == [3]

@@ -121,8 +121,14 @@ class OnDescriptors:
                        feature_names=getattr(ts, "feature_names", None))
 
     def fit(self, train: TaskSet, val: TaskSet | None = None, **kwargs) -> OnDescriptors:
-        """Meta-train the wrapped learner on the descriptor views of ``train`` (and ``val``)."""
-        self.learner.fit(self.taskset(train), val=self.taskset(val), **kwargs)
+        """Meta-train the wrapped learner on the descriptor views of ``train`` (and ``val``, if given).
+
+        ``val`` is passed on only when given, so learners whose ``fit`` takes no validation set (e.g.
+        :class:`~nanonb.learners.dkt.DKT`) can be wrapped too.
+        """
+        if val is not None:
+            kwargs["val"] = self.taskset(val)
+        self.learner.fit(self.taskset(train), **kwargs)
         return self
 
     def adapt(self, support: Task | None, **kwargs) -> _AdaptedOnDescriptors:
