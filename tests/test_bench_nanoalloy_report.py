@@ -5,8 +5,8 @@ import pytest
 
 from nanonb.bench.nanoalloy_report import ceiling_rows, closed_rows, verdict
 from nanonb.learners.descriptors import OnDescriptors
-from nanonb.learners.descriptors import descriptor_task as descriptor_view
 from nanonb.tasks import Task
+from nanonb.tasks import descriptor_task as descriptor_view
 
 
 def _row(method, k, mean, kind="baseline"):

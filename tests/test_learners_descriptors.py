@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from nanonb.learners.alpaca import BayesianMetaLearner
-from nanonb.learners.descriptors import OnDescriptors, descriptor_task
-from nanonb.tasks import Task, TaskSet
+from nanonb.learners.descriptors import OnDescriptors
+from nanonb.tasks import Task, TaskSet, descriptor_task
 
 
 def _structure_like_tasks(n_tasks: int = 6, n: int = 30) -> TaskSet:

@@ -25,29 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..tasks import Task, TaskSet
+from ..tasks import Task, TaskSet, descriptor_task, descriptor_tasks
 
-__all__ = ["OnDescriptors", "descriptor_task"]
-
-
-def descriptor_task(task: Task) -> Task:
-    """``task`` with its descriptors (float32, ``(n, n_descriptors)``) as inputs; targets, units,
-    metadata, groups and descriptors unchanged. A task whose inputs already are its descriptors is
-    returned as is.
-
-    Example
-    -------
-    >>> descriptor_task(test["Cu-Pt"]).inputs.shape       # (80 clusters, 12 descriptors)  # doctest: +SKIP
-    (80, 12)
-    """
-    if task.descriptors is None:
-        raise ValueError(f"Task {task.name!r} has no descriptors: OnDescriptors needs tasks with descriptors "
-                         "(e.g. load_nanoalloys()), or pass tabular tasks to the learner itself.")
-    d = np.asarray(task.descriptors, dtype=np.float32)
-    if task.is_tabular and np.shape(task.inputs) == d.shape and np.array_equal(task.inputs, d):
-        return task
-    return Task(task.name, d, task.targets, task.meta, task.groups, task.descriptors, task.target_name,
-                task.target_unit)
+__all__ = ["OnDescriptors"]
 
 
 def _convert(inputs: Any) -> Any:
@@ -83,7 +63,7 @@ class OnDescriptors:
 
     ``fit(train)``, ``adapt(support)`` and the adapted model's ``predict`` / ``predict_dist``
     (target units, e.g. eV/atom; mean and standard deviation) convert each task with
-    :func:`descriptor_task` and call the wrapped ``learner``. Other attributes (``config``,
+    :func:`nanonb.tasks.descriptor_task` and call the wrapped ``learner``. Other attributes (``config``,
     ``noise_std``, ``save``, ...) are the wrapped learner's. Adapting twice on the same support
     gives the same predictions as adapting the learner on ``descriptor_task(support)``.
 
@@ -115,10 +95,7 @@ class OnDescriptors:
     @staticmethod
     def taskset(ts: TaskSet | None) -> TaskSet | None:
         """The descriptor view of a task set (same names, groups and targets)."""
-        if ts is None:
-            return None
-        return TaskSet([descriptor_task(t) for t in ts], name=f"{ts.name} (descriptor inputs)",
-                       feature_names=getattr(ts, "feature_names", None))
+        return None if ts is None else descriptor_tasks(ts)
 
     def fit(self, train: TaskSet, val: TaskSet | None = None, **kwargs) -> OnDescriptors:
         """Meta-train the wrapped learner on the descriptor views of ``train`` (and ``val``, if given).

@@ -16,6 +16,7 @@ so that a leaky split is visible.
 
 from .leakage import LeakageReport, leakage_report
 from .task import Episode, Task, sample_episode
-from .taskset import TaskSet, descriptor_tasks
+from .taskset import TaskSet, descriptor_task, descriptor_tasks
 
-__all__ = ["Episode", "LeakageReport", "Task", "TaskSet", "descriptor_tasks", "leakage_report", "sample_episode"]
+__all__ = ["Episode", "LeakageReport", "Task", "TaskSet", "descriptor_task", "descriptor_tasks", "leakage_report",
+           "sample_episode"]

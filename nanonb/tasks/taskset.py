@@ -355,10 +355,33 @@ class TaskSet:
 
 
 
+def descriptor_task(task: Task) -> Task:
+    """``task`` with its descriptors (float32, ``(n, n_descriptors)``) as inputs; targets, units,
+    metadata, groups and descriptors unchanged. A task whose inputs already are its descriptors is
+    returned as is.
+
+    Example
+    -------
+    >>> t = Task("a", [object()] * 3, [1.0, 2.0, 3.0], descriptors=np.eye(3))   # structure-like inputs
+    >>> d = descriptor_task(t)
+    >>> d.inputs.shape, descriptor_task(d) is d
+    ((3, 3), True)
+    """
+    if task.descriptors is None:
+        raise ValueError(f"Task {task.name!r} has no descriptors to use as inputs: use tasks with descriptors "
+                         "(e.g. load_nanoalloys()), or pass tabular tasks to the learner itself.")
+    d = np.asarray(task.descriptors, dtype=np.float32)
+    if task.is_tabular and np.shape(task.inputs) == d.shape and np.array_equal(task.inputs, d):
+        return task
+    return Task(task.name, d, task.targets, task.meta, task.groups, task.descriptors, task.target_name,
+                task.target_unit)
+
+
 def descriptor_tasks(ts: TaskSet) -> TaskSet:
     """The same tasks with the descriptors as (tabular) model inputs, e.g. an MLP on cluster descriptors.
 
-    Targets, metadata, groups and descriptors are unchanged; only ``inputs`` is replaced (float32,
+    :func:`descriptor_task` of every task: targets, metadata, groups and descriptors are unchanged; only
+    ``inputs`` is replaced (float32,
     shape ``(n, p)``, in the descriptors' own units). The new set is named ``"<name> (descriptor
     inputs)"`` and keeps ``feature_names``.
 
@@ -368,11 +391,5 @@ def descriptor_tasks(ts: TaskSet) -> TaskSet:
     >>> descriptor_tasks(TaskSet([t], name="demo"))["a"].inputs.shape
     (3, 3)
     """
-    tasks = []
-    for t in ts:
-        if t.descriptors is None:
-            raise ValueError(f"task {t.name!r} has no descriptors to use as inputs")
-        tasks.append(Task(t.name, np.asarray(t.descriptors, dtype=np.float32), t.targets, t.meta, t.groups,
-                          t.descriptors, t.target_name, t.target_unit))
-    names = getattr(ts, "feature_names", None)
-    return TaskSet(tasks, name=f"{ts.name} (descriptor inputs)", feature_names=names)
+    return TaskSet([descriptor_task(t) for t in ts], name=f"{ts.name} (descriptor inputs)",
+                   feature_names=getattr(ts, "feature_names", None))
