@@ -14,9 +14,12 @@ algorithm     adapted parameters   meta-gradient               inner learning ra
 ``metasgd``   all                  second order (or first)     learned, one per weight
 ============  ===================  ==========================  ==========================
 
-The inner loop (:meth:`MetaLearner._inner_loop`) runs on ``higher.innerloop_ctx``: starting from the
-meta-learned initial weights, ``inner_steps`` SGD steps on the support loss, each gradient passed
-through :func:`nanonb.learners.inner.prepare_grads` (first-order detach and differentiable clip).
+The inner loop (:meth:`MetaLearner._inner_loop`): starting from the meta-learned initial weights,
+``inner_steps`` SGD steps on the support loss with the clip / first-order rule of
+:mod:`nanonb.learners.inner`. ``backend="func"`` (default) runs it with ``torch.func``
+(:mod:`nanonb.learners.functional`; tabular meta-batches as one ``vmap``); ``backend="higher"`` on
+``higher.innerloop_ctx`` with :func:`~nanonb.learners.inner.prepare_grads` as its gradient callback
+(the reference: same gradients, slower).
 Targets (and tabular inputs) are standardized with meta-train statistics (:class:`Scaler`);
 predictions are returned in the task's own units. ``adapt`` never touches the meta-weights: it works
 on a ``higher``-patched copy whose fast weights are detached.

@@ -121,12 +121,9 @@ def meta_batch(learner, episodes: Sequence) -> list[torch.Tensor]:
 
 def _pad(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack tensors of different lengths (zero rows appended) and a ``(B, n_max)`` weight mask of 1/0."""
-    n = max(len(t) for t in tensors)
-    out = tensors[0].new_zeros((len(tensors), n, *tensors[0].shape[1:]))
-    mask = tensors[0].new_zeros((len(tensors), n))
-    for i, t in enumerate(tensors):
-        out[i, : len(t)] = t
-        mask[i, : len(t)] = 1.0
+    out = torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)
+    lengths = torch.tensor([len(t) for t in tensors], device=out.device)
+    mask = (torch.arange(out.shape[1], device=out.device)[None, :] < lengths[:, None]).to(out.dtype)
     return out, mask
 
 
