@@ -4,7 +4,8 @@ Three measurements, one run:
 
 * **meta-iterations**: milliseconds per meta-iteration (min and median over ``repeats``; each repeat
   times ``iterations`` calls of the learner's own ``fit`` loop, episode sampling and the Adam step
-  included) for every algorithm (MAML, FOMAML, ANIL, Meta-SGD) × model family × backend
+  included; ``ms_per_meta_gradient``: the meta-gradient of one pre-sampled meta-batch alone) for every
+  algorithm (MAML, FOMAML, ANIL, Meta-SGD) × model family × backend
   (``higher``, ``func``), and the speed-up of ``func`` over ``higher`` measured in the same run. The
   two backends start from the same weights; ``grad_max_abs_diff`` is the largest difference of their
   meta-gradients on one meta-batch (they must agree). Tasks are synthetic, so no data is needed:
@@ -18,8 +19,9 @@ Three measurements, one run:
   (:func:`nanonb.bench.nbexec.heaviest_cell`).
 
 Rows (shared schema, :mod:`nanonb.bench.schema`): ``split`` = model family, ``"explorer"`` or
-``"notebooks"``; ``metric`` ``ms_per_iteration`` (``mean`` over repeats, ``median``, extra key ``min``),
-``speedup_vs_higher`` (``mean``: ratio of the minima, ``median``: ratio of the medians),
+``"notebooks"``; ``metric`` ``ms_per_iteration`` and ``ms_per_meta_gradient`` (``mean`` over repeats,
+``median``, extra key ``min``), ``speedup_vs_higher`` (``mean``: ratio of the minima, ``median``: ratio of
+the medians, extra keys ``meta_gradient_speedup`` and ``grad_max_abs_diff``),
 ``latency_p95_ms`` / ``latency_p50_ms``, ``heaviest_cell_s``. Times depend on machine load: read the
 ratios, which come from one run. ``--quick`` is a tiny configuration (seconds, no explorer, no notebooks).
 
@@ -113,16 +115,38 @@ def time_fit(learner, tasks: TaskSet, repeats: int, iterations: int) -> list[flo
     return out
 
 
+def time_meta_gradient(learner, tasks: TaskSet, repeats: int, seed: int = 0) -> list[float]:
+    """Milliseconds of the meta-gradient of one fixed, pre-sampled meta-batch (no sampling, no optimizer step).
+
+    Example
+    -------
+    >>> learner = make_learner("maml", model="MLP").fit(tasks, n_iterations=0)   # doctest: +SKIP
+    >>> ms = time_meta_gradient(learner, tasks, repeats=3)                      # doctest: +SKIP
+    """
+    eps = _meta_batch(learner, tasks, seed)
+    out = []
+    for _ in range(repeats):
+        for p in learner.parameters():
+            p.grad = None
+        t0 = time.perf_counter()
+        learner._meta_batch_grads(eps)
+        out.append((time.perf_counter() - t0) * 1000.0)
+    return out
+
+
+def _meta_batch(learner, tasks: TaskSet, seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    lo, hi = learner.config.k_support
+    return [tasks.episode(tasks[i % len(tasks)], int(rng.integers(lo, hi + 1)), learner.config.k_query, seed=i)
+            for i in range(learner.config.meta_batch_size)]
+
+
 def grad_difference(algorithm: str, family: str, tasks: TaskSet, cfg: SpeedConfig, seed: int) -> float:
     """Largest absolute difference between the ``func`` and ``higher`` meta-gradients of one meta-batch."""
     grads = []
     for backend in ("higher", "func"):
         learner = _learner(algorithm, family, backend, cfg, seed).fit(tasks, progress=False)
-        rng = np.random.default_rng(seed)
-        lo, hi = learner.config.k_support
-        eps = [tasks.episode(tasks[i % len(tasks)], int(rng.integers(lo, hi + 1)), learner.config.k_query, seed=i)
-               for i in range(learner.config.meta_batch_size)]
-        learner._meta_batch_grads(eps)
+        learner._meta_batch_grads(_meta_batch(learner, tasks, seed))
         grads.append(torch.cat([p.grad.reshape(-1) for p in learner.parameters()]))
     return float((grads[0] - grads[1]).abs().max())
 
@@ -143,11 +167,13 @@ def markdown_table(rows: list[dict]) -> str:
     ms = {(r["split"], *r["method"].split("/")): r for r in rows if r["metric"] == "ms_per_iteration"}
     sp = {(r["split"], r["method"].split("/")[0]): r for r in rows if r["metric"] == "speedup_vs_higher"}
     lines = ["| family | batch | algorithm | higher ms (min / median) | func ms (min / median) "
-             "| speed-up (min / median) | max abs grad diff |", "|---|---|---|---|---|---|---|"]
+             "| speed-up (min / median) | meta-gradient alone: speed-up | max abs grad diff |",
+             "|---|---|---|---|---|---|---|---|"]
     for (fam, algo), s in sp.items():
         h, f = ms[(fam, algo, "higher")], ms[(fam, algo, "func")]
         lines.append(f"| {fam} | {s['k']} | {algo} | {h['min']:.1f} / {h['median']:.1f} | {f['min']:.1f} / "
-                     f"{f['median']:.1f} | **{s['mean']:.2f}×** / {s['median']:.2f}× | {s['grad_max_abs_diff']:.1e} |")
+                     f"{f['median']:.1f} | **{s['mean']:.2f}×** / {s['median']:.2f}× | "
+                     f"{s['meta_gradient_speedup']:.2f}× | {s['grad_max_abs_diff']:.1e} |")
     return "\n".join(lines)
 
 
@@ -176,10 +202,14 @@ def run_speed(quick: bool = False, seed: int = 0, progress: bool = True, config:
         tasks = (sinusoid_tasks(seed=seed) if family == "MLP"
                  else cluster_tasks(max(2, b), cfg.gnn_structures + 2, cfg.gnn_shells, seed=seed))
         for algo in cfg.algorithms:
-            times = {}
+            times, grad_ms = {}, {}
             for backend in cfg.backends:
-                t = time_fit(_learner(algo, family, backend, cfg, seed), tasks, cfg.repeats, cfg.iterations)
+                learner = _learner(algo, family, backend, cfg, seed)
+                t = time_fit(learner, tasks, cfg.repeats, cfg.iterations)
                 times[backend] = t
+                grad_ms[backend] = g = time_meta_gradient(learner, tasks, cfg.repeats, seed)
+                rows.append(_row(family, f"{algo}/{backend}", "ms_per_meta_gradient", statistics.fmean(g),
+                                 statistics.median(g), b, len(g), min=min(g)))
                 sem = statistics.stdev(t) / len(t) ** 0.5 if len(t) > 1 else 0.0
                 rows.append(_row(family, f"{algo}/{backend}", "ms_per_iteration", statistics.fmean(t),
                                  statistics.median(t), b, len(t), sem, min=min(t)))
@@ -189,7 +219,8 @@ def run_speed(quick: bool = False, seed: int = 0, progress: bool = True, config:
                 h, f = times["higher"], times["func"]
                 diff = grad_difference(algo, family, tasks, cfg, seed)
                 rows.append(_row(family, f"{algo}/func", "speedup_vs_higher", min(h) / min(f),
-                                 statistics.median(h) / statistics.median(f), b, len(f), grad_max_abs_diff=diff))
+                                 statistics.median(h) / statistics.median(f), b, len(f), grad_max_abs_diff=diff,
+                                 meta_gradient_speedup=min(grad_ms["higher"]) / min(grad_ms["func"])))
     table = markdown_table(rows)
     say(table)
     explorer = {}
