@@ -399,8 +399,8 @@ class MetaLearner:
 
     # ---------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, torch.Tensor]:
-        sd = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        sd.update({f"inner_lrs.{i}": p.detach() for i, p in enumerate(self.inner_lrs)})
+        sd = {f"model.{k}": v.cpu() for k, v in self.model.state_dict().items()}  # saved files load anywhere
+        sd.update({f"inner_lrs.{i}": p.detach().cpu() for i, p in enumerate(self.inner_lrs)})
         return sd
 
     def save(self, path: str | Path) -> Path:
