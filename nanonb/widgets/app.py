@@ -31,8 +31,8 @@ from .structure import StructureView
 
 __all__ = ["WorkshopApp"]
 
-_INTRO = ("<h2 style='margin:0'>Few-shot learning of nanoalloy stability</h2>"
-          "<div style='max-width:1000px'>A model was meta-trained on many element pairs; the pairs below were "
+_INTRO = ("<div style='max-width:1000px;line-height:1.4'>A model was meta-trained on many element pairs; "
+          "the pairs below were "
           "<b>never seen</b> in training. Pick a pair, then move <b>shots</b>: that many clusters of it are "
           "'measured' (their EMT mixing energies are shown to the model). The plot compares its predictions "
           "for the other clusters with the truth; the table compares its error with the <i>support mean</i> "
@@ -90,11 +90,17 @@ class WorkshopApp(widgets.VBox):
         ceiling = heldout_ceiling() if ceiling is None else ceiling
         names = [t.name for t in taskset]
         self.acquisition, self.goal = acquisition, goal
+        # the support clusters' 3D view is left out: nglview draws off-centre when Voilà lays the page out
+        # (seen in Chromium); the suggested cluster is shown as a static picture instead
+        explorer_kwargs.setdefault("show_structures", False)
         self.explorer = AdaptationExplorer(model, taskset, ceiling=ceiling, shots=shots, max_shots=max_shots,
                                            task=task if task in names else None, **explorer_kwargs)
+        for w in (self.explorer.inner_steps, self.explorer.inner_lr):
+            if w.disabled:  # a learner without an inner loop: no greyed-out controls in a no-code app
+                w.layout = widgets.Layout(display="none")  # a new Layout: the explorer's is shared with "shots"
         self.verdict = widgets.HTML()
-        self.uncertainty = widgets.HTML()
-        self.suggestion = widgets.HTML(layout=widgets.Layout(max_width="560px"))
+        self.uncertainty = widgets.HTML(layout=widgets.Layout(max_width="720px"))
+        self.suggestion = widgets.HTML(layout=widgets.Layout(max_width="720px"))
         self.picture = StructureView(view="static", width="260px", height="210px")
         self.result: dict[str, Any] = {}
         panel = widgets.HBox([widgets.VBox([self.uncertainty, self.suggestion]), self.picture],
