@@ -93,7 +93,7 @@ def error_vs_shots(summary: pd.DataFrame, ax=None, metric_label: str = "MAE"):
     ax.set_xlabel("shots K (support points)")
     ax.set_ylabel(metric_label)
     ax.set_xticks(sorted(summary["k"].unique()))
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside: covers no curve
     ax.grid(alpha=0.3)
     return ax
 
