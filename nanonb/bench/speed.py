@@ -81,6 +81,11 @@ class SpeedConfig:
         if self.meta_batch is None:
             self.meta_batch = {"MLP": 25, "InvariantGNN": 8}
 
+    @classmethod
+    def quick(cls) -> SpeedConfig:
+        """The ``--quick`` configuration: tiny networks and meta-batches, no explorer, no notebooks."""
+        return cls(**QUICK)
+
 
 QUICK = {"meta_batch": {"MLP": 4, "InvariantGNN": 2}, "inner_steps": 2, "mlp_hidden": (16,), "gnn_width": 8,
          "gnn_blocks": 1, "gnn_structures": 6, "gnn_shells": 2, "repeats": 2, "iterations": 1,
@@ -190,9 +195,7 @@ def run_speed(quick: bool = False, seed: int = 0, progress: bool = True, config:
     >>> {r["metric"] for r in res["results"]} >= {"ms_per_iteration", "speedup_vs_higher"}   # doctest: +SKIP
     True
     """
-    cfg = config or SpeedConfig()
-    if quick:
-        apply_options(cfg, QUICK)
+    cfg = config or (SpeedConfig.quick() if quick else SpeedConfig())
     apply_options(cfg, options)
     say = log if progress else (lambda _m: None)
     t_all = time.perf_counter()
