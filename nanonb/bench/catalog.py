@@ -90,6 +90,12 @@ CATALOG: dict[str, ProtocolInfo] = {
     "soak": ProtocolInfo(
         "memory growth while each learner family meta-trains for a long time (RSS before/after)",
         "minutes (quick: 40 iterations, seconds)", "none (synthetic tasks)"),
+    "speed": ProtocolInfo(
+        "milliseconds per meta-iteration of MAML / FOMAML / ANIL / Meta-SGD on an MLP and a GNN with the torch.func "
+        "and higher backends (the speed-up from the same run, and that their gradients agree), the explorer's "
+        "slider latency (p50/p95) and each notebook's heaviest cell",
+        "~5 min without notebooks, ~15 min with them (quick: seconds)",
+        "none for the timings (synthetic tasks); the explorer uses the shipped learner, the notebooks as above"),
 }
 
 #: parameters every protocol function takes, or that are plumbing rather than options

@@ -36,6 +36,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .._io import load_state
 from .anil import ANIL
 from .base import MetaConfig
@@ -95,11 +97,13 @@ def make_learner(name: str | None = None, config: Any = None, **overrides: Any):
     return LEARNERS[name](config=config, **overrides)
 
 
-def load(path: str | Path):
+def load(path: str | Path, device: str | None = None):
     """Load any registered learner saved with its ``save(path)`` (``<path>.json`` + ``<path>.pt``).
 
     The class comes from the saved name (``algorithm`` at the top level of the JSON, else in its
-    ``config``); tensors are read with ``torch.load(weights_only=True)`` (no pickle).
+    ``config``); tensors are read with ``torch.load(weights_only=True)`` (no pickle). ``device``
+    overrides the saved ``config.device`` of a MAML-family learner; a learner trained on a GPU loads
+    on the CPU when no GPU is present.
 
     Example
     -------
@@ -110,4 +114,6 @@ def load(path: str | Path):
     name = meta.get("algorithm") or cfg.get("algorithm")
     if name is None:
         raise ValueError(f"{path}: the saved learner names no algorithm; registered: {tuple(LEARNERS)}")
+    if "device" in cfg and (device is not None or str(cfg["device"]).startswith("cuda")):
+        cfg["device"] = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return make_learner(name, **cfg).load_state(meta, tensors)
