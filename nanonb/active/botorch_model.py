@@ -133,7 +133,7 @@ def learner_model(learner, x_measured: np.ndarray, y_measured: np.ndarray, sign:
     -------
     >>> model = learner_model(load_pretrained(), x, y, sign=-1)   # doctest: +SKIP
     """
-    x_measured = np.asarray(x_measured, dtype=np.float32).reshape(len(y_measured), -1)
+    x_measured = np.asarray(x_measured, dtype=np.float32)
     y_measured = np.asarray(y_measured, dtype=np.float64)
     core = _bml_core(learner)
     target = core if core is not None else learner
@@ -156,6 +156,6 @@ def learner_model(learner, x_measured: np.ndarray, y_measured: np.ndarray, sign:
     def factor(x):
         phi = core.features(np.asarray(x, dtype=np.float32))
         mean = (phi @ m_w).numpy() * y_std + y_mean
-        return mean, (phi @ l_w).numpy() * y_std, np.full(len(x), b * float(s2) * y_std**2)
+        return mean, (phi @ l_w).numpy() * y_std, np.full(len(x), b * float(s2.detach()) * y_std**2)
 
     return PredictiveModel(mean_std, factor, sign=sign)
