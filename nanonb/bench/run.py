@@ -31,6 +31,7 @@ PROTOCOLS: dict[str, str] = {
     "calisol": "nanonb.bench.calisol:run_calisol",
     "lnpdb": "nanonb.bench.lnpdb:run_lnpdb",
     "active": "nanonb.bench.active:run_active_bench",
+    "campaign": "nanonb.bench.campaign:run_campaign_bench",
     "tb": "nanonb.bench.tb:run_tb_bench",
     "forces": "nanonb.bench.forces:run_forces_bench",
     "notebooks": "nanonb.bench.notebooks:run_notebooks",
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="reduced configuration (seconds, for tests)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--holdout", default=None, help="nanoalloys: element to hold out (default Pt)")
-    p.add_argument("--data", default=None, help="active: data set (nanoalloys, calisol, lnpdb)")
+    p.add_argument("--data", default=None, help="active: data set (nanoalloys, calisol, lnpdb); campaign: nanoalloys")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the protocol's configuration (repeatable; VALUE is JSON or a "
                         "string); an unknown KEY is an error that lists the valid ones")
