@@ -91,6 +91,7 @@ class CSVDropOracle:
 
     ``proposals.csv`` has ``proposal_id`` and the design (JSON); the lab writes ``results.csv`` with
     ``proposal_id,value`` (target units; extra columns are ignored, rows may arrive over time). After
+    ``on_request(path)`` (optional) is called once the request is written. After
     ``timeout_s`` without all results, :class:`TimeoutError` is raised with what is still missing; the
     values already read have been yielded (and recorded by the loop), so rerunning the campaign later
     asks only for the rest.
@@ -102,8 +103,9 @@ class CSVDropOracle:
 
     source = "human"
 
-    def __init__(self, designer, drop_dir: str | Path, poll_s: float = 1.0, timeout_s: float | None = None):
-        self.designer = designer
+    def __init__(self, designer, drop_dir: str | Path, poll_s: float = 1.0, timeout_s: float | None = None,
+                 on_request=None):
+        self.designer, self.on_request = designer, on_request
         self.drop_dir = Path(drop_dir)
         self.poll_s, self.timeout_s = float(poll_s), timeout_s
         self.goal, self.unit, self.name = designer.goal, designer.unit, designer.name
@@ -134,6 +136,8 @@ class CSVDropOracle:
         pd.DataFrame({"proposal_id": [p for p, _ in items],
                       "design": [json.dumps(d, sort_keys=True) for _, d in items]}).to_csv(self.proposals_csv,
                                                                                           index=False)
+        if self.on_request is not None:  # e.g. a notebook form or a lab script told where the request is
+            self.on_request(self.proposals_csv)
         missing = {int(p) for p, _ in items}
         t0 = time.monotonic()
         while missing:
