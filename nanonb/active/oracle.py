@@ -90,11 +90,10 @@ class CSVDropOracle:
     """The human oracle: proposals go out as a CSV, results come back as a CSV dropped in the same folder.
 
     ``proposals.csv`` has ``proposal_id`` and the design (JSON); the lab writes ``results.csv`` with
-    ``proposal_id,value`` (target units; extra columns are ignored, rows may arrive over time). After
-    ``on_request(path)`` (optional) is called once the request is written. After
-    ``timeout_s`` without all results, :class:`TimeoutError` is raised with what is still missing; the
-    values already read have been yielded (and recorded by the loop), so rerunning the campaign later
-    asks only for the rest.
+    ``proposal_id,value`` (target units; extra columns are ignored, rows may arrive over time).
+    ``on_request(path)`` (optional) is called once the request is written. After ``timeout_s`` without
+    all results, :class:`TimeoutError` is raised with what is still missing; the values already read
+    have been yielded (and recorded by the loop), so rerunning the campaign later asks only for the rest.
 
     Example
     -------

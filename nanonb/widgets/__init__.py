@@ -5,7 +5,8 @@
 - :class:`~nanonb.widgets.live.LiveFigure` — a matplotlib figure redrawn in place (live loss curves);
 - :class:`~nanonb.widgets.explorer.AdaptationExplorer` — interactive few-shot adaptation of a
   learner to held-out tasks, next to the baselines and the trivial :class:`SupportMean` reference;
-- :func:`~nanonb.widgets.casestudy.case_study_explorer` — the CALiSol / LNPDB benchmark episodes.
+- :func:`~nanonb.widgets.casestudy.case_study_explorer` — the CALiSol / LNPDB benchmark episodes;
+- :class:`~nanonb.widgets.campaign.CampaignDashboard` — a live campaign with a "run next round" button.
 
 Widget descriptions are a stable interface (browser tests select by them): ``"task"``, ``"shots"``,
 ``"inner steps"``, ``"inner lr"``, the button ``"new episode"``, and the readout
