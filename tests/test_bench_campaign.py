@@ -17,12 +17,13 @@ def test_campaign_quick_emits_the_schema_and_consistent_metrics():
     assert PROTOCOLS["campaign"].endswith("run_campaign_bench") and res["protocol"] == "campaign"
     df = pd.DataFrame(res["results"])
     assert set(SCHEMA_KEYS) <= set(df.columns)
-    assert set(df.metric) == {"simulator_calls_to_target", "best_after_budget"}
-    assert set(df.method) == {"random", "gp-qlogei", "meta-qlogei"}
+    assert set(df.metric) == {"simulator_calls_to_target", "simulator_calls_to_target_same_seed", "best_after_budget"}
+    assert set(df.method) == {"random", "gp-qlogei", "meta-qlogei", "metagp-qlogei"}
     runs = pd.DataFrame(res["campaigns"])
     budget = res["config"]["budget"]
     # the target is the best any strategy found, so at least one campaign reaches it, within the budget
     assert runs["calls_to_target"].notna().any() and (runs["calls_to_target"].dropna() <= budget).all()
+    assert (runs["calls_to_target_same_seed"].fillna(budget + 1) <= runs["calls_to_target"].fillna(budget + 1)).all()
     assert np.isclose(runs["target"], runs["best_after_budget"].min()).all()
     for c in res["curves"]:  # best-so-far never gets worse; every strategy starts from the same random designs
         assert len(c["best"]) == budget and np.all(np.diff(c["best"]) <= 0)

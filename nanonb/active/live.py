@@ -12,7 +12,8 @@
 Strategies: ``"random"`` (the same candidate generator, a random pick), ``"meta"`` (a fitted nanonb
 learner, e.g. the shipped Bayesian last layer, adapted to the measured points, through
 :func:`~nanonb.active.botorch_model.learner_model`) and ``"gp"`` (plain GP-BO: BoTorch
-``SingleTaskGP`` on the same descriptors, refitted each round). Each round's random numbers come from
+``SingleTaskGP`` on the same descriptors, refitted each round) and ``"metagp"`` (the same GP with the
+meta-learned learner's zero-shot mean as its prior mean: :func:`meta_prior_gp`). Each round's random numbers come from
 ``(seed, round)``, so a campaign killed at any point and resumed from its log takes the same path as
 an uninterrupted one.
 
@@ -40,10 +41,10 @@ from botorch.optim import optimize_acqf_discrete
 from botorch.sampling import SobolQMCNormalSampler
 
 from ..uncertainty.decision import goal_sign
-from .botorch_model import learner_model
+from .botorch_model import PredictiveModel, learner_model
 from .store import CampaignStore
 
-__all__ = ["LIVE_ACQUISITIONS", "LiveResult", "calls_to_target", "fit_gp", "run_live_campaign"]
+__all__ = ["LIVE_ACQUISITIONS", "LiveResult", "calls_to_target", "fit_gp", "meta_prior_gp", "run_live_campaign"]
 
 #: BoTorch batch acquisitions for generated candidates (``"ts"``: Thompson sampling, ``MaxPosteriorSampling``).
 LIVE_ACQUISITIONS = ("qlogei", "qlognei", "qucb", "ts")
@@ -111,6 +112,27 @@ def fit_gp(x: np.ndarray, y_score: np.ndarray, bounds: np.ndarray, seed: int = 0
     return gp
 
 
+def meta_prior_gp(surrogate, x: np.ndarray, y: np.ndarray, bounds: np.ndarray, sign: float = 1.0, seed: int = 0):
+    """GP-BO with the meta-learned model as its prior mean: a ``SingleTaskGP`` on the residuals
+    ``y - m0(x)``, where ``m0`` is the learner's zero-shot mean (what it believes before any measurement
+    of this task). Returns ``(model, gp)``; ``model`` is a BoTorch model of ``sign * y``.
+
+    Example
+    -------
+    >>> model, gp = meta_prior_gp(load_pretrained(), x, y, bounds, sign=-1)   # doctest: +SKIP
+    """
+    m0 = learner_model(surrogate, x[:0], y[:0]).mean_std
+    gp = fit_gp(x, sign * (y - m0(x)[0]), bounds, seed=seed)
+
+    def mean_std(xq):
+        with torch.no_grad():
+            post = gp.posterior(torch.as_tensor(xq, dtype=torch.float64))
+        return (m0(xq)[0] + sign * post.mean.reshape(-1).numpy(),
+                post.variance.reshape(-1).clamp_min(0).sqrt().numpy())
+
+    return PredictiveModel(mean_std, sign=sign), gp
+
+
 def _acquisition(name: str, model, best_f: float, x_meas: torch.Tensor, seed: int):
     sampler = SobolQMCNormalSampler(torch.Size([128]), seed=seed)
     if name == "qlogei":
@@ -138,8 +160,11 @@ def _propose(strategy, surrogate, acquisition, x_meas, y_meas, x_cand, q, sign, 
         bounds = _bounds(np.vstack([x_meas, x_cand]))
         model = fit_gp(x_meas, sign * y_meas, bounds, seed=seed)
         ckpt = {k: v for k, v in model.state_dict().items()}
+    elif strategy == "metagp":
+        model, gp = meta_prior_gp(surrogate, x_meas, y_meas, _bounds(np.vstack([x_meas, x_cand])), sign, seed)
+        ckpt = {k: v for k, v in gp.state_dict().items()}
     else:
-        raise ValueError(f"unknown strategy {strategy!r}; choose from 'random', 'meta', 'gp'")
+        raise ValueError(f"unknown strategy {strategy!r}; choose from 'random', 'meta', 'gp', 'metagp'")
     tc, tm = torch.as_tensor(x_cand, dtype=torch.float64), torch.as_tensor(x_meas, dtype=torch.float64)
     torch.manual_seed(seed)
     if acquisition == "ts":

@@ -10,12 +10,16 @@ first ``n_init`` random designs and the same candidate generator:
 - ``random``: a random candidate of each round's set;
 - ``gp-<acq>``: plain GP-BO, BoTorch ``SingleTaskGP`` on the same 12 descriptors, refitted each round;
 - ``meta-<acq>``: the shipped meta-learned surrogate (``load_pretrained("nanoalloys-bml")``) adapted
-  to the measured clusters, as a BoTorch model.
+  to the measured clusters, as a BoTorch model;
+- ``metagp-<acq>``: GP-BO whose prior mean is the meta-learned surrogate's zero-shot prediction
+  (:func:`~nanonb.active.live.meta_prior_gp`).
 
 Metrics (rows of the shared schema; ``median`` and ``iqr`` over pairs x seeds):
 
 - ``simulator_calls_to_target``: calls until the best-so-far is within ``tol_ev_per_atom`` (5 meV/atom)
   of the lowest mixing energy *any* strategy found for that pair (censored at ``budget + 1``);
+- ``simulator_calls_to_target_same_seed``: the same with the target taken per (pair, seed), i.e. over
+  the strategies' campaigns from the same first designs (a less extreme target);
 - ``best_after_budget``: the best mixing energy found (eV/atom).
 
 Example
@@ -57,7 +61,7 @@ class CampaignConfig:
 
     data: str = "nanoalloys"
     pairs: tuple[str, ...] = tuple(f"{a}-{b}" for a, b in PAIRS if "Pt" in (a, b))
-    strategies: tuple[str, ...] = ("random", "gp-qlogei", "meta-qlogei", "meta-qucb")
+    strategies: tuple[str, ...] = ("random", "gp-qlogei", "meta-qlogei", "meta-qucb", "metagp-qlogei")
     seeds: tuple[int, ...] = tuple(range(10))
     budget: int = 20
     n_init: int = 3
@@ -76,13 +80,15 @@ class CampaignConfig:
                              "implemented (flakes with GFN2-xTB in the loop is not built yet)")
         cfg = cls(data=data)
         if quick:
-            cfg = cls(**{**asdict(cfg), "pairs": ("Cu-Pt",), "strategies": ("random", "gp-qlogei", "meta-qlogei"),
+            cfg = cls(**{**asdict(cfg), "pairs": ("Cu-Pt",),
+                         "strategies": ("random", "gp-qlogei", "meta-qlogei", "metagp-qlogei"),
                          "seeds": (0,), "budget": 6, "n_candidates": 24, "max_atoms": 19})
         return cfg
 
 
 def campaign_table(runs: pd.DataFrame, budget: int) -> pd.DataFrame:
-    """Per strategy: median and IQR of calls to target (censored at ``budget + 1``) and of the best value.
+    """Per strategy: median and IQR of calls to target (censored at ``budget + 1``; per pair and per
+    (pair, seed)) and the median best value (eV/atom).
 
     Example
     -------
@@ -91,10 +97,14 @@ def campaign_table(runs: pd.DataFrame, budget: int) -> pd.DataFrame:
     out = []
     for name, g in runs.groupby("strategy", sort=False):
         calls = g["calls_to_target"].fillna(budget + 1).to_numpy(float)
+        calls_seed = g["calls_to_target_same_seed"].fillna(budget + 1).to_numpy(float)
         best = g["best_after_budget"].to_numpy(float)
         out.append({"strategy": name, "calls_median": float(np.median(calls)),
                     "calls_q25": float(np.quantile(calls, 0.25)), "calls_q75": float(np.quantile(calls, 0.75)),
                     "reached": float(g["calls_to_target"].notna().mean()),
+                    "calls_same_seed_median": float(np.median(calls_seed)),
+                    "calls_same_seed_q25": float(np.quantile(calls_seed, 0.25)),
+                    "calls_same_seed_q75": float(np.quantile(calls_seed, 0.75)),
                     "best_median_ev_per_atom": float(np.median(best)), "n_runs": len(g),
                     "n_pairs": int(g["pair"].nunique()), "runtime_s": float(g["runtime_s"].sum())})
     return pd.DataFrame(out)
@@ -139,6 +149,10 @@ def _run(quick, seed, progress, data, config, log, options) -> dict:
     runs["target"] = runs["pair"].map(target)
     runs["calls_to_target"] = [calls_to_target(curves[(r.pair, r.seed - seed, r.strategy)], r.target, "min",
                                                cfg.tol_ev_per_atom) for r in runs.itertuples()]
+    target_seed = runs.groupby(["pair", "seed"])["best_after_budget"].transform("min")
+    runs["calls_to_target_same_seed"] = [
+        calls_to_target(curves[(r.pair, r.seed - seed, r.strategy)], t, "min", cfg.tol_ev_per_atom)
+        for r, t in zip(runs.itertuples(), target_seed)]
     table = campaign_table(runs, cfg.budget)
     split = f"held-out pairs ({', '.join(cfg.pairs)})"
     out = []
@@ -146,7 +160,10 @@ def _run(quick, seed, progress, data, config, log, options) -> dict:
         g = runs[runs.strategy == r.strategy]
         kind = "meta" if r.strategy.startswith("meta") else "baseline"
         calls = g["calls_to_target"].fillna(cfg.budget + 1).to_numpy(float)
+        calls_seed = g["calls_to_target_same_seed"].fillna(cfg.budget + 1).to_numpy(float)
         for metric, v, med, iqr in (("simulator_calls_to_target", calls, r.calls_median, [r.calls_q25, r.calls_q75]),
+                                    ("simulator_calls_to_target_same_seed", calls_seed, r.calls_same_seed_median,
+                                     None),
                                     ("best_after_budget", g["best_after_budget"].to_numpy(float),
                                      r.best_median_ev_per_atom, None)):
             sem = float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
