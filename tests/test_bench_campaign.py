@@ -17,9 +17,11 @@ def test_campaign_quick_emits_the_schema_and_consistent_metrics():
     assert PROTOCOLS["campaign"].endswith("run_campaign_bench") and res["protocol"] == "campaign"
     df = pd.DataFrame(res["results"])
     assert set(SCHEMA_KEYS) <= set(df.columns)
-    assert set(df.metric) == {"simulator_calls_to_target", "simulator_calls_to_target_same_seed", "best_after_budget"}
+    assert set(df.metric) == {"simulator_calls_to_target", "simulator_calls_to_target_same_seed",
+                              "simulator_calls_to_random_best", "best_after_budget"}
     assert set(df.method) == {"random", "gp-qlogei", "meta-qlogei", "metagp-qlogei"}
     runs = pd.DataFrame(res["campaigns"])
+    assert runs.loc[runs.strategy == "random", "calls_to_random_best"].notna().all()
     budget = res["config"]["budget"]
     # the target is the best any strategy found, so at least one campaign reaches it, within the budget
     assert runs["calls_to_target"].notna().any() and (runs["calls_to_target"].dropna() <= budget).all()

@@ -20,6 +20,8 @@ Metrics (rows of the shared schema; ``median`` and ``iqr`` over pairs x seeds):
   of the lowest mixing energy *any* strategy found for that pair (censored at ``budget + 1``);
 - ``simulator_calls_to_target_same_seed``: the same with the target taken per (pair, seed), i.e. over
   the strategies' campaigns from the same first designs (a less extreme target);
+- ``simulator_calls_to_random_best``: calls to do at least as well as the random campaign of the same
+  seed did with the whole budget;
 - ``best_after_budget``: the best mixing energy found (eV/atom).
 
 Example
@@ -44,7 +46,7 @@ from ..data.alloy_clusters import PAIRS
 from ..threads import limit_threads
 from .schema import apply_options, make_result
 
-__all__ = ["CampaignConfig", "campaign_table", "run_campaign_bench"]
+__all__ = ["CampaignConfig", "add_call_metrics", "campaign_table", "run_campaign_bench"]
 
 
 @dataclass
@@ -86,6 +88,31 @@ class CampaignConfig:
         return cfg
 
 
+def add_call_metrics(runs: pd.DataFrame, curves: dict, tol_ev_per_atom: float = 0.005) -> pd.DataFrame:
+    """Add the calls-to-target columns to ``runs`` (one row per campaign: ``pair, seed, strategy,
+    best_after_budget``); ``curves[(pair, seed, strategy)]`` is the best-so-far curve (eV/atom).
+
+    ``calls_to_target``: within ``tol`` of the best any campaign of the pair found; ``..._same_seed``:
+    of the best any strategy found from the same first designs; ``calls_to_random_best``: calls to do
+    at least as well as the ``random`` campaign of the same seed did with the whole budget (``None``: never).
+
+    Example
+    -------
+    >>> runs = add_call_metrics(pd.DataFrame(res["campaigns"]), curves)   # doctest: +SKIP
+    """
+    runs = runs.copy()
+    runs["target"] = runs.groupby("pair")["best_after_budget"].transform("min")
+    target_seed = runs.groupby(["pair", "seed"])["best_after_budget"].transform("min")
+    key = list(zip(runs["pair"], runs["seed"], runs["strategy"]))
+    runs["calls_to_target"] = [calls_to_target(curves[k], t, "min", tol_ev_per_atom) for k, t in zip(key, runs.target)]
+    runs["calls_to_target_same_seed"] = [calls_to_target(curves[k], t, "min", tol_ev_per_atom)
+                                         for k, t in zip(key, target_seed)]
+    if "random" in set(runs["strategy"]):
+        rand = runs[runs.strategy == "random"].set_index(["pair", "seed"])["best_after_budget"]
+        runs["calls_to_random_best"] = [calls_to_target(curves[k], rand[(k[0], k[1])], "min") for k in key]
+    return runs
+
+
 def campaign_table(runs: pd.DataFrame, budget: int) -> pd.DataFrame:
     """Per strategy: median and IQR of calls to target (censored at ``budget + 1``; per pair and per
     (pair, seed)) and the median best value (eV/atom).
@@ -105,9 +132,18 @@ def campaign_table(runs: pd.DataFrame, budget: int) -> pd.DataFrame:
                     "calls_same_seed_median": float(np.median(calls_seed)),
                     "calls_same_seed_q25": float(np.quantile(calls_seed, 0.25)),
                     "calls_same_seed_q75": float(np.quantile(calls_seed, 0.75)),
+                    **_random_best(g, budget),
                     "best_median_ev_per_atom": float(np.median(best)), "n_runs": len(g),
                     "n_pairs": int(g["pair"].nunique()), "runtime_s": float(g["runtime_s"].sum())})
     return pd.DataFrame(out)
+
+
+def _random_best(g: pd.DataFrame, budget: int) -> dict:
+    if "calls_to_random_best" not in g:
+        return {}
+    c = g["calls_to_random_best"].fillna(budget + 1).to_numpy(float)
+    return {"calls_to_random_best_median": float(np.median(c)), "calls_to_random_best_q25": float(np.quantile(c, 0.25)),
+            "calls_to_random_best_q75": float(np.quantile(c, 0.75))}
 
 
 def run_campaign_bench(quick: bool = False, seed: int = 0, progress: bool = True, data: str = "nanoalloys",
@@ -144,15 +180,8 @@ def _run(quick, seed, progress, data, config, log, options) -> dict:
         curves[(pair, s, strat)] = res.best_curve
         rows.append({"pair": pair, "seed": seed + s, "strategy": strat, "runtime_s": res.runtime_s,
                      "best_after_budget": float(res.best_curve[-1]), "best_design": res.best_design})
-    runs = pd.DataFrame(rows)
-    target = runs.groupby("pair")["best_after_budget"].min()
-    runs["target"] = runs["pair"].map(target)
-    runs["calls_to_target"] = [calls_to_target(curves[(r.pair, r.seed - seed, r.strategy)], r.target, "min",
-                                               cfg.tol_ev_per_atom) for r in runs.itertuples()]
-    target_seed = runs.groupby(["pair", "seed"])["best_after_budget"].transform("min")
-    runs["calls_to_target_same_seed"] = [
-        calls_to_target(curves[(r.pair, r.seed - seed, r.strategy)], t, "min", cfg.tol_ev_per_atom)
-        for r, t in zip(runs.itertuples(), target_seed)]
+    runs = add_call_metrics(pd.DataFrame(rows), {(p, seed + q, st): c for (p, q, st), c in curves.items()},
+                            cfg.tol_ev_per_atom)
     table = campaign_table(runs, cfg.budget)
     split = f"held-out pairs ({', '.join(cfg.pairs)})"
     out = []
@@ -164,6 +193,9 @@ def _run(quick, seed, progress, data, config, log, options) -> dict:
         for metric, v, med, iqr in (("simulator_calls_to_target", calls, r.calls_median, [r.calls_q25, r.calls_q75]),
                                     ("simulator_calls_to_target_same_seed", calls_seed, r.calls_same_seed_median,
                                      None),
+                                    ("simulator_calls_to_random_best",
+                                     g["calls_to_random_best"].fillna(cfg.budget + 1).to_numpy(float),
+                                     r.calls_to_random_best_median, None),
                                     ("best_after_budget", g["best_after_budget"].to_numpy(float),
                                      r.best_median_ev_per_atom, None)):
             sem = float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
