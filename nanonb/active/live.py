@@ -91,8 +91,9 @@ def calls_to_target(best_curve: np.ndarray, target: float, goal: str, tol: float
 
 
 def fit_gp(x: np.ndarray, y_score: np.ndarray, bounds: np.ndarray, seed: int = 0):
-    """Plain GP-BO surrogate: BoTorch ``SingleTaskGP`` (Matern-5/2 ARD, inputs scaled to the unit cube
-    by ``bounds`` (2, d), outcome standardized), marginal likelihood maximized by ``fit_gpytorch_mll``.
+    """Plain GP-BO surrogate: BoTorch ``SingleTaskGP`` (its default RBF kernel, one length scale per input,
+    log-normal priors; inputs scaled to the unit cube by ``bounds`` (2, d), outcome standardized), marginal
+    likelihood maximized by ``fit_gpytorch_mll``.
 
     Example
     -------
