@@ -64,6 +64,14 @@ API: dict[str, tuple[str, ...]] = {
     "nanonb.bench.casestudy": ("MetaSpec", "build_meta_learner", "drop_low_targets", "evaluate_episodes"),
     "nanonb.bench.calisol": ("CalisolConfig", "calisol_splits"),
     "nanonb.bench.lnpdb": ("LNPDBConfig", "lnpdb_splits"),
+    "nanonb.active.botorch_model": ("learner_model",),
+    "nanonb.active.store": ("CampaignStore",),
+    "nanonb.active.oracle": ("AlloyOracle", "CSVDropOracle"),
+    "nanonb.active.live": ("run_live_campaign", "calls_to_target"),
+    "nanonb.active.formulation": ("LNP_SPACE", "ELECTROLYTE_SPACE", "propose_mixtures", "unconstrained_proposals",
+                                  "mixture_report"),
+    "nanonb.widgets.campaign": ("CampaignDashboard", "results_form"),
+    "nanonb.bench.campaign": ("run_campaign_bench", "campaign_table"),
 }
 _WHERE = {name: module for module, names in API.items() for name in names}
 __all__ = sorted(_WHERE)

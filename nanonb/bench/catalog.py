@@ -96,6 +96,11 @@ CATALOG: dict[str, ProtocolInfo] = {
         "slider latency (p50/p95) and each notebook's heaviest cell",
         "~5 min without notebooks, ~15 min with them (quick: seconds)",
         "none for the timings (synthetic tasks); the explorer uses the shipped learner, the notebooks as above"),
+    "campaign": ProtocolInfo(
+        "live design campaigns on the held-out Pt pairs with EMT in the loop: random vs GP-BO (SingleTaskGP) vs the "
+        "meta-learned surrogate and a GP on its residuals (simulator calls to target, best after the budget)",
+        "~19 min with 5 seeds (1136 s measured; quick: seconds)", _NO_DOWNLOAD,
+        config="nanonb.bench.campaign:CampaignConfig"),
 }
 
 #: parameters every protocol function takes, or that are plumbing rather than options

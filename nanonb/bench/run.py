@@ -32,6 +32,7 @@ PROTOCOLS: dict[str, str] = {
     "calisol": "nanonb.bench.calisol:run_calisol",
     "lnpdb": "nanonb.bench.lnpdb:run_lnpdb",
     "active": "nanonb.bench.active:run_active_bench",
+    "campaign": "nanonb.bench.campaign:run_campaign_bench",
     "tb": "nanonb.bench.tb:run_tb_bench",
     "forces": "nanonb.bench.forces:run_forces_bench",
     "notebooks": "nanonb.bench.notebooks:run_notebooks",
@@ -114,7 +115,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="data, training and episode seed (default: %(default)s)")
     p.add_argument("--holdout", default=None, help="nanoalloys: element whose pairs are held out (default: Pt)")
     p.add_argument("--data", default=None, help="active: data set, nanoalloys, calisol or lnpdb "
-                                                "(default: nanoalloys)")
+                                                "(default: nanoalloys); campaign: nanoalloys")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the protocol's configuration (repeatable; VALUE is JSON or a "
                         "string); PROTOCOL --help lists the keys; an unknown KEY is an error that lists them")

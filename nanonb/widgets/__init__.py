@@ -7,6 +7,7 @@
   learner to held-out tasks, next to the baselines and the trivial :class:`SupportMean` reference;
 - :func:`~nanonb.widgets.casestudy.case_study_explorer` — the CALiSol / LNPDB benchmark episodes;
 - :class:`~nanonb.widgets.app.WorkshopApp` — the no-code Voilà dashboard (``notebooks/app.ipynb``).
+- :class:`~nanonb.widgets.campaign.CampaignDashboard` — a live campaign with a "run next round" button.
 
 Widget descriptions are a stable interface (browser tests select by them): ``"task"``, ``"shots"``,
 ``"inner steps"``, ``"inner lr"``, the button ``"new episode"``, and the readout
