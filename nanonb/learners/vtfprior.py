@@ -63,7 +63,7 @@ def map_offsets(p0: np.ndarray, T: np.ndarray, c: np.ndarray, y: np.ndarray, mea
     >>> p0 = np.tile([6.0, 600.0, 160.0, 0.5, -0.5], (3, 1))
     >>> d, cov = map_offsets(p0, np.full(3, 300.0), np.ones(3), np.full(3, 0.9), np.zeros(5),
     ...                      np.array([1.0, 50.0, 10.0, 0.2, 0.2]), 0.05, 180.0)
-    >>> abs(d[1]) < 30.0, abs(vtf_curve(p0 + d, np.full(1, 300.0), np.ones(1))[0] - 0.9) < 0.05
+    >>> bool(abs(d[1]) < 30.0), bool(abs(vtf_curve(p0 + d, np.full(1, 300.0), np.ones(1))[0] - 0.9) < 0.05)
     (True, True)
     """
     lo = np.array([-np.inf, 1.0 - p0[:, 1].min(), -p0[:, 2].min(), -np.inf, -np.inf])

@@ -76,7 +76,7 @@ def frame_tasks(df: pd.DataFrame, task: str, features: Sequence[str] | None, tar
         else:  # labels in the order of the group columns, each column's labels sorted
             keys = {str(col): tuple(sorted({str(v) for v in sub[col].unique()})) for col in group_cols}
             g = list(dict.fromkeys(v for col in group_cols for v in keys[str(col)]))
-        x = sub[list(features)].to_numpy(dtype=np.float64)
+        x = np.array(sub[list(features)].to_numpy(dtype=np.float64), copy=True)
         for j, col in enumerate(features):
             if col in role_of:
                 x[:, j] = convert_role(x[:, j], role_of[col], role_units[role_of[col]], col)[0]

@@ -158,7 +158,7 @@ def convert_target(values: np.ndarray, unit: str, column: str) -> tuple[np.ndarr
     >>> convert_target(np.array([5.0, 12.0]), "log10 mS/cm", "k")           # mS/cm declared as log10
     Traceback (most recent call last):
     ...
-    ValueError: Target 'k' is declared in log10 mS/cm, but its values (5 to 12) are 1e+05 to 1e+12 mS/cm; no electrolyte conducts above ~2000 mS/cm. They look linear (not log): declare units={'target': 'mS/cm'}.
+    ValueError: Target 'k' is declared in log10 mS/cm, but its values (5 to 12) are 10^5.0 to 10^12.0 mS/cm; no electrolyte conducts above ~2000 mS/cm. They look linear (not log): declare units={'target': 'mS/cm'}.
     """
     parsed = _parse_conductivity(unit)
     v = np.asarray(values, dtype=np.float64)
@@ -184,7 +184,7 @@ def convert_target(values: np.ndarray, unit: str, column: str) -> tuple[np.ndarr
             looks = " They look like another unit (mS/cm vs S/cm?) or logarithms; check the column."
         raise ValueError(
             f"Target {column!r} is declared in {unit}, but its values ({v.min():.4g} to {v.max():.4g}) are "
-            f"{10 ** out.min():.3g} to {10 ** out.max():.3g} mS/cm; no electrolyte conducts above ~2000 mS/cm."
+            f"10^{out.min():.1f} to 10^{out.max():.1f} mS/cm; no electrolyte conducts above ~2000 mS/cm."
             + looks)
     note = f"{column} ({unit}) -> {LOG10_MS_PER_CM}"
     return out, LOG10_MS_PER_CM, note
