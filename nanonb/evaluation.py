@@ -187,7 +187,8 @@ def evaluate(methods: Sequence, test: TaskSet, shots: Sequence[int] = (1, 5, 10)
              include: Callable[[Any, int], bool] | None = None,
              extra: Callable[[Any, Task, Any, Any], dict] | None = None,
              columns: Mapping[str, Any] | None = None, order: str = "episode", return_predictions: bool = False,
-             desc: str = "evaluating", seeds: Sequence[int] | None = None) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, np.ndarray]]:
+             desc: str = "evaluating", seeds: Sequence[int] | None = None
+             ) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Evaluate fitted ``methods`` on the same seeded episodes of every task of ``test``.
 
     Parameters

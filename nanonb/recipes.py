@@ -75,9 +75,9 @@ class PooledVTFFineTune:
         return self.adapt(support).predict(inputs)
 
 
-def conductivity(method: str = "pooled-finetune", hidden: tuple[int, ...] = (32, 32), mask_prefixes: tuple[str, ...] = (),
-                 epochs: int = 40, finetune_steps: int = 50, finetune_lr: float = 3e-3, meta_iterations: int = 200,
-                 adapt_steps: int = 100, seed: int = 0):
+def conductivity(method: str = "pooled-finetune", hidden: tuple[int, ...] = (32, 32),
+                 mask_prefixes: tuple[str, ...] = (), epochs: int = 40, finetune_steps: int = 50,
+                 finetune_lr: float = 3e-3, meta_iterations: int = 200, adapt_steps: int = 100, seed: int = 0):
     """A learner for few-shot ionic conductivity (targets in log10 mS/cm, inputs with a temperature column).
 
     Methods (all on a :class:`~nanonb.physics.vtfnet.VTFNet`, the Vogel-Tammann-Fulcher law as the head):
@@ -113,8 +113,9 @@ def conductivity(method: str = "pooled-finetune", hidden: tuple[int, ...] = (32,
     raise ValueError(f"conductivity(method={method!r}): use one of {CONDUCTIVITY_METHODS}.")
 
 
-def ranking(method: str = "rf-support", n_estimators: int = 100, gbm_iter: int = 300, hidden: tuple[int, ...] = (64, 64),
-            epochs: int = 20, meta_iterations: int = 150, adapt_steps: int = 50, seed: int = 0):
+def ranking(method: str = "rf-support", n_estimators: int = 100, gbm_iter: int = 300,
+            hidden: tuple[int, ...] = (64, 64), epochs: int = 20, meta_iterations: int = 150, adapt_steps: int = 50,
+            seed: int = 0):
     """A learner that ranks a task's candidates from a few measured ones (e.g. LNP formulations by efficacy).
 
     Methods, best first on LNPDB leave-study-out (Spearman rho, see the README):

@@ -26,7 +26,8 @@ def grid_tasks(n_tasks=16, seed=0) -> TaskSet:
         T, c = (a.ravel() for a in np.meshgrid(T_GRID, C_GRID))
         raw.append(np.column_stack([T, c, np.full(T.size, rng.normal())]))
         ys.append(vtf_log10k(p, T, c) + 0.02 * rng.standard_normal(T.size))
-    tasks = [Task(f"t{i}", x, y, groups=(f"s{i}",), target_unit="log10(mS/cm)") for i, (x, y) in enumerate(zip(raw, ys))]
+    tasks = [Task(f"t{i}", x, y, groups=(f"s{i}",), target_unit="log10(mS/cm)")
+             for i, (x, y) in enumerate(zip(raw, ys))]
     return TaskSet(tasks, name="grid", feature_names=["temperature_K", "salt_concentration", "solvent_x"])
 
 

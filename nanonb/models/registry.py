@@ -93,10 +93,10 @@ def check_input_kind(name: str, tabular: bool) -> None:
 
     Example
     -------
-    >>> check_input_kind("InvariantGNN", tabular=True)
+    >>> check_input_kind("InvariantGNN", tabular=True)    # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: model='InvariantGNN' is a network for structures (atoms and positions), but these tasks are tabular (a feature table): use model='MLP', or model='VTFNet' for conductivities (tabular models: ['MLP', 'VTFNet']).
+    ValueError: model='InvariantGNN' is a network for structures (atoms and positions), ... use model='MLP', ...
     """
     kind = getattr(model_class(name), "input_kind", None)
     want = "tabular" if tabular else "structures"
@@ -128,15 +128,16 @@ def build_model(name: str, **kwargs) -> nn.Module:
     (torch.Size([5]), torch.Size([5, 8]))
     >>> "InvariantGNN" in MODELS
     True
-    >>> build_model("VTFNet")
+    >>> build_model("VTFNet")                             # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: VTFNet needs n_in: pass model_kwargs={'n_in': ...}, or let a learner fill them from the meta-train tasks (make_learner(..., model='VTFNet').fit(meta_train)); for VTFNet, vtf_model_kwargs(meta_train) builds all of them.
+    ValueError: VTFNet needs n_in: pass model_kwargs={'n_in': ...}, or let a learner fill them from the ...
     """
     cls = model_class(name)
     missing = missing_kwargs(name, kwargs)
     if missing:
-        raise ValueError(f"{name} needs {', '.join(missing)}: pass model_kwargs={{{', '.join(f'{m!r}: ...' for m in missing)}}}"
+        given = ", ".join(f"{m!r}: ..." for m in missing)
+        raise ValueError(f"{name} needs {', '.join(missing)}: pass model_kwargs={{{given}}}"
                          f", or let a learner fill them from the meta-train tasks (make_learner(..., model={name!r})"
                          ".fit(meta_train)); for VTFNet, vtf_model_kwargs(meta_train) builds all of them.")
     return cls(**kwargs)

@@ -302,10 +302,10 @@ def check_target_unit(ts: TaskSet) -> None:
     Example
     -------
     >>> t = Task("a", np.array([[300.0]]), [-2.0], target_unit="log10(S/cm)")
-    >>> check_target_unit(TaskSet([t]))
+    >>> check_target_unit(TaskSet([t]))                   # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: Task 'a' has targets in 'log10(S/cm)', but VTF models predict log10(k / mS/cm). Build the tasks with TaskSet.from_frame(..., units={'target': 'log10(S/cm)'}), which converts conductivities to log10(mS/cm).
+    ValueError: Task 'a' has targets in 'log10(S/cm)', but VTF models predict log10(k / mS/cm). Build the tasks ...
     """
     units = {t.target_unit for t in ts}
     bad = [t for t in ts if t.target_unit and not is_log10_mS_per_cm(t.target_unit)]
