@@ -16,7 +16,7 @@ def test_narrow_supports_hold_one_temperature_each():
     sups = narrow_supports(T, 5, 4)
     assert len(sups) == 4 and all(len(s) == 5 and np.ptp(T[s]) == 0 for s in sups)
     assert {float(T[s[0]]) for s in sups} == {253.15, 298.15}     # 273.15 K has too few points
-    assert narrow_supports(np.full(10, 300.0), 5, 2) == []         # one temperature in the task: no query left at another
+    assert narrow_supports(np.full(10, 300.0), 5, 2) == []         # the task has one temperature only
 
 
 @pytest.mark.data

@@ -39,7 +39,7 @@ __all__ = ["NarrowConfig", "narrow_supports", "run_narrow"]
 @dataclass
 class NarrowConfig:
     """Configuration of :func:`run_narrow` (``--set key=value``): folds, ``k`` support points, episodes per
-    mode, the pooled network's ``pooled_epochs`` and ``seed``.
+    mode, the pooled network's ``pooled_epochs``, ``seed`` and ``tiny_meta`` (2 meta-updates, for tests).
 
     Example
     -------
@@ -53,11 +53,12 @@ class NarrowConfig:
     n_episodes: int = 5
     pooled_epochs: int = 40
     seed: int = 0
-    quick: bool = False
+    tiny_meta: bool = False
 
     @classmethod
     def quick(cls) -> NarrowConfig:
-        return cls(max_folds=1, n_episodes=1, pooled_epochs=1, quick=True)
+        """One fold, one episode per mode, tiny budgets (for tests)."""
+        return cls(max_folds=1, n_episodes=1, pooled_epochs=1, tiny_meta=True)
 
 
 def narrow_supports(temperature_k: np.ndarray, k: int, n_episodes: int) -> list[np.ndarray]:
@@ -80,7 +81,7 @@ def narrow_supports(temperature_k: np.ndarray, k: int, n_episodes: int) -> list[
 def _methods(train, cfg: NarrowConfig, seed: int) -> dict:
     case = CalisolConfig(pooled_epochs=cfg.pooled_epochs)
     spec = next(m for m in case.meta if m.model == "VTFNet")
-    if cfg.quick:
+    if cfg.tiny_meta:
         spec.n_iterations, spec.meta_batch_size, spec.adapt_steps = 2, 2, 5
     nets: dict = {}
     out = {"fomaml-vtf": build_meta_learner(spec, train, nets, seed=seed, pooled_epochs=cfg.pooled_epochs)}
@@ -134,5 +135,7 @@ def run_narrow(quick: bool = False, seed: int = 0, progress: bool = False, confi
         out_rows += summary_to_rows(summarize(g, "mae"), split)
         per = g.groupby(["method", "task"]).mae.mean().unstack("method")
         worst[split] = (per.div(per["support mean"], axis=0).max()).round(3).to_dict()
-    return make_result("calisol-narrow", out_rows, time.perf_counter() - t_all, asdict(cfg) | {"unit": "log10(mS/cm)"},
-                       worst_ratio=worst, n_one_temperature_tasks=int(df[df.split == "one-temperature"].task.nunique()))
+    config = asdict(cfg) | {"unit": "log10(mS/cm)", "quick": quick}
+    n_one = int(df[df.split == "one-temperature"].task.nunique())
+    return make_result("calisol-narrow", out_rows, time.perf_counter() - t_all, config, worst_ratio=worst,
+                       n_one_temperature_tasks=n_one)
