@@ -59,7 +59,7 @@ API: dict[str, tuple[str, ...]] = {
     "nanonb.physics.vtf": ("RawColumns", "VTFFit", "fit_vtf"),
     "nanonb.plots": ("parity", "error_vs_shots", "loss_curves", "calibration", "campaign_curves",
                      "predictive_intervals"),
-    "nanonb.widgets": ("AdaptationExplorer", "StructureView", "LiveFigure", "case_study_explorer"),
+    "nanonb.widgets": ("AdaptationExplorer", "StructureView", "LiveFigure", "case_study_explorer", "WorkshopApp"),
     "nanonb.pretrained": ("load_pretrained", "load_pretrained_baseline", "heldout_tasks", "heldout_ceiling"),
     "nanonb.bench.schema": ("format_table",),
     "nanonb.bench.casestudy": ("MetaSpec", "build_meta_learner", "drop_low_targets", "evaluate_episodes"),
