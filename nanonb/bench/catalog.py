@@ -90,6 +90,10 @@ CATALOG: dict[str, ProtocolInfo] = {
     "soak": ProtocolInfo(
         "memory growth while each learner family meta-trains for a long time (RSS before/after)",
         "minutes (quick: 40 iterations, seconds)", "none (synthetic tasks)"),
+    "calisol-narrow": ProtocolInfo(
+        "CALiSol-23 leave-salt-out with supports measured at one temperature vs random supports: does a VTF "
+        "head extrapolate? (MAE of log10 k and the worst ratio to the support mean)",
+        "~16 min (971 s measured; quick: ~20 s)", "CALiSol-23 (NANONB_DATA_DIR): the xlsx in ../shared/data"),
 }
 
 #: parameters every protocol function takes, or that are plumbing rather than options
