@@ -43,6 +43,7 @@ API: dict[str, tuple[str, ...]] = {
     "nanonb.learners.alpaca": ("BayesianMetaLearner",),
     "nanonb.learners.ensemble": ("EnsembleMetaLearner",),
     "nanonb.learners.descriptors": ("OnDescriptors",),
+    "nanonb.learners.vtfprior": ("VTFPriorLearner",),
     "nanonb.baselines.nets": ("Scratch", "Pooled", "FineTune", "SupportMean"),
     "nanonb.baselines.gp": ("SupportGP", "TaskGP", "PooledNetResidualGP", "TaskResidualGP"),
     "nanonb.baselines.ceiling": ("in_task_ceiling", "closed"),

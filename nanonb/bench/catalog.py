@@ -101,6 +101,10 @@ CATALOG: dict[str, ProtocolInfo] = {
         "meta-learned surrogate and a GP on its residuals (simulator calls to target, best after the budget)",
         "~19 min with 5 seeds (1136 s measured; quick: seconds)", _NO_DOWNLOAD,
         config="nanonb.bench.campaign:CampaignConfig"),
+    "calisol-narrow": ProtocolInfo(
+        "CALiSol-23 leave-salt-out with supports measured at one temperature vs random supports: does a VTF "
+        "head extrapolate? (MAE of log10 k and the worst ratio to the support mean)",
+        "~16 min (971 s measured; quick: ~20 s)", "CALiSol-23 (NANONB_DATA_DIR): the xlsx in ../shared/data"),
 }
 
 #: parameters every protocol function takes, or that are plumbing rather than options

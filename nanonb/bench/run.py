@@ -38,6 +38,7 @@ PROTOCOLS: dict[str, str] = {
     "notebooks": "nanonb.bench.notebooks:run_notebooks",
     "soak": "nanonb.bench.soak:run_soak",
     "speed": "nanonb.bench.speed:run_speed",
+    "calisol-narrow": "nanonb.bench.narrow:run_narrow",
 }
 
 

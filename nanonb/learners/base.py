@@ -46,6 +46,7 @@ from .. import physics  # noqa: F401  (registers TBGapNet and VTFNet: saved lear
 from .._io import save_state
 from ..graphs import DEFAULT_CUTOFF, GraphBatch
 from ..models import build_model
+from ..models.registry import check_input_kind, missing_kwargs, model_kwargs_for
 from ..tasks import Task, TaskSet
 from ._checks import all_finite, check_finite_tensors, check_int, check_positive
 from .adapted import AdaptedModel
@@ -93,8 +94,8 @@ class MetaLearner:
         self.model: nn.Module | None = None
         self.inner_lrs = nn.ParameterList()
         self.cutoff = DEFAULT_CUTOFF
-        if not (self.config.model == "MLP" and "n_in" not in self.config.model_kwargs):
-            self._build()
+        if not missing_kwargs(self.config.model, self.config.model_kwargs):
+            self._build()  # else built at fit, its missing arguments filled from the meta-train tasks
         self.scaler = Scaler()
         self.history: dict[str, list] = {"iteration": [], "train_loss": [], "val_iteration": [], "val_loss": []}
         self.fit_time_s = 0.0
@@ -279,10 +280,10 @@ class MetaLearner:
                 f"k_support={cfg.k_support} needs tasks of at least k_support[1] + 2 = {kmax + 2} points. Lower "
                 f"k_support (e.g. k_support=({min(kmin, fit_k)}, {fit_k})) or use larger tasks.")
         eligible = train.filter(min_points=kmax + 2)
+        check_input_kind(cfg.model, train[0].is_tabular)
         if self.model is None:
-            if not train[0].is_tabular:
-                raise ValueError("model='MLP' needs tabular tasks; use model='InvariantGNN' for structures")
-            self._build(n_in=train[0].inputs.shape[1])
+            self.config.model_kwargs = model_kwargs_for(cfg.model, train, cfg.model_kwargs)
+            self._build()
         if not self.history["iteration"]:
             self.scaler = Scaler.fit(train)
             if cfg.center == "support":  # per-task standardization: the unit is the within-task spread

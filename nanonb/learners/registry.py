@@ -9,6 +9,7 @@ name        class
 ``metasgd`` :class:`~nanonb.learners.metasgd.MetaSGD`
 ``bml``     :class:`~nanonb.learners.alpaca.BayesianMetaLearner` (registers itself)
 ``ensemble`` :class:`~nanonb.learners.ensemble.EnsembleMetaLearner` (registers itself)
+``vtf-prior`` :class:`~nanonb.learners.vtfprior.VTFPriorLearner` (imported on first use, :data:`LAZY`)
 ==========  ==========================================
 
 :data:`ALGORITHMS` are the gradient-based algorithms (the values of ``MetaConfig.algorithm``);
@@ -31,6 +32,7 @@ Example
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -53,6 +55,9 @@ LEARNERS: dict[str, Callable[..., Any]] = {
 }
 #: The gradient-based algorithms (values of ``MetaConfig.algorithm``).
 ALGORITHMS = tuple(LEARNERS)
+#: Learners that register themselves when their module is imported, imported on first use by name
+#: (they sit above the baselines, which this package's modules are imported by).
+LAZY = {"vtf-prior": "nanonb.learners.vtfprior"}
 
 
 def register_learner(name: str, factory: Callable[..., Any] | None = None):
@@ -92,8 +97,10 @@ def make_learner(name: str | None = None, config: Any = None, **overrides: Any):
     if name is None:
         given = overrides.pop("algorithm", None)
         name = given or getattr(config, "algorithm", None) or MetaConfig.algorithm
+    if name not in LEARNERS and name in LAZY:
+        importlib.import_module(LAZY[name])
     if name not in LEARNERS:
-        raise ValueError(f"algorithm must be one of {tuple(LEARNERS)}, not {name!r}")
+        raise ValueError(f"algorithm must be one of {tuple(dict.fromkeys([*LEARNERS, *LAZY]))}, not {name!r}")
     return LEARNERS[name](config=config, **overrides)
 
 

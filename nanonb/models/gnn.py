@@ -96,6 +96,7 @@ class _AtomwiseGNN(nn.Module):
     """``head(body(batch))`` with an extensive per-atom energy readout (shared by both networks)."""
 
     body_class: type[_AtomwiseBody] = _AtomwiseBody
+    input_kind = "structures"
 
     def __init__(self, width: int = 32, n_blocks: int = 2, n_rbf: int = 16, cutoff: float = DEFAULT_CUTOFF,
                  device: str | torch.device | None = None):
