@@ -118,7 +118,7 @@ def test_conditions_change_the_output_and_are_required(network):
     s = cluster()
     a = Structure(s.numbers, s.positions, conditions=[0.00, 0.02])
     b = Structure(s.numbers, s.positions, conditions=[0.03, 0.02])
-    out = model(collate([a, b, a], dtype=torch.float64))
+    out = model(collate([a, b, a], dtype=torch.float64)).detach()
     assert out[0] == out[2] and abs(float(out[0] - out[1])) > 1e-6  # same structure, other strain: other energy
     f = model(collate([a, b], dtype=torch.float64), output="features")
     assert not torch.allclose(f[0], f[1])
@@ -128,8 +128,8 @@ def test_conditions_change_the_output_and_are_required(network):
     plain = build_model(network, width=8, n_blocks=1).double()
     torch.manual_seed(0)
     again = build_model(network, width=8, n_blocks=1).double()
-    pa, pb = plain(collate([a, b], dtype=torch.float64))
-    assert pa == pb and torch.equal(pa, again(collate([s], dtype=torch.float64))[0])
+    pa, pb = plain(collate([a, b], dtype=torch.float64)).detach()
+    assert pa == pb and torch.equal(pa, again(collate([s], dtype=torch.float64))[0].detach())
     with pytest.raises(ValueError, match="condition_std"):
         build_model(network, width=8, n_conditions=2, condition_std=[1.0, 0.0])
 
