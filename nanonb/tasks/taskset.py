@@ -8,6 +8,7 @@ points so that a leaky split is visible.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -433,3 +434,38 @@ def descriptor_tasks(ts: TaskSet) -> TaskSet:
     """
     return TaskSet([descriptor_task(t) for t in ts], name=f"{ts.name} (descriptor inputs)",
                    feature_names=getattr(ts, "feature_names", None))
+
+
+def condition_tasks(ts: TaskSet, names: Sequence[str]) -> TaskSet:
+    """The same tasks with descriptor columns ``names`` attached to every structure as its conditions.
+
+    For graph networks that take per-structure condition variables (``n_conditions=len(names)``; see
+    :mod:`nanonb.models.gnn`), e.g. the nanoalloys' ``("strain", "rattle_std_A")``. ``ts.feature_names``
+    names the descriptor columns. Structures are copied (:attr:`nanonb.graphs.Structure.conditions` set, in
+    the descriptors' units); targets, descriptors, groups and metadata are unchanged.
+
+    Example
+    -------
+    >>> from nanonb.graphs import Structure
+    >>> s = Structure([29], [[0.0, 0.0, 0.0]])
+    >>> t = Task("a", [s, s], [1.0, 2.0], descriptors=np.array([[0.1, 5.0], [0.2, 6.0]]))
+    >>> ct = condition_tasks(TaskSet([t], feature_names=["strain", "T_K"]), ["T_K"])
+    >>> [float(x.conditions[0]) for x in ct["a"].inputs], s.conditions is None
+    ([5.0, 6.0], True)
+    """
+    features = list(getattr(ts, "feature_names", None) or [])
+    missing = [n for n in names if n not in features]
+    if missing:
+        raise ValueError(f"condition_tasks: {missing} are not descriptor columns of {ts.name!r} "
+                         f"(feature_names: {features})")
+    cols = [features.index(n) for n in names]
+    out = []
+    for t in ts:
+        if t.is_tabular or t.descriptors is None:
+            raise ValueError(f"condition_tasks needs structure tasks with descriptors; {t.name!r} has "
+                             f"{'tabular inputs' if t.is_tabular else 'no descriptors'}")
+        d = np.asarray(t.descriptors, dtype=np.float64)[:, cols]
+        structures = [dataclasses.replace(s, conditions=d[i]) for i, s in enumerate(t.inputs)]
+        out.append(Task(t.name, structures, t.targets, t.meta, t.groups, t.descriptors, t.target_name,
+                        t.target_unit))
+    return TaskSet(out, name=f"{ts.name} (conditions: {', '.join(names)})", feature_names=ts.feature_names)
