@@ -64,6 +64,14 @@ API: dict[str, tuple[str, ...]] = {
     "nanonb.bench.casestudy": ("MetaSpec", "build_meta_learner", "drop_low_targets", "evaluate_episodes"),
     "nanonb.bench.calisol": ("CalisolConfig", "calisol_splits"),
     "nanonb.bench.lnpdb": ("LNPDBConfig", "lnpdb_splits"),
+    "nanonb.data.electrolytes_xtb": ("load_electrolyte_library", "potentials_vs_li"),
+    "nanonb.data.electrolyte_reference": ("level_of_theory_check",),
+    "nanonb.data.electrolyte_tasks": ("stability_taskset",),
+    "nanonb.baselines.tanimoto": ("TanimotoGP",),
+    "nanonb.uncertainty.pareto": ("pareto_front", "pareto_with_uncertainty"),
+    "nanonb.bench.stability": ("StabilityConfig", "make_stability_learner", "scaffold_leakage"),
+    "nanonb.bench.blend_screen": ("screen_blends", "candidate_blends", "conductivity_model", "solvent_oxidation",
+                                  "blend_oxidation"),
 }
 _WHERE = {name: module for module, names in API.items() for name in names}
 __all__ = sorted(_WHERE)

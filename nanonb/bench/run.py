@@ -35,6 +35,7 @@ PROTOCOLS: dict[str, str] = {
     "forces": "nanonb.bench.forces:run_forces_bench",
     "notebooks": "nanonb.bench.notebooks:run_notebooks",
     "soak": "nanonb.bench.soak:run_soak",
+    "stability": "nanonb.bench.stability:run_stability",
 }
 
 

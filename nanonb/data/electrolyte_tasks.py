@@ -23,7 +23,8 @@ import pandas as pd
 from nanonb.data.chem import LIPID_DESCRIPTORS, lipid_descriptors, morgan_fingerprints, require_rdkit
 from nanonb.tasks import Task, TaskSet
 
-__all__ = ["DESCRIPTOR_NAMES", "N_BITS", "TARGETS", "features_for", "frame_of", "molecule_features", "stability_taskset"]
+__all__ = ["DESCRIPTOR_NAMES", "N_BITS", "TARGETS", "features_for", "frame_of", "molecule_features",
+           "stability_taskset"]
 
 #: Descriptor columns (before the fingerprint bits).
 DESCRIPTOR_NAMES = [*(c.replace("il_", "mol_") for c in LIPID_DESCRIPTORS), "mol_n_F", "mol_n_O", "mol_n_S",

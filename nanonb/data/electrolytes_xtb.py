@@ -176,7 +176,8 @@ class ElectrolyteLibrary:
 
     ``frame`` columns: ``smiles, family, calisol`` (from the candidate library), ``ip_ev``, ``ea_ev``,
     ``e_ox_v``, ``e_red_v`` (simulated, V vs Li/Li+), ``opt_steps``, ``n_atoms``, ``xtb_seconds``.
-    ``build_seconds``: wall time of the xTB labelling (0 when read from the cache); ``from_cache``;
+    ``build_seconds`` / ``build_cpu_seconds``: wall and CPU time of the xTB labelling (0 when read from
+    the cache; the two differ when the machine is shared); ``from_cache``;
     ``source``: ``"xtb"`` (labelled or cached here, with structures) or ``"shipped"`` (the labels
     shipped with the package, :data:`SHIPPED_LABELS`: no structures).
 
@@ -191,6 +192,7 @@ class ElectrolyteLibrary:
     build_seconds: float = 0.0
     from_cache: bool = False
     source: str = "xtb"
+    build_cpu_seconds: float = 0.0
 
 
 def _config(subset: str, seed: int) -> dict:
@@ -286,7 +288,7 @@ def _generate(subset: str, seed: int, progress: bool) -> ElectrolyteLibrary:
 
     cands = library_candidates(subset, seed)
     rows, structures = [], []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for smi, fam, cal in tqdm(list(cands.itertuples(index=False)), desc="xTB labels (GFN2 relax + IPEA1)",
                               unit="mol", disable=not progress):
         try:
@@ -297,7 +299,7 @@ def _generate(subset: str, seed: int, progress: bool) -> ElectrolyteLibrary:
         rows.append({"family": fam, "calisol": cal, **row})
         structures.append(s)
     frame = pd.DataFrame(rows)[_LABEL_COLUMNS]
-    return ElectrolyteLibrary(frame, structures, time.perf_counter() - t0, False)
+    return ElectrolyteLibrary(frame, structures, time.perf_counter() - t0, False, "xtb", time.process_time() - c0)
 
 
 def _shipped(subset: str, seed: int) -> ElectrolyteLibrary | None:
