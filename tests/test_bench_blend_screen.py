@@ -18,6 +18,8 @@ def test_candidate_blends_sum_to_one_and_are_distinct():
     assert b["blend"].is_unique and len(np.unique(fr, axis=0)) == len(b)
     # 3 pure + 3 pairs x 3 splits + 1 triple x 3 arrangements of (0.25, 0.25, 0.5)
     assert len(b) == 3 + 9 + 3
+    capped = candidate_blends(("EC", "PC", "DMC"), step=0.25, max_fraction={"EC": 0.5})
+    assert capped["EC"].max() == 0.5 and len(capped) == len(b) - 1 - 2  # no pure EC, no EC 0.75 + X 0.25
 
 
 def test_blend_oxidation_is_the_weakest_component():
@@ -41,7 +43,8 @@ def test_screen_runs_on_calisol_and_flags_the_front(shared_data_dir):
     res = screen_blends(cts, load_electrolyte_library("small"), solvents=("EC", "DMC", "DME"), step=0.5,
                         conductivity_learner=model, stability_cfg=cfg)
     b = res.blends
-    assert len(b) == 3 + 3 and res.support_size > 10
+    assert len(b) == 2 + 3 and res.support_size > 10          # pure EC is left out (MAX_FRACTION)
     assert b["on_mean_front"].any() and set(b["flag"]) <= {"confident", "on the front", "validate experimentally", ""}
+    assert ((b["p_front"] >= 0) & (b["p_front"] <= 1)).all()
     assert (b["log10_k_std"] > 0).all() and (b["e_ox_std"] > 0).all()
     assert list(res.solvents["solvent"]) == ["EC", "DMC", "DME"]

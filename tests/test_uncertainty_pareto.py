@@ -19,11 +19,16 @@ def test_front_of_a_hand_made_example():
 
 
 def test_front_only_because_of_uncertainty_is_flagged():
-    mean = np.array([[1.0, 5.0], [2.0, 4.0], [1.9, 3.9], [0.5, 0.5], [1.5, 3.0]])
-    std = np.array([[0.01, 0.01], [0.01, 0.01], [0.5, 0.5], [0.01, 0.01], [0.05, 0.05]])
-    out = pareto_with_uncertainty(mean, std, level=0.9, names=["k", "ox"])
+    # A and B are sure and on the front; C sits just behind B but is uncertain (it may well beat B);
+    # D is far behind everything, E is sure and dominated by B
+    mean = np.array([[1.0, 5.0], [2.0, 4.0], [1.99, 3.99], [0.5, 0.5], [1.5, 3.0]])
+    std = np.array([[0.01, 0.01], [0.01, 0.01], [0.5, 0.5], [0.01, 0.01], [0.01, 0.01]])
+    out = pareto_with_uncertainty(mean, std, names=["k", "ox"], n_samples=400)
     assert out["flag"].tolist() == ["confident", "on the front", "validate experimentally", "", ""]
     assert out["on_mean_front"].tolist() == [True, True, False, False, False]
+    # C dominates B in about (1/2)^2 of the draws: B's probability drops to ~0.75, C's is ~0.7
+    assert out["p_front"][1] == pytest.approx(0.75, abs=0.08) and out["p_front"][2] > 0.5
+    assert out["p_front"][3] == 0.0 and out["p_front"][0] > 0.95
     assert list(out.columns[:4]) == ["k_mean", "k_std", "ox_mean", "ox_std"]
     # with no uncertainty nothing needs validation, and the mean front is confident
     sure = pareto_with_uncertainty(mean, np.zeros_like(mean))

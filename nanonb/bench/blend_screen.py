@@ -15,8 +15,9 @@ to 1) with LiPF6 at ``c`` mol/kg and 25 °C.
   Gaussian predictions.
 
 :func:`screen_blends` joins both and flags the Pareto front of (conductivity, oxidation limit) with
-:func:`nanonb.uncertainty.pareto.pareto_with_uncertainty` ("validate experimentally" where a blend is on
-the front only because of its uncertainty).
+:func:`nanonb.uncertainty.pareto.pareto_with_uncertainty` ("validate experimentally" where a blend is off the
+front of the predicted means but has a fair probability of being on the true front: on it only because of its
+uncertainty).
 
 Example
 -------
@@ -40,16 +41,23 @@ from ..threads import limit_threads
 from ..uncertainty.pareto import pareto_with_uncertainty
 from .stability import StabilityConfig, make_stability_learner
 
-__all__ = ["SCREEN_SOLVENTS", "ScreenResult", "blend_oxidation", "blend_task", "candidate_blends",
+__all__ = ["MAX_FRACTION", "SCREEN_SOLVENTS", "ScreenResult", "blend_oxidation", "blend_task", "candidate_blends",
            "conductivity_model", "conductivity_support", "screen_blends", "solvent_oxidation"]
 
 #: CALiSol solvents of the default screen (all in the electrolyte library).
 SCREEN_SOLVENTS = ("EC", "PC", "DMC", "EMC", "DEC", "FEC", "MA", "DME")
 
 
-def candidate_blends(solvents=SCREEN_SOLVENTS, step: float = 0.2, max_components: int = 3) -> pd.DataFrame:
+#: Largest weight fraction of a solvent in a screened blend: EC is solid at 25 °C (mp 36 °C) and FEC is used as
+#: a co-solvent or additive, not as the main solvent.
+MAX_FRACTION = {"EC": 0.6, "FEC": 0.2}
+
+
+def candidate_blends(solvents=SCREEN_SOLVENTS, step: float = 0.2, max_components: int = 3,
+                     max_fraction: dict | None = None) -> pd.DataFrame:
     """Every blend of up to ``max_components`` of ``solvents`` with fractions on a ``step`` grid (sum 1).
 
+    ``max_fraction``: largest fraction per solvent (default none; the screen uses :data:`MAX_FRACTION`).
     Returns one row per blend, one column per solvent (weight fraction) and ``blend`` (a label such as
     ``"EC 0.4 + DMC 0.6"``).
 
@@ -64,7 +72,8 @@ def candidate_blends(solvents=SCREEN_SOLVENTS, step: float = 0.2, max_components
     for m in range(1, max_components + 1):
         for combo in itertools.combinations(solvents, m):
             for parts in itertools.product(range(1, n + 1), repeat=m):
-                if sum(parts) != n:
+                if sum(parts) != n or any(p / n > (max_fraction or {}).get(s, 1.0) + 1e-9
+                                          for s, p in zip(combo, parts)):
                     continue
                 frac = dict.fromkeys(solvents, 0.0) | {s: p / n for s, p in zip(combo, parts)}
                 frac["blend"] = " + ".join(f"{s} {p / n:.1f}" for s, p in zip(combo, parts))
@@ -205,27 +214,29 @@ class ScreenResult:
 
 
 def screen_blends(calisol_ts: TaskSet, lib, solvents=SCREEN_SOLVENTS, step: float = 0.2, max_components: int = 3,
-                  conductivity_learner=None, stability_cfg: StabilityConfig | None = None, k_support: int = 5,
-                  level: float = 0.9, seed: int = 0, progress: bool = False) -> ScreenResult:
+                  max_fraction: dict | None = None, conductivity_learner=None,
+                  stability_cfg: StabilityConfig | None = None, k_support: int = 5, p_validate: float = 0.1,
+                  seed: int = 0) -> ScreenResult:
     """Predict conductivity and oxidation limit of every candidate blend; flag the Pareto front.
 
     ``conductivity_learner``: a fitted CALiSol meta-learner with ``adapt(...).predict_dist`` (default:
-    :func:`conductivity_model` on ``calisol_ts``). Objectives (both maximized): ``log10_k`` at 25 °C and
-    the oxidation limit ``e_ox`` (V). Flags: :func:`~nanonb.uncertainty.pareto.pareto_with_uncertainty`
-    at central ``level``.
+    :func:`conductivity_model` on ``calisol_ts``). ``max_fraction``: default :data:`MAX_FRACTION`.
+    Objectives (both maximized): ``log10_k`` at 25 °C and the oxidation limit ``e_ox`` (V). Flags:
+    :func:`~nanonb.uncertainty.pareto.pareto_with_uncertainty` (``"validate experimentally"`` for a blend
+    off the front of the means whose probability of being on the front is at least ``p_validate``).
 
     Example
     -------
     >>> res = screen_blends(calisol_taskset(data_dir="../shared/data"), load_electrolyte_library())  # doctest: +SKIP
     """
-    blends = candidate_blends(solvents, step, max_components)
+    blends = candidate_blends(solvents, step, max_components, MAX_FRACTION if max_fraction is None else max_fraction)
     model = conductivity_learner or conductivity_model(calisol_ts, seed=seed)
     support = conductivity_support(calisol_ts)
     with limit_threads(1):
         k_mean, k_std = model.adapt(support).predict_dist(blend_task(blends, calisol_ts))
     sol = solvent_oxidation(lib, solvents, k_support, stability_cfg, seed=seed)
     ox_mean, ox_std = blend_oxidation(blends, sol, seed=seed)
-    front = pareto_with_uncertainty(np.c_[k_mean, ox_mean], np.c_[k_std, ox_std], level=level,
-                                    names=["log10_k", "e_ox"])
+    front = pareto_with_uncertainty(np.c_[k_mean, ox_mean], np.c_[k_std, ox_std], p_validate=p_validate,
+                                    names=["log10_k", "e_ox"], seed=seed)
     out = pd.concat([blends.reset_index(drop=True), front], axis=1)
     return ScreenResult(out, sol, len(support))

@@ -4,12 +4,16 @@ Objectives are maximized (multiply a column by -1 to minimize it). A point *domi
 is at least as good on every objective and strictly better on one; the *front* is the set of points no
 other point dominates (:func:`pareto_front`).
 
-With uncertainty (:func:`pareto_with_uncertainty`), each candidate has a predicted mean and optimistic /
-pessimistic bounds (``mean ± z * std``). A candidate on the front of the means is ``"on the front"``, and
-``"confident"`` when even its pessimistic point is not dominated by any other candidate's optimistic
-point (no other candidate could plausibly beat it). A candidate off the mean front whose optimistic point
-no other candidate's mean dominates is on the front **only because of its uncertainty**: flagged
-``"validate experimentally"`` (if it turned out at its optimistic bound, it would join the front).
+With uncertainty (:func:`pareto_with_uncertainty`), each candidate's objectives are Gaussian (predicted mean
+and standard deviation, independent between candidates and objectives: an approximation when candidates
+share ingredients). :func:`front_probability` estimates by Monte Carlo the probability ``p_front`` that a
+candidate is on the front of the *true* values. Flags:
+
+- ``"confident"``: on the front of the means, and ``p_front >= p_confident``;
+- ``"on the front"``: on the front of the means, less sure;
+- ``"validate experimentally"``: **not** on the front of the means, yet ``p_front >= p_validate``: it is on the
+  front only because of its uncertainty, and a measurement would settle it;
+- ``""``: neither.
 
 Example
 -------
@@ -24,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-__all__ = ["dominates", "pareto_front", "pareto_with_uncertainty"]
+__all__ = ["dominates", "front_probability", "pareto_front", "pareto_with_uncertainty"]
 
 
 def dominates(a: np.ndarray, b: np.ndarray) -> bool:
@@ -58,42 +62,49 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
     return ~dominated
 
 
-def _dominated_by(points: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """``out[i]``: some row ``j != i`` of ``others`` dominates row ``i`` of ``points``."""
-    ge = (others[:, None, :] >= points[None, :, :]).all(-1)   # ge[j, i]
-    gt = (others[:, None, :] > points[None, :, :]).any(-1)
-    dom = ge & gt
-    np.fill_diagonal(dom, False)
-    return dom.any(0)
+def front_probability(mean: np.ndarray, std: np.ndarray, n_samples: int = 200, seed: int = 0) -> np.ndarray:
+    """Monte Carlo probability that each candidate is on the Pareto front (independent Gaussian objectives).
+
+    Example
+    -------
+    >>> p = front_probability(np.array([[1.0, 1.0], [0.0, 0.0]]), np.array([[0.01, 0.01], [0.01, 0.01]]))
+    >>> p.tolist()
+    [1.0, 0.0]
+    """
+    rng = np.random.default_rng(seed)
+    hits = np.zeros(len(mean))
+    for _ in range(int(n_samples)):
+        hits += pareto_front(rng.normal(mean, std))
+    return hits / int(n_samples)
 
 
-def pareto_with_uncertainty(mean: np.ndarray, std: np.ndarray, level: float = 0.9,
-                            names: list[str] | None = None) -> pd.DataFrame:
-    """Fronts of means and of bounds, and the flag of each candidate (see the module docstring).
+def pareto_with_uncertainty(mean: np.ndarray, std: np.ndarray, p_validate: float = 0.1, p_confident: float = 0.9,
+                            names: list[str] | None = None, n_samples: int = 200, seed: int = 0) -> pd.DataFrame:
+    """The front of the means, each candidate's probability of being on the front, and its flag.
 
     Parameters
     ----------
     mean, std:
         ``(n, m)`` predicted means and standard deviations of the ``m`` objectives (all maximized), in
         the objectives' units (e.g. log10(mS/cm) and V vs Li/Li+).
-    level:
-        Central interval of the bounds (0.9: ``z = 1.645``).
+    p_validate, p_confident:
+        Thresholds on ``p_front`` for the flags (see the module docstring).
     names:
         Objective names for the output columns (default ``obj0``, ``obj1``, ...).
+    n_samples, seed:
+        Monte Carlo draws of :func:`front_probability` and their seed.
 
     Returns
     -------
     pandas.DataFrame
-        One row per candidate: ``<name>_mean``, ``<name>_std``, ``on_mean_front``, ``possibly_on_front``
-        (optimistic point not dominated by another mean), ``confident`` (pessimistic point not dominated
-        by another optimistic point) and ``flag`` (``"confident"``, ``"on the front"``,
-        ``"validate experimentally"`` or ``""``).
+        One row per candidate: ``<name>_mean``, ``<name>_std``, ``on_mean_front``, ``p_front`` and ``flag``
+        (``"confident"``, ``"on the front"``, ``"validate experimentally"`` or ``""``).
 
     Example
     -------
-    >>> mean = np.array([[1.0, 5.0], [2.0, 4.0], [1.9, 3.9], [0.5, 0.5]])
+    >>> mean = np.array([[1.0, 5.0], [2.0, 4.0], [1.99, 3.99], [0.5, 0.5]])
     >>> std = np.array([[0.01, 0.01], [0.01, 0.01], [0.5, 0.5], [0.01, 0.01]])
-    >>> pareto_with_uncertainty(mean, std)["flag"].tolist()
+    >>> pareto_with_uncertainty(mean, std, n_samples=400)["flag"].tolist()
     ['confident', 'on the front', 'validate experimentally', '']
     """
     mean, std = np.atleast_2d(np.asarray(mean, dtype=np.float64)), np.atleast_2d(np.asarray(std, dtype=np.float64))
@@ -101,15 +112,12 @@ def pareto_with_uncertainty(mean: np.ndarray, std: np.ndarray, level: float = 0.
         raise ValueError(f"mean {mean.shape} and std {std.shape} must have the same shape")
     if (std < 0).any() or not np.isfinite(std).all():
         raise ValueError("std must be finite and non-negative")
-    z = float(norm.ppf(0.5 + level / 2))
     names = list(names) if names is not None else [f"obj{j}" for j in range(mean.shape[1])]
     on_mean = pareto_front(mean)
-    possible = ~_dominated_by(mean + z * std, mean)
-    confident = on_mean & ~_dominated_by(mean - z * std, mean + z * std)
-    flag = np.where(confident, "confident", np.where(on_mean, "on the front",
-                    np.where(possible, "validate experimentally", "")))
+    p = front_probability(mean, std, n_samples, seed)
+    flag = np.where(on_mean & (p >= p_confident), "confident", np.where(on_mean, "on the front",
+                    np.where(p >= p_validate, "validate experimentally", "")))
     out = pd.DataFrame({f"{n}_{what}": arr[:, j] for j, n in enumerate(names)
                         for what, arr in (("mean", mean), ("std", std))})
-    out["on_mean_front"], out["possibly_on_front"], out["confident"] = on_mean, possible, confident
-    out["flag"] = flag
+    out["on_mean_front"], out["p_front"], out["flag"] = on_mean, p, flag
     return out
