@@ -228,7 +228,8 @@ code("""
 ep, mean, std = adapted_family("ether", 5)
 mae_bml = np.abs(mean - ep.query.targets).mean()
 mae_sm = np.abs(ep.support.targets.mean() - ep.query.targets).mean()
-print(f"ether, K=5: bml {mae_bml:.3f} V, support mean {mae_sm:.3f} V")
+print(f"ether, K=5, one episode: bml {mae_bml:.3f} V, support mean {mae_sm:.3f} V: bml "
+      f"{'beats' if mae_bml < mae_sm else 'does not beat'} the support mean on this family")
 check("bml's ether MAE at K=5 is a fraction of a volt (V)", mae_bml, below=1.0)
 """)
 code("""
