@@ -178,9 +178,11 @@ ox5 = mae[(mae.split == "e_ox_v/leave-family-out") & (mae.k == 5)].set_index("me
 best_meta = ox5[ox5.kind == "meta"]["mean"].idxmin()
 best_base = ox5[ox5.kind == "baseline"]["mean"].idxmin()
 gap = ox5.loc[best_base, "mean"] - ox5.loc[best_meta, "mean"]
-verdict = ("beats" if gap > 0 else "does not beat")
+sem = max(ox5.loc[best_meta, "sem"], ox5.loc[best_base, "sem"])
+verdict = "beats" if gap > 0 else "does not beat"
+noise = "within one s.e.m.: a tie" if abs(gap) < sem else "by more than one s.e.m."
 print(f"E_ox, K=5: best learner {best_meta} {ox5.loc[best_meta, 'mean']:.3f} V {verdict} the best baseline "
-      f"{best_base} {ox5.loc[best_base, 'mean']:.3f} V (difference {gap:+.3f} V)")
+      f"{best_base} {ox5.loc[best_base, 'mean']:.3f} V (difference {gap:+.3f} V, {noise}, s.e.m. {sem:.3f} V)")
 check("the best learner improves on the support mean at K=5: support-mean MAE minus its MAE (V)",
       ox5.loc["support mean", "mean"] - ox5.loc[best_meta, "mean"], above=0.0)
 check("held-out families per target", int(ox5["n_tasks"].max()), equals=11)

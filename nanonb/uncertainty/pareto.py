@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 __all__ = ["dominates", "front_probability", "pareto_front", "pareto_with_uncertainty"]
 
