@@ -42,7 +42,7 @@ def test_cli_unknown_set_key_is_a_usage_error(capsys, monkeypatch):
 
 def test_registry_names_every_protocol_module(monkeypatch):
     assert set(bench_run.PROTOCOLS) == {"nanoalloys", "calisol", "lnpdb", "active", "tb", "forces", "notebooks",
-                                        "soak", "nanoalloys-loeo"}
+                                        "soak", "nanoalloys-loeo", "stability"}
     assert all(v.startswith("nanonb.bench.") for v in bench_run.PROTOCOLS.values())
     for name in ("nanoalloys", "calisol", "lnpdb", "notebooks"):
         assert callable(bench_run.protocol_function(name))
