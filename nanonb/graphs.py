@@ -99,6 +99,13 @@ class GraphBatch:
     def __len__(self) -> int:
         return self.n_graphs
 
+    def to(self, device) -> GraphBatch:
+        """The same batch with every tensor on ``device`` (``"cpu"``, ``"cuda"``); ``self`` if already there."""
+        if self.pos.device == torch.device(device):
+            return self
+        return GraphBatch(*(None if t is None else t.to(device) for t in (
+            self.z, self.pos, self.edge_i, self.edge_j, self.graph, self.n_atoms, self.forces)))
+
 
 def collate(structures: Sequence[Structure], cutoff: float = DEFAULT_CUTOFF,
             dtype: torch.dtype = torch.float32) -> GraphBatch:

@@ -8,7 +8,7 @@ from ase.cluster import Icosahedron
 
 from nanonb.graphs import Structure, collate
 from nanonb.models.elements import element_table
-from nanonb.models.gnn import InvariantGNN
+from nanonb.models.gnn import EquivariantGNN, InvariantGNN
 from nanonb.models.mlp import MLP
 from nanonb.models.registry import build_model
 
@@ -107,3 +107,13 @@ def test_forces_are_minus_gradient_of_energy_finite_differences():
         minus[atom, axis] -= h
         fd = -(model.energy(batch, plus) - model.energy(batch, minus)) / (2 * h)
         assert abs(float(fd) - float(forces[atom, axis])) < 1e-6
+
+
+@pytest.mark.parametrize("cls", [InvariantGNN, EquivariantGNN])
+def test_graph_models_take_a_device(cls):
+    model = cls(width=8, n_blocks=1, device="meta")  # the meta device: shapes only, no memory
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    assert {b.device.type for b in model.buffers()} == {"meta"}
+    batch = collate([cluster(0)]).to("cpu")
+    assert batch.to("cpu") is batch and batch.to("meta").pos.device.type == "meta"
+    assert cls(width=8, n_blocks=1).head.weight.device.type == "cpu"

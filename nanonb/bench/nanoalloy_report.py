@@ -70,7 +70,7 @@ def quickstart_figure_best(best, test, rows: list[dict], cfg, path) -> None:
     from ..plots import color
 
     k = 5 if 5 in cfg.shots else cfg.shots[-1]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11.5, 4.8))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13.5, 4.8))
     yt, yb, ys = [], [], []
     for task in test:
         ep = test.episode(task, k, seed=cfg.seed)
@@ -101,7 +101,7 @@ def quickstart_figure_best(best, test, rows: list[dict], cfg, path) -> None:
                         color="C0" if m == best.name else (color(m) if color(m) != "#333333" else next(extra, "0.3")))
     a2.set(xlabel="shots K (support points)", ylabel="MAE (meV/atom)", xticks=sorted(cfg.shots),
            title="mean ± s.e.m. over held-out pairs")
-    a2.legend(fontsize=7, ncol=2)
+    a2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside: covers no curve
     a2.grid(alpha=0.3)
     fig.suptitle(f"EMT nanoalloys, held-out element {cfg.holdout}")
     fig.tight_layout()

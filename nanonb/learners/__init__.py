@@ -5,6 +5,9 @@
 - :mod:`.base`: :class:`MetaConfig`, :class:`MetaLearner` (fit / adapt / predict / save), :class:`AdaptedModel`.
 - :mod:`.maml` (:class:`MAML`, FOMAML by flag) · :mod:`.anil` (:class:`ANIL`) · :mod:`.metasgd` (:class:`MetaSGD`).
 - :mod:`.alpaca` (:class:`BayesianMetaLearner`, Bayesian last layer) · :mod:`.ensemble` (:class:`EnsembleMetaLearner`).
+- :mod:`.vtfprior` (:class:`~nanonb.learners.vtfprior.VTFPriorLearner`, a VTF head adapted under an
+  empirical-Bayes prior; imported by :func:`make_learner` on first use of ``"vtf-prior"``, since it builds on
+  the baselines, which import this package).
 - :mod:`.registry`: :func:`make_learner` (name -> learner) and :func:`load` (saved files -> learner).
   ``bml`` and ``ensemble`` register themselves; importing them here makes every name resolvable
   whatever the import order.

@@ -96,13 +96,17 @@ class _AtomwiseGNN(nn.Module):
     """``head(body(batch))`` with an extensive per-atom energy readout (shared by both networks)."""
 
     body_class: type[_AtomwiseBody] = _AtomwiseBody
+    input_kind = "structures"
 
-    def __init__(self, width: int = 32, n_blocks: int = 2, n_rbf: int = 16, cutoff: float = DEFAULT_CUTOFF):
+    def __init__(self, width: int = 32, n_blocks: int = 2, n_rbf: int = 16, cutoff: float = DEFAULT_CUTOFF,
+                 device: str | torch.device | None = None):
         super().__init__()
         self.body = self.body_class(width, n_blocks, n_rbf, cutoff)
         self.head = nn.Linear(width, 1)
         self.cutoff = cutoff
         self.n_features = width
+        if device is not None:  # parameters and buffers (element table, radial centres) on the device
+            self.to(device)
 
     def forward(self, batch: GraphBatch, output: str = "target", pos: torch.Tensor | None = None
                 ) -> torch.Tensor:
@@ -169,7 +173,8 @@ class InvariantGNN(_AtomwiseGNN):
     ``head(mean_i phi_i)`` because the head is linear.
 
     Parameters: ``width`` feature size, ``n_blocks`` interaction blocks, ``n_rbf`` radial basis
-    functions, ``cutoff`` in Å (must match the cutoff used to build the batch's edges).
+    functions, ``cutoff`` in Å (must match the cutoff used to build the batch's edges), ``device``
+    where the parameters live (``"cpu"``, ``"cuda"``; batches go there with ``GraphBatch.to``).
 
     Example
     -------
@@ -263,7 +268,7 @@ class EquivariantGNN(_AtomwiseGNN):
     forces (double backward).
 
     Parameters: ``width`` channels, ``n_blocks`` message + update blocks, ``n_rbf`` radial basis
-    functions, ``cutoff`` in Å (must match the cutoff used to build the batch's edges).
+    functions, ``cutoff`` in Å (must match the cutoff used to build the batch's edges), ``device``.
 
     Example
     -------

@@ -10,6 +10,8 @@ so that a leaky split is visible.
 - :mod:`.task`: :class:`Task`, :class:`Episode`, :func:`sample_episode`.
 - :mod:`.taskset`: :class:`TaskSet` (from a frame or arrays, episodes, splits) and
   :func:`descriptor_tasks`.
+- :mod:`.frame` and :mod:`.roles`: the work of ``TaskSet.from_frame``: column roles (temperature,
+  concentration), unit conversion and checks, named group keys, the column report.
 - :mod:`.leakage`: :class:`LeakageReport`, :func:`leakage_report`.
 - :mod:`._validate`: the argument checks (errors that name the argument and the fix).
 """
