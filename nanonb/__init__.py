@@ -73,6 +73,14 @@ API: dict[str, tuple[str, ...]] = {
                                   "mixture_report"),
     "nanonb.widgets.campaign": ("CampaignDashboard", "results_form"),
     "nanonb.bench.campaign": ("run_campaign_bench", "campaign_table"),
+    "nanonb.data.electrolytes_xtb": ("load_electrolyte_library", "potentials_vs_li"),
+    "nanonb.data.electrolyte_reference": ("level_of_theory_check",),
+    "nanonb.data.electrolyte_tasks": ("stability_taskset",),
+    "nanonb.baselines.tanimoto": ("TanimotoGP",),
+    "nanonb.uncertainty.pareto": ("pareto_front", "pareto_with_uncertainty"),
+    "nanonb.bench.stability": ("StabilityConfig", "make_stability_learner", "scaffold_leakage"),
+    "nanonb.bench.blend_screen": ("screen_blends", "candidate_blends", "conductivity_model", "solvent_oxidation",
+                                  "blend_oxidation"),
 }
 _WHERE = {name: module for module, names in API.items() for name in names}
 __all__ = sorted(_WHERE)

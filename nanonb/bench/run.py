@@ -39,6 +39,7 @@ PROTOCOLS: dict[str, str] = {
     "soak": "nanonb.bench.soak:run_soak",
     "speed": "nanonb.bench.speed:run_speed",
     "calisol-narrow": "nanonb.bench.narrow:run_narrow",
+    "stability": "nanonb.bench.stability:run_stability",
 }
 
 
