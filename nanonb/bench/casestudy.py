@@ -263,8 +263,13 @@ def evaluate_episodes(methods: Sequence, test: TaskSet, shots: Sequence[int], n_
 
 # ---------------------------------------------------------------------- protocol driver
 def run_folds(protocol: str, splits: dict, cfg, metrics: Sequence[str], k_query_cap: int | None, ard: bool,
-              seed: int, progress: bool, log: Callable) -> tuple[pd.DataFrame, dict, dict, dict]:
+              seed: int, progress: bool, log: Callable, extra: Callable | None = None
+              ) -> tuple[pd.DataFrame, dict, dict, dict]:
     """Fit and evaluate every method on every fold of ``splits`` (``{split: [(train, test), ...]}``).
+
+    ``extra(train, log)`` (optional) returns ``(methods, record)``: more fitted methods of the fold (e.g.
+    the nested selection of :func:`nanonb.bench.casestudy_gp.nested_select`) and a JSON-ready record
+    stored as ``folds[tag]["selection"]``.
 
     One torch thread and one BLAS thread (:func:`nanonb.threads.limit_threads`; many tiny GP fits:
     threads only add contention), whatever the caller set. Returns
@@ -276,10 +281,10 @@ def run_folds(protocol: str, splits: dict, cfg, metrics: Sequence[str], k_query_
     ...                                         print)  # doctest: +SKIP
     """
     with limit_threads(1):
-        return _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log)
+        return _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log, extra)
 
 
-def _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log):
+def _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log, extra=None):
     frames, timings, leakage, fold_info = [], {}, {}, {}
     for split, folds in splits.items():
         if cfg.max_folds is not None:
@@ -298,6 +303,12 @@ def _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress,
             t1 = time.perf_counter()
             methods += make_baselines(cfg.baselines, cfg, train, seed, pooled_nets, ard, progress)
             timings[f"{tag} fit baselines"] = time.perf_counter() - t1
+            record = None
+            if extra is not None:
+                t1 = time.perf_counter()
+                more, record = extra(train, log)
+                methods += more
+                timings[f"{tag} nested selection"] = time.perf_counter() - t1
             t1 = time.perf_counter()
             df = evaluate_episodes(methods, test, cfg.shots, cfg.n_episodes, metrics, seed=seed,
                                    k_query_cap=k_query_cap, progress=progress, fold=tag)
@@ -307,6 +318,8 @@ def _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress,
             leakage[tag] = str(leakage_report(train, test))
             fold_info[tag] = {"test_groups": sorted({t.groups[0] for t in test}), "n_train": len(train),
                               "n_test": len(test)}
+            if record is not None:
+                fold_info[tag]["selection"] = record
             log(f"  [{protocol}] {tag}: {len(train)} meta-train / {len(test)} test tasks "
                 f"({', '.join(fold_info[tag]['test_groups'])}) in {time.perf_counter() - t0:.1f} s")
     return pd.concat(frames, ignore_index=True), timings, leakage, fold_info
