@@ -43,11 +43,13 @@ API: dict[str, tuple[str, ...]] = {
     "nanonb.learners.alpaca": ("BayesianMetaLearner",),
     "nanonb.learners.ensemble": ("EnsembleMetaLearner",),
     "nanonb.learners.descriptors": ("OnDescriptors",),
+    "nanonb.learners.dkt_mean": ("MeanDKT",),
+    "nanonb.learners.tanimoto_gp": ("TanimotoGP", "tanimoto"),
     "nanonb.baselines.nets": ("Scratch", "Pooled", "FineTune", "SupportMean"),
     "nanonb.baselines.gp": ("SupportGP", "TaskGP", "PooledNetResidualGP", "TaskResidualGP"),
     "nanonb.baselines.ceiling": ("in_task_ceiling", "closed"),
     "nanonb.baselines.tabular": ("PooledTrees", "PooledOffset", "PooledRecalibration", "SupportRF", "RandomRanker"),
-    "nanonb.evaluation": ("evaluate", "summarize", "table", "Named"),
+    "nanonb.evaluation": ("evaluate", "summarize", "table", "Named", "top_recall"),
     "nanonb.uncertainty": ("evaluate_uncertainty", "calibration_summary", "flag_for_validation"),
     "nanonb.active": ("GOALS", "compare_strategies", "campaign_summary", "best_so_far_curves",
                       "acquired_tasks", "augment_taskset", "refine"),
@@ -64,6 +66,7 @@ API: dict[str, tuple[str, ...]] = {
     "nanonb.bench.casestudy": ("MetaSpec", "build_meta_learner", "drop_low_targets", "evaluate_episodes"),
     "nanonb.bench.calisol": ("CalisolConfig", "calisol_splits"),
     "nanonb.bench.lnpdb": ("LNPDBConfig", "lnpdb_splits"),
+    "nanonb.bench.casestudy_gp": ("calisol_candidates", "lnpdb_candidates", "nested_select"),
 }
 _WHERE = {name: module for module, names in API.items() for name in names}
 __all__ = sorted(_WHERE)

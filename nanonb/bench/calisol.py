@@ -109,6 +109,7 @@ class CalisolConfig:
     gbm_iter: int = 300
     gp_restarts: int = 1
     max_folds: int | None = None
+    fold_ids: tuple[int, ...] | None = None
     seed: int = 0
     select: bool = True
     select_episodes: int = 3

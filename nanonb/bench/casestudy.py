@@ -44,7 +44,7 @@ from .adaptation import FastMeta
 from .schema import make_result, summary_to_rows
 
 __all__ = ["MetaSpec", "build_meta_learner", "check_disjoint", "drop_low_targets", "evaluate_episodes", "finish",
-           "make_baselines", "pooled_view", "run_folds"]
+           "make_baselines", "merge_folds", "pooled_view", "run_folds"]
 
 
 # ---------------------------------------------------------------------- meta-learners
@@ -289,7 +289,10 @@ def _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress,
     for split, folds in splits.items():
         if cfg.max_folds is not None:
             folds = folds[: cfg.max_folds]
+        only = getattr(cfg, "fold_ids", None)
         for i, (train, test) in enumerate(folds):
+            if only is not None and i not in only:
+                continue
             tag = f"{split}/{i}"
             train = drop_low_targets(train, cfg.train_min_target)
             t0 = time.perf_counter()
@@ -340,3 +343,32 @@ def finish(protocol: str, df: pd.DataFrame, metrics, cfg, timings, leakage, fold
     config = asdict(cfg) | extra_cfg
     return make_result(protocol, rows, time.perf_counter() - t_all, config, timings=timings, leakage=leakage,
                        folds=fold_info, mean_adapt_predict_s=adapt)
+
+
+def merge_folds(results: list[dict], episodes: list[pd.DataFrame], metrics: Sequence[str], episodes_path=None) -> dict:
+    """One result from runs of the same protocol on disjoint folds (``--set fold_ids=[i]``, run side by side).
+
+    Rows are recomputed from the concatenated per-episode tables (as :func:`finish` does); timings,
+    leakage and folds are merged; ``runtime_s`` is the sum; the config is the first run's with
+    ``fold_ids`` the union.
+
+    Example
+    -------
+    >>> res = merge_folds([json.load(open(p)) for p in paths], [pd.read_csv(e) for e in csvs], ["mae"])  # doctest: +SKIP
+    """
+    df = pd.concat(episodes, ignore_index=True)
+    rows = []
+    for split, g in df.groupby("split", sort=False):
+        for metric in metrics:
+            rows += summary_to_rows(summarize(g, metric), split)
+    merged: dict = {"timings": {}, "leakage": {}, "folds": {}}
+    for r in results:
+        for key in merged:
+            merged[key].update(r.get(key, {}))
+    config = dict(results[0]["config"])
+    config["fold_ids"] = sorted({i for r in results for i in (r["config"].get("fold_ids") or [])})
+    if episodes_path is not None:
+        df.to_csv(episodes_path, index=False)
+    adapt = df.groupby("method", sort=False)["adapt_s"].mean().to_dict()
+    return make_result(results[0]["protocol"], rows, float(sum(r["runtime_s"] for r in results)), config,
+                       mean_adapt_predict_s=adapt, **merged)
