@@ -354,7 +354,8 @@ def merge_folds(results: list[dict], episodes: list[pd.DataFrame], metrics: Sequ
 
     Example
     -------
-    >>> res = merge_folds([json.load(open(p)) for p in paths], [pd.read_csv(e) for e in csvs], ["mae"])  # doctest: +SKIP
+    >>> res = merge_folds([json.load(open(p)) for p in paths],
+    ...                   [pd.read_csv(e) for e in csvs], ["mae"])  # doctest: +SKIP
     """
     df = pd.concat(episodes, ignore_index=True)
     rows = []

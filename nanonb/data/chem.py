@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["ANION_FEATURES", "ANION_SMILES", "LIPID_DESCRIPTORS", "SOLVENT_FEATURES", "anion_descriptors",
-           "lipid_descriptors", "morgan_counts", "morgan_fingerprints", "require_rdkit", "solvent_descriptors", "solvent_table"]
+           "lipid_descriptors", "morgan_counts", "morgan_fingerprints", "require_rdkit", "solvent_descriptors",
+           "solvent_table"]
 
 
 def require_rdkit():

@@ -318,7 +318,8 @@ def lnpdb_features(df: pd.DataFrame, n_bits: int = 256, radius: int = 2, fingerp
     """Model inputs for each row of a frame from :func:`load_lnpdb` (unscaled).
 
     Columns: ``fp_0 .. fp_{n_bits-1}`` (Morgan bits of ``IL_SMILES``, or with ``fingerprint="counts"`` Morgan
-    counts divided by the largest count of the frame, so they lie in [0, 1] and keep their ratios), :data:`~nanonb.data.chem.LIPID_DESCRIPTORS`,
+    counts divided by the largest count of the frame, so they lie in [0, 1] and keep their ratios),
+    :data:`~nanonb.data.chem.LIPID_DESCRIPTORS`,
     the formulation (mol % of ionizable / helper / cholesterol / PEG lipid, IL:nucleic-acid mass
     ratio, ``Dose_log10_ug``) and every one-hot column of extra_x (helper lipid, sterol, PEG lipid,
     buffers, mixing, model, target, route, cargo, batching).
@@ -407,6 +408,7 @@ def lnpdb_taskset(
     x, names = lnpdb_features(sub, n_bits=n_bits, radius=radius, fingerprint=fingerprint)
     return tabular_taskset(sub, key, keep, x, "Experiment_value",
                            ["LNP_ID", "IL_name", "IL_SMILES", "assay", "duplicate_input"],
-                           lambda name, rows: (str(rows["Experiment_ID"].iloc[0]),), name="LNPDB", feature_names=names, report=report,
+                           lambda name, rows: (str(rows["Experiment_ID"].iloc[0]),), name="LNPDB",
+                           feature_names=names, report=report,
                            standardize_inputs=standardize, target_name=TARGET_NAME, target_unit=TARGET_UNIT,
                            t0=t0)
