@@ -195,9 +195,9 @@ class _Shift:
 
 
 def test_nested_select_chooses_on_inner_meta_train_groups_and_refits_on_all():
-    from nanonb.bench.casestudy_gp import PerShot, nested_select
-
     import dataclasses
+
+    from nanonb.bench.casestudy_gp import PerShot, nested_select
 
     ts = _linear_taskset(n_tasks=9, n=30, d=2, seed=3)
     ts = ts.with_tasks([dataclasses.replace(t, groups=(f"g{i}",)) for i, t in enumerate(ts)])
