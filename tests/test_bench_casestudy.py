@@ -224,3 +224,22 @@ def test_nested_select_chooses_on_inner_meta_train_groups_and_refits_on_all():
     assert isinstance(sel, PerShot) and sel.chosen[5].method is outer[0]
     with pytest.raises(ValueError, match="K = 3"):
         sel.adapt(test[0].subset(range(3)))
+
+
+def test_merge_folds_recomputes_rows_over_all_folds():
+    import pandas as pd
+
+    from nanonb.bench.casestudy import merge_folds
+    from nanonb.bench.schema import make_result
+
+    frames = [pd.DataFrame({"split": "s", "method": "m", "kind": "meta", "task": [t] * 2, "k": 5, "episode": [0, 1],
+                            "mae": v, "adapt_s": 0.1, "fold": f"s/{i}"})
+              for i, (t, v) in enumerate([("a", [1.0, 3.0]), ("b", [4.0, 4.0])])]
+    results = [make_result("calisol", [], 10.0, {"fold_ids": [i]}, timings={f"s/{i} x": 1.0}, leakage={f"s/{i}": "ok"},
+                           folds={f"s/{i}": {"test_groups": [t]}}, mean_adapt_predict_s={})
+               for i, t in enumerate("ab")]
+    res = merge_folds(results, frames, ["mae"])
+    (row,) = res["results"]
+    assert row["n_tasks"] == 2 and row["mean"] == pytest.approx(3.0)  # per-task means 2 and 4
+    assert set(res["folds"]) == {"s/0", "s/1"} and res["config"]["fold_ids"] == [0, 1]
+    assert res["runtime_s"] == pytest.approx(20.0)
