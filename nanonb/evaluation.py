@@ -193,7 +193,8 @@ def evaluate(methods: Sequence, test: TaskSet, shots: Sequence[int] = (1, 5, 10)
              include: Callable[[Any, int], bool] | None = None,
              extra: Callable[[Any, Task, Any, Any], dict] | None = None,
              columns: Mapping[str, Any] | None = None, order: str = "episode", return_predictions: bool = False,
-             desc: str = "evaluating") -> pd.DataFrame | tuple[pd.DataFrame, dict[str, np.ndarray]]:
+             desc: str = "evaluating", seeds: Sequence[int] | None = None
+             ) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Evaluate fitted ``methods`` on the same seeded episodes of every task of ``test``.
 
     Parameters
@@ -207,6 +208,11 @@ def evaluate(methods: Sequence, test: TaskSet, shots: Sequence[int] = (1, 5, 10)
         whole task or a seeded ``k_query`` of it). Tasks with ``len <= k`` are skipped.
     n_episodes:
         Episodes per (task, k >= 1), seeded by ``seed_fn(seed, task.name, k, episode)``.
+    seeds:
+        The episode seeds themselves (e.g. ``range(20)``): episode ``e`` of every (task, k) is
+        ``test.episode(task, k, k_query, seed=seeds[e])`` (:meth:`TaskSet.episodes
+        <nanonb.tasks.TaskSet.episodes>` gives the same episodes by hand); replaces ``n_episodes``
+        and ``seed_fn``.
     k_query:
         Query size cap (``None``: the rest of the task).
     metrics:
@@ -263,8 +269,11 @@ def evaluate(methods: Sequence, test: TaskSet, shots: Sequence[int] = (1, 5, 10)
     groups = [(t, k) for t in test for k in shots if k < len(t)]
     for g, (task, k) in enumerate(tqdm(groups, desc=desc, disable=not progress, leave=False)):
         kq = None if k_query is None else min(k_query, len(task) - k)
-        seeds = [seed_fn(seed, task.name, k, e) for e in range(n_episodes if k > 0 else 1)]
-        eps = [make_episode(test, task, k, kq, s) for s in seeds]
+        if seeds is None:
+            ep_seeds = [seed_fn(seed, task.name, k, e) for e in range(n_episodes if k > 0 else 1)]
+        else:
+            ep_seeds = [int(s) for s in seeds][: None if k > 0 else 1]
+        eps = [make_episode(test, task, k, kq, s) for s in ep_seeds]
         for mi, m in enumerate(methods):
             if include is not None and not include(m, k):
                 continue
@@ -274,7 +283,7 @@ def evaluate(methods: Sequence, test: TaskSet, shots: Sequence[int] = (1, 5, 10)
                 results = zip(out, [(time.perf_counter() - t0) / len(eps)] * len(eps))
             else:  # lazily, so that ``extra`` runs right after its episode's prediction
                 results = (_timed(predict or predict_episode, m, task, ep) for ep in eps)
-            for e, (ep, s, (pred, dt)) in enumerate(zip(eps, seeds, results)):
+            for e, (ep, s, (pred, dt)) in enumerate(zip(eps, ep_seeds, results)):
                 y = ep.query.targets
                 pred = _checked(pred, m, task, k, len(y))
                 row = {"method": m.name, "kind": m.kind, "task": task.name, "k": k, "episode": e, **columns}

@@ -1,9 +1,10 @@
 """3D structures as graphs: neighbour lists from ASE and padding-free batching.
 
 A :class:`Structure` is a finite cluster or molecule (atomic numbers, positions in Å, optional
-forces in eV/Å). :func:`collate` concatenates many structures of different sizes into one
-:class:`GraphBatch` (nodes stacked, edge indices offset, a node-to-graph index), so a batch costs
-exactly the sum of its atoms and edges: no padding.
+forces in eV/Å, optional per-structure condition variables such as strain or temperature).
+:func:`collate` concatenates many structures of different sizes into one :class:`GraphBatch` (nodes
+stacked, edge indices offset, a node-to-graph index), so a batch costs exactly the sum of its atoms
+and edges: no padding.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ class Structure:
     """A finite atomic structure.
 
     numbers: atomic numbers, shape ``(n,)``; positions: Å, shape ``(n, 3)``;
-    forces: eV/Å, shape ``(n, 3)`` or ``None``.
+    forces: eV/Å, shape ``(n, 3)`` or ``None``; conditions: per-structure condition variables
+    (e.g. strain, temperature in K), shape ``(c,)`` or ``None``, global inputs of a graph network
+    built with ``n_conditions=c``.
 
     Example
     -------
@@ -40,6 +43,7 @@ class Structure:
     numbers: np.ndarray
     positions: np.ndarray
     forces: np.ndarray | None = None
+    conditions: np.ndarray | None = None
     _edges: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -51,6 +55,8 @@ class Structure:
             raise ValueError("a Structure needs at least one atom")
         if self.forces is not None:
             self.forces = np.asarray(self.forces, dtype=np.float64).reshape(-1, 3)
+        if self.conditions is not None:
+            self.conditions = np.asarray(self.conditions, dtype=np.float64).reshape(-1)
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -91,6 +97,7 @@ class GraphBatch:
     graph: torch.Tensor
     n_atoms: torch.Tensor
     forces: torch.Tensor | None = None  # (N, 3) eV/Å when every structure carries forces
+    conditions: torch.Tensor | None = None  # (B, C) per-structure conditions when every structure has them
 
     @property
     def n_graphs(self) -> int:
@@ -99,13 +106,21 @@ class GraphBatch:
     def __len__(self) -> int:
         return self.n_graphs
 
+    def to(self, device) -> GraphBatch:
+        """The same batch with every tensor on ``device`` (``"cpu"``, ``"cuda"``); ``self`` if already there."""
+        if self.pos.device == torch.device(device):
+            return self
+        return GraphBatch(*(None if t is None else t.to(device) for t in (
+            self.z, self.pos, self.edge_i, self.edge_j, self.graph, self.n_atoms, self.forces, self.conditions)))
+
 
 def collate(structures: Sequence[Structure], cutoff: float = DEFAULT_CUTOFF,
             dtype: torch.dtype = torch.float32) -> GraphBatch:
     """Concatenate structures into a :class:`GraphBatch` without padding.
 
     Atoms are stacked, edge indices offset, and ``graph`` maps each atom to its structure; edges join
-    atoms closer than ``cutoff`` (Å). ``forces`` (eV/Å) are kept only when every structure has them.
+    atoms closer than ``cutoff`` (Å). ``forces`` (eV/Å) and ``conditions`` (stacked to ``(B, c)``) are kept
+    only when every structure has them.
 
     Example
     -------
@@ -132,6 +147,8 @@ def collate(structures: Sequence[Structure], cutoff: float = DEFAULT_CUTOFF,
         fs.append(s.forces)
         offset += len(s)
     forces = None if any(f is None for f in fs) else torch.from_numpy(np.concatenate(fs)).to(dtype)
+    cs = [s.conditions for s in structures]
+    conditions = None if any(c is None for c in cs) else torch.from_numpy(np.stack(cs)).to(dtype)
     return GraphBatch(
         z=torch.from_numpy(np.concatenate(zs)),
         pos=torch.from_numpy(np.concatenate(ps)).to(dtype),
@@ -140,4 +157,5 @@ def collate(structures: Sequence[Structure], cutoff: float = DEFAULT_CUTOFF,
         graph=torch.from_numpy(np.concatenate(gs)),
         n_atoms=torch.tensor(ns, dtype=torch.long),
         forces=forces,
+        conditions=conditions,
     )

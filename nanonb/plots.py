@@ -17,7 +17,7 @@ from .evaluation import mae, spearman, top_recall
 METHOD_COLORS = {
     "maml": "#1f77b4", "fomaml": "#17becf", "anil": "#2ca02c", "metasgd": "#9467bd",
     "scratch": "#d62728", "pooled": "#7f7f7f", "pooled+finetune": "#ff7f0e", "gp": "#8c564b",
-    "bml": "#c51b7d", "dkt": "#bcbd22", "support mean": "#bbbbbb",
+    "bml": "#c51b7d", "dkt": "#bcbd22", "support mean": "#bbbbbb", "in-task ceiling": "#000000",
 }
 
 
@@ -88,12 +88,13 @@ def error_vs_shots(summary: pd.DataFrame, ax=None, metric_label: str = "MAE"):
     for method, g in summary.groupby("method", sort=False):
         g = g.sort_values("k")
         dashed = g["kind"].iloc[0] == "baseline"
+        ls = ":" if method == "in-task ceiling" else "--" if dashed else "-"  # the ceiling: a reference line
         ax.errorbar(g["k"], g["mean"], yerr=g["sem"], marker="o", ms=4, capsize=3, label=method,
-                    color=color(method), ls="--" if dashed else "-")
+                    color=color(method), ls=ls)
     ax.set_xlabel("shots K (support points)")
     ax.set_ylabel(metric_label)
     ax.set_xticks(sorted(summary["k"].unique()))
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside: covers no curve
     ax.grid(alpha=0.3)
     return ax
 

@@ -28,7 +28,7 @@ def vtf_task_set(params_list, n=40, seed=0, noise=0.0, c_range=(0.2, 2.0), name=
     tasks, start = [], 0
     for i, y in enumerate(ys):
         sl = slice(start, start + len(y))
-        tasks.append(Task(f"{name}{i}", z[sl], y, groups=(f"salt{i}",)))
+        tasks.append(Task(f"{name}{i}", z[sl], y, groups=(f"salt{i}",), target_unit="log10(mS/cm)"))
         start += len(y)
     ts = TaskSet(tasks, name="synthetic VTF", feature_names=FEATURES)
     ts.feature_mean, ts.feature_std = mean, std

@@ -79,4 +79,35 @@ def test_batches_are_distinct_top_candidates():
     np.testing.assert_array_equal(select_batch("greedy", mean, std, 0.0, batch_size=3), [0, 2, 3])
     b = select_batch("thompson", mean, std, 0.0, batch_size=5, rng=np.random.default_rng(1))
     assert sorted(b.tolist()) == [0, 1, 2, 3, 4]
-    assert set(ACQUISITIONS) == {"greedy", "ucb", "ei", "maxvar", "thompson"}
+    assert set(ACQUISITIONS) == {"greedy", "ucb", "ei", "logei", "maxvar", "thompson"}
+
+
+# ---------------------------------------------------------------- BoTorch replacements vs the hand-written formulas
+def _old_ucb(mean, std, beta=2.0):
+    return mean + beta * std
+
+
+def _old_ei(mean, std, best):
+    z = np.where(std > 0, (mean - best) / np.where(std > 0, std, 1.0), 0.0)
+    return np.where(std > 0, (mean - best) * norm.cdf(z) + std * norm.pdf(z), np.maximum(mean - best, 0.0))
+
+
+OLD = {"greedy": lambda m, s, b: m, "ucb": lambda m, s, b: _old_ucb(m, s), "ei": _old_ei,
+       "logei": _old_ei, "maxvar": lambda m, s, b: s**2}
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_botorch_acquisitions_pick_the_same_points_as_the_hand_written_ones(case):
+    rng = np.random.default_rng(case)
+    mean = rng.normal(size=30) if case else np.array([1.0, 2.5, 3.0, 0.9])
+    std = rng.uniform(0.01, 1.0, size=len(mean)) if case else np.array([2.0, 0.1, 0.1, 0.5])
+    best = float(np.max(mean[:3]))
+    for name, old in OLD.items():
+        for goal in ("max", "min"):
+            sign = 1.0 if goal == "max" else -1.0
+            ref = np.argsort(-old(sign * mean, std, sign * best), kind="stable")[:3]
+            got = select_batch(name, mean, std, best, batch_size=3, goal=goal)
+            np.testing.assert_array_equal(got, ref, err_msg=f"{name} goal={goal}")
+        if name in ("greedy", "ucb", "ei", "maxvar"):
+            np.testing.assert_allclose(ACQUISITIONS[name](mean, std, best), old(mean, std, best), rtol=1e-6,
+                                       atol=1e-8)

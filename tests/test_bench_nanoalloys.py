@@ -11,9 +11,10 @@ from nanonb.cli import main
 
 def tiny_config():
     return NanoalloyConfig(n_per_pair=12, shots=(1, 5), n_episodes=1, val_episodes=1, algorithms=("anil", "fomaml"),
-                           descriptor_learners=("bml", "dkt"), descriptor_hidden=(8,), inner_steps=2,
+                           descriptor_learners=("bml", "bml-ens", "dkt"), bml_members=2, descriptor_hidden=(8,),
+                           inner_steps=2,
                            model_kwargs={"width": 8, "n_blocks": 1, "n_rbf": 8},
-                           iterations={"anil": 3, "fomaml": 3, "bml": 5, "dkt": 5}, pooled_epochs=1,
+                           iterations={"anil": 3, "fomaml": 3, "bml": 5, "bml-ens": 5, "dkt": 5}, pooled_epochs=1,
                            scratch_steps=3, finetune_steps=2, ceiling_splits=2)
 
 
@@ -23,9 +24,9 @@ def test_nanoalloys_protocol_end_to_end(tmp_path):
                          save_dir=tmp_path / "learners", log=lambda *_: None)
     methods = {r["method"] for r in res["results"]}
     best = res["best"]["name"]
-    assert methods == {"anil", "fomaml", "bml", "dkt", f"best={best}", "scratch", "pooled", "pooled+finetune", "gp",
-                       "support mean", "in-task ceiling"}
-    assert set(res["best"]["val_mae"]) == {"anil", "fomaml", "bml", "dkt"}
+    assert methods == {"anil", "fomaml", "bml", "bml-ens", "dkt", f"best={best}", "scratch", "pooled",
+                       "pooled+finetune", "gp", "support mean", "in-task ceiling"}
+    assert set(res["best"]["val_mae"]) == {"anil", "fomaml", "bml", "bml-ens", "dkt"}
     assert res["best"]["val_element"] == "Pd" and best == min(res["best"]["val_mae"], key=res["best"]["val_mae"].get)
     assert {r["k"] for r in res["results"]} == {1, 5}
     assert {r["metric"] for r in res["results"]} == {"mae", "rmse", "closed"}
@@ -35,6 +36,7 @@ def test_nanoalloys_protocol_end_to_end(tmp_path):
     assert res["verdict"].startswith(f"best learner: {best}; at K=5 it closes")
     assert (tmp_path / "f.png").stat().st_size > 10_000
     assert (tmp_path / "learners" / "nanoalloys_anil.pt").exists()
+    assert (tmp_path / "learners" / "nanoalloys_bml-ens.json").exists()  # the ensemble saves (and loads) too
     json.dumps(res, default=str)
 
 

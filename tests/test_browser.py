@@ -11,6 +11,9 @@ with the mouse and checks that
 * the explorer's figure changes (pixels of the figure element),
 * the nglview WebGL canvas is drawn (pixels that change when the canvas is hidden).
 
+A second test serves the no-code workshop app (``notebooks/app.ipynb``) with Voilà on 127.0.0.1, drags its
+"shots" slider and checks that the verdict line and the explorer's figure change and that no widget failed.
+
 Every request that does not go to loopback is aborted, so the test also proves the notebook needs no
 CDN. Screenshots go to ``$NANONB_ARTIFACTS/browser`` (default ``<repo>/artifacts/browser``).
 
@@ -360,3 +363,128 @@ def test_explorer_in_jupyterlab(lab: Lab, browser) -> None:
     print(json.dumps({"timings": timings, "slider": [before["sliderValue"], after["sliderValue"]],
                       "readout": [before["readoutText"], after["readoutText"]], "figure_changed": changed,
                       "nglview_drawn": drawn, "blocked": blocked}, indent=1))
+
+
+# ------------------------------------------------------------------------ the Voilà workshop app
+APP_NOTEBOOK = REPO_ROOT / "notebooks" / "app.ipynb"
+#: what the app's verdict line always contains (nanonb.widgets.app)
+VERDICT_TEXT = "measured cluster"
+
+
+@pytest.fixture(scope="module")
+def voila(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """Voilà on 127.0.0.1 serving a copy of ``notebooks/app.ipynb`` (token, isolated config dirs)."""
+    try:
+        import voila as _voila  # noqa: F401
+    except ImportError:
+        _skip_or_fail("voila is not installed (pip install 'nanonb[notebooks]')")
+    tmp = tmp_path_factory.mktemp("voila")
+    root = tmp / "root"
+    root.mkdir()
+    shutil.copy(APP_NOTEBOOK, root / APP_NOTEBOOK.name)
+    token, port = secrets.token_hex(16), _free_port()
+    log = tmp / "voila.log"
+    cmd = [sys.executable, "-m", "voila", APP_NOTEBOOK.name, "--no-browser", f"--port={port}",
+           "--Voila.ip=127.0.0.1", f"--token={token}", "--show_tracebacks=True"]
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, env=_lab_env(tmp), stdout=fh, stderr=subprocess.STDOUT, cwd=root,
+                                start_new_session=True)
+    server = Lab(proc, f"http://127.0.0.1:{port}", token, root, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"Voilà exited with code {proc.returncode}:\n{server.log_tail()}")
+            try:  # a static file: answers as soon as the server is up, without starting a kernel
+                urllib.request.urlopen(f"{server.url}/voila/static/voila.js", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"Voilà did not answer on {server.url} within 60 s:\n{server.log_tail()}")
+                time.sleep(0.3)
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # our own session: the server and its kernel
+                proc.wait(timeout=10)
+
+
+_APP_STATE = """([label, verdict]) => {
+  const s = [...document.querySelectorAll('.widget-hslider')].find(e => {
+    const l = e.querySelector('.widget-label'); return l && l.textContent.trim() === label; });
+  const v = [...document.querySelectorAll('.widget-html')].find(e => e.textContent.includes(verdict));
+  const sug = [...document.querySelectorAll('.widget-html')].find(e => e.textContent.includes('Next experiment'));
+  return {slider: !!s, value: s ? (s.querySelector('.widget-readout') || {}).textContent : null,
+          verdict: v ? v.textContent.trim() : null, suggestion: sug ? sug.textContent.trim() : null};
+}"""
+
+
+def test_workshop_app_in_voila(voila: Lab, browser) -> None:
+    """The no-code app as a workshop participant meets it: Voilà renders it, the slider drives it."""
+    if not APP_NOTEBOOK.is_file():
+        pytest.fail(f"{APP_NOTEBOOK} not found")
+    art = _artifact_dir()
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    blocked: list[str] = []
+
+    def only_loopback(route) -> None:
+        if re.match(r"^(data:|blob:|https?://(127\.0\.0\.1|localhost)(:\d+)?/)", route.request.url):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_loopback)
+    try:
+        page.goto(f"{voila.url}/?token={voila.token}", timeout=RUN_TIMEOUT_S * 1000)
+        _wait(page, "([l, v]) => { const s = (" + _APP_STATE + ")([l, v]); return s.slider && !!s.verdict; }",
+              RUN_TIMEOUT_S, "the app's shots slider and verdict", voila, arg=[SLIDER_LABEL, VERDICT_TEXT])
+        timings["load_to_app_s"] = time.monotonic() - t0
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(art / "app_01_loaded.png"), full_page=True)
+        text = page.locator("body").inner_text()
+        problems = sorted(set(_WIDGET_PROBLEMS.findall(text)))
+        assert not problems, f"widget rendering problems shown by Voilà: {problems}"
+        assert "Traceback" not in text and "Error" not in text.split("For the teacher")[0], text[:2000]
+        before = page.evaluate(_APP_STATE, [SLIDER_LABEL, VERDICT_TEXT])
+        assert before["suggestion"], f"no next-experiment suggestion shown: {before}"
+        figure = page.locator(".nanonb-adaptation-explorer img.widget-image").first
+        fig_before = figure.screenshot(path=str(art / "app_02_figure_before.png"))
+
+        t1 = time.monotonic()
+        slider = page.locator(".widget-hslider", has=page.locator(".widget-label", has_text=SLIDER_LABEL)).first
+        handle, track = slider.locator(".noUi-handle"), slider.locator(".noUi-target").bounding_box()
+        handle.scroll_into_view_if_needed()
+        box = handle.bounding_box()
+        assert box and track, "slider handle or track has no bounding box"
+        x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(min(x0 + 0.25 * track["width"], track["x"] + track["width"] - 1), y0, steps=12)
+        page.mouse.up()
+        _wait(page, "([l, v, old]) => { const s = (" + _APP_STATE + ")([l, v]); return s.verdict && "
+                    "s.verdict !== old; }", 120, "the verdict to change after dragging the slider", voila,
+              arg=[SLIDER_LABEL, VERDICT_TEXT, before["verdict"]])
+        page.wait_for_timeout(1500)
+        timings["drag_to_update_s"] = time.monotonic() - t1
+        after = page.evaluate(_APP_STATE, [SLIDER_LABEL, VERDICT_TEXT])
+        assert after["value"] != before["value"], f"slider did not move: {before} -> {after}"
+        fig_after = figure.screenshot(path=str(art / "app_03_figure_after.png"))
+        changed = _changed_fraction(fig_before, fig_after)
+        assert changed > 0.001, f"figure did not change after the drag (only {changed:.3%} of its pixels differ)"
+        page.screenshot(path=str(art / "app_04_after.png"), full_page=True)
+    finally:
+        timings["total_s"] = time.monotonic() - t0
+        (art / "app_report.json").write_text(json.dumps({"timings": timings, "blocked_requests": blocked},
+                                                         indent=1))
+        context.close()
+    print(json.dumps({"timings": timings, "slider": [before["value"], after["value"]],
+                      "verdict": [before["verdict"], after["verdict"]], "figure_changed": changed,
+                      "blocked": blocked}, indent=1))

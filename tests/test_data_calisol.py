@@ -335,6 +335,8 @@ def test_leave_salt_out_excludes_held_out_salts(taskset):
         assert not any(g in test_salts for t in train for g in t.groups)
         seen += test.names
     assert sorted(seen) == sorted(taskset.names)
+    named = taskset.group_kfold(n_splits=5, key="salt")          # the named key: the same folds
+    assert [te.names for _, te in named] == [te.names for _, te in folds]
 
 
 @pytest.mark.data

@@ -37,3 +37,8 @@ def test_keep_min_points_and_tabular_taskset():
     assert ts.names == ["a", "c"] and ts["c"].groups == ("c", "grp")
     assert np.allclose(ts["a"].inputs[:, 0] * ts.feature_std[0] + ts.feature_mean[0], [0, 1, 2, 3], atol=1e-5)
     assert ts.quality_report is rep and ts["a"].inputs.dtype == np.float32
+    assert ts["a"].group_keys == {}
+    named = tabular_taskset(sub, "g", keep, x, "y", ["m"], lambda name, rows: (name, "grp"), name="toy",
+                            feature_names=["f0", "f1"], report=rep, standardize_inputs=True, target_name="y",
+                            target_unit="u", t0=0.0, group_keys=lambda name, rows: {"g": (name,)})
+    assert named["c"].group_keys == {"g": ("c",)} and len(named.group_kfold(2, key="g")) == 2

@@ -63,3 +63,22 @@ def test_bml_and_ensemble_are_registered_and_a_saved_bml_loads_through_the_regis
     ep = ts.episode(ts[0], 3, seed=0)
     for a, b in zip(again.adapt(ep.support).predict_dist(ep.query), bml.adapt(ep.support).predict_dist(ep.query)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_learner_saved_on_a_gpu_loads_on_the_cpu(tmp_path):
+    import json
+
+    import torch
+
+    from nanonb.tasks.toy import sinusoid_tasks
+
+    learner = make_learner("maml", model="MLP", model_kwargs={"hidden": (4,)}, n_iterations=1, k_support=(1, 3))
+    learner.fit(sinusoid_tasks(4, 10), progress=False).save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    meta["config"]["device"] = "cuda:0"  # as written by a GPU run
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    back = load(tmp_path / "m")
+    assert back.config.device == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert load(tmp_path / "m", device="cpu").config.device == "cpu"
+    x = np.linspace(-1, 1, 5)[:, None]
+    np.testing.assert_allclose(load(tmp_path / "m", device="cpu").predict(x), learner.predict(x), rtol=1e-6)

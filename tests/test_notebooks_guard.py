@@ -315,3 +315,37 @@ def test_exact_output_cells_print_no_floats(path: Path) -> None:
         text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in c.get("outputs", []))
         floats = re.findall(r"(?<![\w.])\d+\.\d+(?:e[-+]?\d+)?", text)
         assert not floats, f"{path.name}: cell {i} is compared exactly but prints floats {floats[:5]}"
+
+
+# ---------------------------------------------------------------------------------- figures
+#: Notebooks allowed to have no saved figure, each with its reason. Keep this list empty but for real exemptions.
+NO_FIGURE_OK = {
+    # a Voilà dashboard: its figures are live ipywidgets Images (not saved as image/png outputs); the browser
+    # test (tests/test_browser.py::test_workshop_app_in_voila) checks that they render and change
+    "app.ipynb": "dashboard, figures are widget images checked by the browser test",
+    # TEMPORARY (issue 17): owned by the real-data helper, who adds their figures on another branch.
+    # The lead removes these two lines when merging that branch; this test then guards them too.
+    "06_case_study_electrolytes.ipynb": "figures pending on the real-data branch",
+    "07_case_study_lnp.ipynb": "figures pending on the real-data branch",
+}
+
+
+def _n_figures(nb) -> int:
+    return sum("image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {})
+               for _, c in _code_cells(nb) for o in c.get("outputs", []))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_makes_its_point_in_a_figure(path: Path) -> None:
+    """Every notebook has at least one saved figure (a PNG or SVG output), unless listed in NO_FIGURE_OK."""
+    n = _n_figures(nbformat.read(path, as_version=4))
+    if path.name in NO_FIGURE_OK:
+        if n:  # exemption no longer needed: say so, so the list stays honest
+            pytest.fail(f"{path.name} now has {n} figure(s): remove it from NO_FIGURE_OK")
+        return
+    assert n >= 1, f"{path.name}: no saved figure; make the notebook's point in a figure (plt.show() in a cell)"
+
+
+def test_figure_exemptions_name_existing_notebooks() -> None:
+    names = {p.name for p in NOTEBOOKS}
+    assert set(NO_FIGURE_OK) <= names, f"NO_FIGURE_OK lists missing notebooks: {sorted(set(NO_FIGURE_OK) - names)}"

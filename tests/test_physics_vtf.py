@@ -62,3 +62,24 @@ def test_empirical_prior_is_centred_on_the_meta_train_tasks():
     assert prior.mean[0] == pytest.approx(5.6, abs=0.3)
     assert prior.mean[1] == pytest.approx(520.0, rel=0.15)
     assert prior.t0_max == pytest.approx(215.0 - 20.0, abs=1.0)
+
+
+def test_celsius_temperatures_are_refused_with_the_from_frame_fix():
+    ts = vtf_task_set([TRUE], n=20)
+    celsius = TaskSet(list(ts), feature_names=ts.feature_names)
+    celsius.feature_mean, celsius.feature_std = ts.feature_mean - np.r_[273.15, 0, 0, 0], ts.feature_std
+    with pytest.raises(ValueError, match="units=\\{'temperature': 'degC'\\}") as err:
+        RawColumns.of(celsius)                                      # -58 to 77: °C above 20 °C included
+    assert "select()" not in str(err.value)
+
+
+def test_vtf_fit_predicts_arrays_and_reads_roles():
+    ts = vtf_task_set([TRUE], n=40)
+    base = VTFFit(prior=VTFPrior(t0_max=200.0)).fit(ts)
+    adapted = base.adapt(ts[0])
+    np.testing.assert_allclose(adapted.predict(ts[0].inputs), adapted.predict(ts[0]))
+    renamed = TaskSet(list(ts), feature_names=["Tk", "invT", "molality", "s"])
+    renamed.feature_mean, renamed.feature_std = ts.feature_mean, ts.feature_std
+    renamed.roles = {"temperature": "Tk", "concentration": "molality"}
+    cols = RawColumns.of(renamed)
+    assert (cols.t_index, cols.c_index) == (0, 2)

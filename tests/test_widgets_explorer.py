@@ -257,3 +257,26 @@ def test_explorer_on_descriptor_tasks_shows_the_matching_structures(bml_and_task
     assert [len(s) for s, _ in ex._support_structures] == [len(test["Cu-Pt"].inputs[i]) for i in ep.support_idx]
     wrapped = AdaptationExplorer(learner, test, shots=4, ceiling=False, show_structures=False)
     assert wrapped.result["mae"] == pytest.approx(ex.result["mae"])
+
+
+def test_shots_moves_blit_on_a_cached_background_and_match_a_full_redraw(learner_and_tasks):
+    """Moving "shots" keeps the figure's background (no full draw) and still equals a fresh full draw."""
+    import io
+
+    from PIL import Image
+
+    learner, test = learner_and_tasks
+    ex = AdaptationExplorer(learner, test, shots=5, inner_steps=3, show_structures=False)
+    canvas = ex.figure.canvas
+    full_draws = []
+    draw = canvas.draw
+    canvas.draw = lambda *a, **k: (full_draws.append(1), draw(*a, **k))[1]
+    for k in (6, 7, 6, 5, 6):
+        ex.shots.value = k
+        assert ex.result["ok"] and ex.result["k"] == k
+    assert len(full_draws) <= 1, f"{len(full_draws)} full redraws for 5 shots moves"
+    fresh = AdaptationExplorer(learner, test, shots=6, inner_steps=3, show_structures=False)
+    fresh._plot._xmax = dict(ex._plot._xmax)  # the same bar-axis range as the moved explorer kept
+    fresh.update()  # a new background for that range, drawn in full, then the artists
+    a, b = (np.asarray(Image.open(io.BytesIO(bytes(e.image.value))).convert("RGB"), dtype=int) for e in (ex, fresh))
+    assert a.shape == b.shape and np.mean(np.any(a != b, axis=-1)) < 0.0005

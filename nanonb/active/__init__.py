@@ -6,8 +6,14 @@
 - :mod:`.campaign`: :func:`run_campaign` simulates a lab loop on a held-out task with hidden labels;
   :func:`compare_strategies`, :func:`campaign_summary`, :func:`best_so_far_curves`.
 - :mod:`.refine`: :func:`refine` feeds campaign measurements back into meta-training.
+- :mod:`.botorch_model`: any learner with ``predict_dist`` as a BoTorch model (:func:`learner_model`).
+- :mod:`.store`: :class:`CampaignStore`, the SQLite campaign log (resumable after a crash).
+- :mod:`.oracle`: live oracles (:class:`AlloyOracle`: EMT; :class:`CSVDropOracle`: a human, by CSV).
+- :mod:`.live`: :func:`run_live_campaign`, the autonomous-lab loop (BoTorch proposals, oracle in the loop).
+- :mod:`.formulation`: constrained mixture proposals (:func:`propose_mixtures`, :func:`mixture_report`).
 
-The benchmark protocol ``python -m nanonb.bench active --data ...`` lives in :mod:`nanonb.bench.active`.
+The benchmark protocols ``python -m nanonb.bench active --data ...`` and ``... campaign --data nanoalloys``
+live in :mod:`nanonb.bench.active` and :mod:`nanonb.bench.campaign`.
 """
 
 from .acquisition import (
@@ -20,6 +26,7 @@ from .acquisition import (
     thompson_sampling,
     upper_confidence_bound,
 )
+from .botorch_model import learner_model
 from .campaign import (
     CampaignResult,
     best_so_far_curves,
@@ -28,9 +35,15 @@ from .campaign import (
     compare_strategies,
     run_campaign,
 )
+from .formulation import ELECTROLYTE_SPACE, LNP_SPACE, mixture_report, propose_mixtures, unconstrained_proposals
+from .live import calls_to_target, run_live_campaign
+from .oracle import AlloyOracle, CSVDropOracle
 from .refine import acquired_tasks, augment_taskset, refine
+from .store import CampaignStore
 
 __all__ = [
+    "ELECTROLYTE_SPACE", "LNP_SPACE", "AlloyOracle", "CSVDropOracle", "CampaignStore", "calls_to_target",
+    "learner_model", "mixture_report", "propose_mixtures", "run_live_campaign", "unconstrained_proposals",
     "ACQUISITIONS", "GOALS", "CampaignResult", "acquired_tasks", "augment_taskset", "best_so_far_curves",
     "campaign_pool", "campaign_summary", "compare_strategies", "expected_improvement",
     "greedy_mean", "max_variance", "refine", "run_campaign", "select_batch", "thompson_sampling",

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from ..baselines.gp import TaskGP, TaskResidualGP
-from ..baselines.nets import FineTune, Pooled
+from ..baselines.nets import FineTune, Pooled, pooled_view
 from ..baselines.tabular import PooledOffset, PooledRecalibration, PooledTrees, RandomRanker, SupportRF
 from ..evaluation import Named, evaluate, summarize
 from ..learners.registry import make_learner
@@ -80,22 +80,6 @@ class MetaSpec:
     vtf_mask: tuple[str, ...] = ()
     adapt_steps: int | None = None
     adapt_lr: float | None = None
-
-
-def pooled_view(train: TaskSet) -> TaskSet:
-    """All meta-train points as one task (same points, same scaler statistics, same loader attributes).
-
-    :class:`nanonb.baselines.nets.Pooled` builds a sub-task per task in every minibatch; with one merged
-    task it builds one, which makes pooled pre-training ~10× faster on these tabular sets.
-
-    Example
-    -------
-    >>> len(pooled_view(meta_train))  # doctest: +SKIP
-    1
-    """
-    x = np.vstack([t.inputs for t in train])
-    y = np.concatenate([t.targets for t in train])
-    return train.with_tasks([Task("pooled", x, y, descriptors=x[:, :1])], name=f"{train.name} pooled")
 
 
 def _fit_pooled(model: str, kw: dict, train: TaskSet, epochs: int, batch: int, seed: int, progress: bool) -> Pooled:

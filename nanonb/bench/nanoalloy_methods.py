@@ -4,7 +4,8 @@ Two input views of the same tasks (same points, same order, so the same episodes
 
 - the MAML family (MAML, FOMAML, ANIL, Meta-SGD) and the network baselines see the *structures*
   (graph network, :mod:`nanonb.models.gnn`);
-- the Bayesian last layer (``bml``, ALPaCA), deep kernel transfer (``dkt``) and the deep ensemble
+- the Bayesian last layer (``bml``, ALPaCA), an ensemble of them (``bml-ens``), deep kernel
+  transfer (``dkt``) and the deep ensemble
   (``ensemble``) see the 12 cluster *descriptors* through an MLP. :class:`OnDescriptors` lets them
   take structure-task episodes: it swaps the inputs for the descriptors before every call.
 
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 
 from ..evaluation import evaluate
 from ..learners.alpaca import BayesianMetaLearner
+from ..learners.bml_ensemble import BMLEnsemble
 from ..learners.descriptors import OnDescriptors
 from ..learners.dkt import DKT
 from ..learners.ensemble import EnsembleMetaLearner
@@ -31,7 +33,7 @@ from ..learners.registry import make_learner
 from ..tasks import TaskSet
 
 #: The learners on descriptors, in table order.
-DESCRIPTOR_LEARNERS = ("bml", "dkt", "ensemble")
+DESCRIPTOR_LEARNERS = ("bml", "bml-ens", "dkt", "ensemble")
 
 
 def graph_learner(cfg, algo: str, pooled_model=None):
@@ -47,15 +49,21 @@ def graph_learner(cfg, algo: str, pooled_model=None):
 
 
 def descriptor_learner(cfg, name: str) -> OnDescriptors:
-    """An unfitted descriptor learner ``name`` (``bml``, ``dkt`` or ``ensemble``) with the protocol's settings.
+    """An unfitted descriptor learner ``name`` (``bml``, ``bml-ens``, ``dkt`` or ``ensemble``) with the protocol's
+    settings.
 
-    ``bml``: ALPaCA on an MLP (64, 64), the settings of notebook 05; ``dkt``: :class:`DKT` defaults
+    ``bml``: ALPaCA on an MLP (64, 64), the settings of notebook 05; ``bml-ens``: ``cfg.bml_members`` of them
+    (seeds ``seed, seed + 1, ...``) with a mixture predictive (:class:`BMLEnsemble`); ``dkt``: :class:`DKT` defaults
     (chosen by nested selection on meta-train elements); ``ensemble``: ANIL members on the same MLP.
     """
     hidden = {"hidden": tuple(cfg.descriptor_hidden)}
     if name == "bml":
         learner = BayesianMetaLearner(model="MLP", model_kwargs=hidden, n_iterations=cfg.iterations.get("bml", 250),
                                       meta_batch_size=8, k_support=(0, 20), seed=cfg.seed)
+    elif name == "bml-ens":
+        learner = BMLEnsemble(n_members=cfg.bml_members, model="MLP", model_kwargs=hidden,
+                              n_iterations=cfg.iterations.get("bml-ens", 250), meta_batch_size=8, k_support=(0, 20),
+                              seed=cfg.seed)
     elif name == "dkt":
         learner = DKT(n_iterations=cfg.iterations.get("dkt", 200), seed=cfg.seed)
     elif name == "ensemble":

@@ -10,7 +10,8 @@ Three disjoint sets of element-pair tasks, all errors MAE/RMSE in meV/atom:
 - **meta-train**: the rest.
 
 Families: MAML, FOMAML, ANIL and Meta-SGD on the structures (graph network, adapted around the
-support mean: ``center="support"``), and the Bayesian last layer (``bml``), deep kernel transfer
+support mean: ``center="support"``), and the Bayesian last layer (``bml``), an ensemble of five (``bml-ens``),
+deep kernel transfer
 (``dkt``) and a deep ensemble of ANIL learners (``ensemble``) on the 12 cluster descriptors.
 Baselines: scratch, pooled, pooled + fine-tune (graph network, all meta-train pairs), GP on the
 support (descriptors), the support mean, and the **in-task ceiling** (GP on 80 % of each held-out task,
@@ -51,7 +52,8 @@ class NanoalloyConfig:
     containing ``val_element`` (``None``: the element before ``holdout`` in ``ELEMENTS``); errors in
     meV/atom. ``algorithms``: the MAML family on structures, warm-started from a pooled network trained
     on the same pairs (``warm_start``), ``inner_steps`` SGD steps around the support mean
-    (``center="support"``); ``descriptor_learners``: ``bml``, ``dkt``, ``ensemble`` on descriptors.
+    (``center="support"``); ``descriptor_learners``: ``bml``, ``bml-ens`` (``bml_members`` BMLs, one mixture),
+    ``dkt``, ``ensemble`` on descriptors.
     ``iterations`` holds the meta-training iterations of every learner. ``n_episodes`` test episodes
     per task and K, ``val_episodes`` per validation task at ``val_k`` shots.
 
@@ -73,7 +75,8 @@ class NanoalloyConfig:
     model_kwargs: dict = field(default_factory=lambda: {"width": 32, "n_blocks": 2, "n_rbf": 16})
     descriptor_hidden: tuple[int, ...] = (64, 64)
     iterations: dict = field(default_factory=lambda: {"maml": 30, "fomaml": 50, "anil": 100, "metasgd": 30,
-                                                      "bml": 250, "dkt": 200, "ensemble": 80})
+                                                      "bml": 250, "bml-ens": 250, "dkt": 200,
+                                                      "ensemble": 80})
     inner_lr: dict = field(default_factory=lambda: {"maml": 0.03, "fomaml": 0.03, "anil": 0.1, "metasgd": 0.01})
     inner_steps: int = 10
     inner_grad_clip: float = 1.0
@@ -82,6 +85,7 @@ class NanoalloyConfig:
     outer_lr: float = 3e-4
     warm_start: bool = True
     ensemble_members: int = 3
+    bml_members: int = 5
     pooled_epochs: int = 15
     finetune_steps: int = 20
     scratch_steps: int = 30
@@ -92,9 +96,11 @@ class NanoalloyConfig:
     def quick(cls) -> NanoalloyConfig:
         """The reduced configuration of ``--quick`` (seconds; used by the tests)."""
         return cls(n_per_pair=24, shots=(1, 5), n_episodes=2, val_episodes=1, algorithms=("fomaml", "anil"),
-                   descriptor_learners=("bml", "dkt"), pooled_epochs=3, descriptor_hidden=(16,),
+                   descriptor_learners=("bml", "bml-ens", "dkt"), bml_members=2,
+                   pooled_epochs=3, descriptor_hidden=(16,),
                    model_kwargs={"width": 16, "n_blocks": 1, "n_rbf": 8}, inner_steps=3,
-                   iterations={"maml": 5, "fomaml": 5, "anil": 5, "metasgd": 5, "bml": 20, "dkt": 20, "ensemble": 5},
+                   iterations={"maml": 5, "fomaml": 5, "anil": 5, "metasgd": 5, "bml": 20, "bml-ens": 20, "dkt": 20,
+                               "ensemble": 5},
                    scratch_steps=10, finetune_steps=5, ceiling_splits=2)
 
     def validation_element(self) -> str:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["execute_notebook", "notebook_stdout"]
+__all__ = ["cell_seconds", "execute_notebook", "heaviest_cell", "notebook_stdout"]
 
 
 # ------------------------------------------------------------------------------------ memory
@@ -144,3 +144,42 @@ def notebook_stdout(nb) -> str:
 
 
 # ------------------------------------------------------------------------- widget latency
+
+
+def cell_seconds(nb) -> list[float | None]:
+    """Wall time (s) of every cell of an executed notebook, from nbclient's timing metadata (busy to idle).
+
+    ``None`` for markdown cells and cells without timing (not executed).
+    """
+    from datetime import datetime
+
+    def parse(stamp: str) -> datetime:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+    out: list[float | None] = []
+    for c in nb.cells:
+        t = c.get("metadata", {}).get("execution", {}) if c.cell_type == "code" else {}
+        start = t.get("iopub.status.busy") or t.get("iopub.execute_input")
+        end = t.get("iopub.status.idle") or t.get("shell.execute_reply")
+        if start and end:
+            out.append((parse(end) - parse(start)).total_seconds())
+        else:
+            out.append(None)
+    return out
+
+
+def heaviest_cell(nb) -> dict[str, Any]:
+    """The slowest cell of an executed notebook: ``index`` (0-based, all cells), ``seconds``, ``first_line``.
+
+    Example
+    -------
+    >>> heaviest_cell(executed_nb)["seconds"]   # doctest: +SKIP
+    12.3
+    """
+    times = cell_seconds(nb)
+    timed = [(s, i) for i, s in enumerate(times) if s is not None]
+    if not timed:
+        return {"index": None, "seconds": float("nan"), "first_line": ""}
+    s, i = max(timed)
+    return {"index": i, "seconds": float(s), "first_line": nb.cells[i].source.strip().splitlines()[0][:80]
+            if nb.cells[i].source.strip() else ""}

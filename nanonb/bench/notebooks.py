@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from .nbexec import execute_notebook, notebook_stdout
+from .nbexec import execute_notebook, heaviest_cell, notebook_stdout
 from .schema import apply_options, make_result
 
 #: budget per notebook / interaction
@@ -279,7 +279,7 @@ def run_notebooks(quick: bool = False, seed: int = 0, progress: bool = True, con
             nb = nbformat.read(work / name, as_version=4)
             r = execute_notebook(nb, work, timeout_s=timeout_s)
             method = name.removesuffix(".ipynb")
-            per_notebook[method] = {k: v for k, v in r.items()}
+            per_notebook[method] = {k: v for k, v in r.items()} | {"heaviest_cell": heaviest_cell(nb)}
             rows += [_row(method, "runtime_s", r["runtime_s"]), _row(method, "peak_mem_mb", r["peak_mem_mb"])]
             ok = check(method, "runtime_s", r["runtime_s"]) & check(method, "peak_mem_mb", r["peak_mem_mb"])
             if r["error"]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .._io import check_writable
 from ..threads import limit_threads
+from .catalog import describe, option_lines, overview_lines
 from .schema import OptionError, format_table, parse_options, write_json
 
 #: protocol name -> "module:function"
@@ -31,10 +32,13 @@ PROTOCOLS: dict[str, str] = {
     "calisol": "nanonb.bench.calisol:run_calisol",
     "lnpdb": "nanonb.bench.lnpdb:run_lnpdb",
     "active": "nanonb.bench.active:run_active_bench",
+    "campaign": "nanonb.bench.campaign:run_campaign_bench",
     "tb": "nanonb.bench.tb:run_tb_bench",
     "forces": "nanonb.bench.forces:run_forces_bench",
     "notebooks": "nanonb.bench.notebooks:run_notebooks",
     "soak": "nanonb.bench.soak:run_soak",
+    "speed": "nanonb.bench.speed:run_speed",
+    "calisol-narrow": "nanonb.bench.narrow:run_narrow",
 }
 
 
@@ -97,20 +101,55 @@ def run(protocol: str, quick: bool = False, seed: int = 0, out: str | Path | Non
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point (``python -m nanonb.bench``, ``nanonb bench``); returns the exit status."""
-    p = argparse.ArgumentParser(prog="python -m nanonb.bench", description="Run a benchmark protocol: print its "
-                                "table, write its JSON (--out).")
-    p.add_argument("protocol", choices=sorted(PROTOCOLS))
-    p.add_argument("--out", default=None, help="write the JSON result here")
-    p.add_argument("--quick", action="store_true", help="reduced configuration (seconds, for tests)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--holdout", default=None, help="nanoalloys: element to hold out (default Pt)")
-    p.add_argument("--data", default=None, help="active: data set (nanoalloys, calisol, lnpdb)")
+def _parser(prog: str) -> argparse.ArgumentParser:
+    """The argument parser; its epilog lists every protocol from :data:`nanonb.bench.catalog.CATALOG`."""
+    epilog = ("protocols (python -m nanonb.bench PROTOCOL --help: its --set keys and their defaults):\n  "
+              + "\n  ".join(overview_lines(PROTOCOLS)))
+    p = argparse.ArgumentParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog,
+                                description="Run a benchmark protocol: print its table, write its JSON (--out). "
+                                            "Runtimes: one thread (NANONB_NUM_THREADS, default 1) on 2 cores.")
+    p.add_argument("protocol", choices=sorted(PROTOCOLS), metavar="PROTOCOL",
+                   help=f"one of: {', '.join(sorted(PROTOCOLS))}")
+    p.add_argument("--out", default=None, help="write the JSON result here (default: print only)")
+    p.add_argument("--quick", action="store_true", help="reduced configuration (seconds to a minute; for tests, "
+                                                        "not for numbers)")
+    p.add_argument("--seed", type=int, default=0, help="data, training and episode seed (default: %(default)s)")
+    p.add_argument("--holdout", default=None, help="nanoalloys: element whose pairs are held out (default: Pt)")
+    p.add_argument("--data", default=None, help="active: data set, nanoalloys, calisol or lnpdb "
+                                                "(default: nanoalloys); campaign: nanoalloys")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the protocol's configuration (repeatable; VALUE is JSON or a "
-                        "string); an unknown KEY is an error that lists the valid ones")
-    p.add_argument("--no-progress", action="store_true")
+                        "string); PROTOCOL --help lists the keys; an unknown KEY is an error that lists them")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    return p
+
+
+def protocol_help(protocol: str, prog: str = "python -m nanonb.bench") -> str:
+    """The help of one protocol: summary, runtime, data, and its ``--set`` keys with defaults.
+
+    Example
+    -------
+    >>> "n_episodes = 20" in protocol_help("calisol")
+    True
+    """
+    func = protocol_function(protocol)
+    lines = [f"usage: {prog} {protocol} [--out OUT] [--quick] [--seed SEED] [--set KEY=VALUE ...] [--no-progress]",
+             "", *describe(protocol), "", "--set keys:", *option_lines(protocol, func), "",
+             f"common flags: {prog} --help"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m nanonb.bench") -> int:
+    """Command line entry point (``python -m nanonb.bench``, ``nanonb bench``); returns the exit status.
+
+    ``PROTOCOL --help`` prints :func:`protocol_help`; ``--help`` alone the overview of every protocol.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    named = [a for a in argv if a in PROTOCOLS]
+    if named and any(a in ("-h", "--help") for a in argv):
+        print(protocol_help(named[0], prog))
+        return 0
+    p = _parser(prog)
     a = p.parse_args(argv)
     try:
         opts = {k: v for k, v in {"holdout": a.holdout, "data": a.data}.items() if v is not None}

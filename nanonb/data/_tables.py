@@ -85,12 +85,14 @@ def keep_min_points(df: pd.DataFrame, column: str, min_points: int, report: Data
 def tabular_taskset(sub: pd.DataFrame, column: str, keep: Sequence, x: np.ndarray, target: str,
                     meta_columns: Sequence[str], groups: Callable[[str, pd.DataFrame], tuple], *, name: str,
                     feature_names: list[str], report: DataQualityReport, standardize_inputs: bool,
-                    target_name: str, target_unit: str, t0: float) -> TaskSet:
+                    target_name: str, target_unit: str, t0: float,
+                    group_keys: Callable[[str, pd.DataFrame], dict] | None = None) -> TaskSet:
     """One task per value ``keep`` of ``sub[column]``, from the feature rows ``x`` (aligned with ``sub``).
 
     Inputs are the z-scored features (:func:`standardize`; the raw ones if not
     ``standardize_inputs``) as float32; ``descriptors`` are always the z-scored ones; targets
-    ``sub[target]``; ``meta`` the ``meta_columns``; ``groups(task_name, rows)``. The task set gets
+    ``sub[target]``; ``meta`` the ``meta_columns``; ``groups(task_name, rows)``; ``group_keys(task_name,
+    rows)`` the named group labels (``{"salt": ("LiPF6",)}``, so ``group_kfold(key="salt")`` works). The task set gets
     ``feature_mean``, ``feature_std``, ``quality_report`` and ``build_seconds`` (since ``t0``, a
     ``time.perf_counter()`` value).
 
@@ -115,6 +117,7 @@ def tabular_taskset(sub: pd.DataFrame, column: str, keep: Sequence, x: np.ndarra
             descriptors=z[idx],
             target_name=target_name,
             target_unit=target_unit,
+            group_keys=group_keys(str(task_name), rows) if group_keys is not None else {},
         ))
     ts = TaskSet(tasks, name=name, feature_names=feature_names)
     ts.feature_mean = mean

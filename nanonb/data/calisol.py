@@ -17,7 +17,7 @@ Examples
 >>> df, report = load_calisol(data_dir="../shared/data")              # doctest: +SKIP
 >>> print(report)                                                     # doctest: +SKIP
 >>> ts = calisol_taskset(df)                                          # doctest: +SKIP
->>> folds = ts.group_kfold(5)   # leave-salt-out (groups[0] is the salt)  # doctest: +SKIP
+>>> folds = ts.group_kfold(5, key="salt")   # leave-salt-out  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -335,7 +335,8 @@ def calisol_taskset(
     -------
     TaskSet
         Tasks named ``"<salt>|<solvent>+<solvent>"`` (solvents in file order), ``groups =
-        (salt, *solvents)`` so ``group_kfold`` (key ``groups[0]``) is leave-salt-out; targets
+        (salt, *solvents)`` and ``group_keys = {"salt": (salt,)}``, so ``group_kfold`` (``key="salt"``,
+        the default) is leave-salt-out; targets
         ``log10_k`` in log10(mS/cm); ``meta`` with doi, T, c, c units, ratio type, k and flags;
         ``descriptors`` = the standardized inputs. Extra attributes: ``feature_names``,
         ``feature_mean``, ``feature_std``, ``quality_report`` and ``build_seconds``. Inputs in
@@ -353,8 +354,8 @@ def calisol_taskset(
     ...                     "EC": 0.5, "DMC": 0.5})                                    # weight fractions
     >>> df, _ = clean_calisol(raw)
     >>> ts = calisol_taskset(df, min_points=2)
-    >>> ts.names, ts["LiPF6|EC+DMC"].groups, ts[0].target_unit
-    (['LiPF6|EC+DMC'], ('LiPF6', 'EC', 'DMC'), 'log10(mS/cm)')
+    >>> ts.names, ts["LiPF6|EC+DMC"].groups, ts[0].group_keys, ts[0].target_unit
+    (['LiPF6|EC+DMC'], ('LiPF6', 'EC', 'DMC'), {'salt': ('LiPF6',)}, 'log10(mS/cm)')
     >>> ts[0].targets.round(3)                        # log10(k / (mS/cm))
     array([0.699, 0.845, 0.954, 1.   ])
     >>> ts.feature_names[:3]
@@ -389,4 +390,5 @@ def calisol_taskset(
 
     return tabular_taskset(sub, "system", keep, x, "log10_k", META_COLUMNS, groups, name="CALiSol-23",
                            feature_names=names, report=report, standardize_inputs=standardize,
-                           target_name=TARGET_NAME, target_unit=TARGET_UNIT, t0=t0)
+                           target_name=TARGET_NAME, target_unit=TARGET_UNIT, t0=t0,
+                           group_keys=lambda name, rows: {"salt": (rows["salt"].iloc[0],)})

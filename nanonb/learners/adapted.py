@@ -41,7 +41,7 @@ class AdaptedModel:
 
     @torch.no_grad()
     def predict(self, inputs: Task | np.ndarray | list) -> np.ndarray:
-        x = self.learner.scaler.x(inputs, self.learner.cutoff)
+        x = self.learner.inputs(inputs)
         if self.head_only:
             out = self.fmodel(self.learner.model(x, output="features")).squeeze(-1)
         else:
@@ -64,7 +64,7 @@ class AdaptedModel:
 
     def features(self, inputs) -> torch.Tensor:
         """Body features of the adapted model (used by Bayesian last layers)."""
-        x = self.learner.scaler.x(inputs, self.learner.cutoff)
+        x = self.learner.inputs(inputs)
         with torch.no_grad():
             if self.head_only:
                 return self.learner.model(x, output="features")

@@ -385,10 +385,13 @@ class BayesianMetaLearner:
         if self.model is None:
             raise RuntimeError(f"Nothing to save: this {self.name} learner is not fitted yet; fit it first "
                                "(learner.fit(meta_train)), then save.")
-        meta = {"config": asdict(self.config), "name": self.name, "scaler": asdict(self.scaler),
+        return save_state(path, self.state_meta(), self._state())
+
+    def state_meta(self) -> dict:
+        """The JSON half of :meth:`save`: config, scaler, history and calibration (tensors: ``_state()``)."""
+        return {"config": asdict(self.config), "name": self.name, "scaler": asdict(self.scaler),
                 "history": self.history, "fit_time_s": self.fit_time_s, "var_factors": list(self.var_factors),
                 "calib_names": self.calib_names, "algorithm": "bml", "nanonb_format": 1}
-        return save_state(path, meta, self._state())
 
     def load_state(self, meta: dict, tensors: dict[str, torch.Tensor]) -> BayesianMetaLearner:
         """Restore weights, scaler, history and calibration written by :meth:`save` (``meta``: its JSON).

@@ -14,9 +14,12 @@ algorithm     adapted parameters   meta-gradient               inner learning ra
 ``metasgd``   all                  second order (or first)     learned, one per weight
 ============  ===================  ==========================  ==========================
 
-The inner loop (:meth:`MetaLearner._inner_loop`) runs on ``higher.innerloop_ctx``: starting from the
-meta-learned initial weights, ``inner_steps`` SGD steps on the support loss, each gradient passed
-through :func:`nanonb.learners.inner.prepare_grads` (first-order detach and differentiable clip).
+The inner loop (:meth:`MetaLearner._inner_loop`): starting from the meta-learned initial weights,
+``inner_steps`` SGD steps on the support loss with the clip / first-order rule of
+:mod:`nanonb.learners.inner`. ``backend="func"`` (default) runs it with ``torch.func``
+(:mod:`nanonb.learners.functional`; tabular meta-batches as one ``vmap``); ``backend="higher"`` on
+``higher.innerloop_ctx`` with :func:`~nanonb.learners.inner.prepare_grads` as its gradient callback
+(the reference: same gradients, slower).
 Targets (and tabular inputs) are standardized with meta-train statistics (:class:`Scaler`);
 predictions are returned in the task's own units. ``adapt`` never touches the meta-weights: it works
 on a ``higher``-patched copy whose fast weights are detached.
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -43,90 +46,19 @@ from .. import physics  # noqa: F401  (registers TBGapNet and VTFNet: saved lear
 from .._io import save_state
 from ..graphs import DEFAULT_CUTOFF, GraphBatch
 from ..models import build_model
+from ..models.registry import check_input_kind, missing_kwargs, model_kwargs_for
 from ..tasks import Task, TaskSet
-from ._checks import all_finite, check_finite_tensors, check_int, check_k_range, check_positive
+from ._checks import all_finite, check_finite_tensors, check_int, check_positive
 from .adapted import AdaptedModel
+from .config import MetaConfig
+from .functional import FunctionalModule, inner_loop, meta_batch
 from .inner import prepare_grads
+from .sharding import all_reduce_sum, rank_world
 from .training import Scaler, mse, pooled_train, predict_energy_forces
 
 FORMAT_VERSION = 1
 
 
-# ---------------------------------------------------------------------- config
-@dataclass
-class MetaConfig:
-    """Hyper-parameters of a :class:`MetaLearner` (all JSON-serializable).
-
-    ``algorithm`` is the registered name (set by the learner class; see
-    :data:`nanonb.learners.registry.LEARNERS`). ``k_support`` is the range of support sizes sampled
-    during meta-training (so one learner serves 1- to 10-shot use); ``k_query`` the query size per
-    training episode. ``inner_lr`` is the SGD step on the standardized-target MSE (the initial value
-    for Meta-SGD). ``inner_grad_clip`` rescales each inner-loop gradient to at most this global norm
-    (differentiably), which keeps deep graph networks from diverging in the inner loop.
-    ``force_weight > 0`` adds a force term to every loss (inner and outer) for structure tasks whose
-    structures carry forces: forces are predicted as ``-dE/dpositions`` of the model's extensive
-    energy (conservative by construction), in standardized units ``F / y_std`` (per Å). Not for ANIL,
-    whose inner loop never sees positions. ``pretrain_epochs > 0`` first trains the network on all
-    meta-train points pooled (as the pooled baseline does), then meta-trains from there.
-    ``center="support"`` adapts around the support mean (per-task standardization): the inner loop fits
-    the support targets minus their mean with the network's support predictions minus theirs, and a
-    query is predicted as ``f(x) - mean_s f + mean_s y``, so the task's offset never has to be learned
-    by gradient steps (at K = 1 the prediction is the support value plus the network's difference);
-    targets are then divided by the pooled within-task standard deviation of meta-train (not the
-    overall one, which the task offsets inflate), so ``inner_lr`` acts on the within-task variation.
-    ``adapt_steps``: inner steps of :meth:`MetaLearner.adapt` at test time (``None``: ``inner_steps``);
-    more steps than in meta-training let the adapted model fit its support.
-
-    Example
-    -------
-    >>> MetaConfig(algorithm="anil", inner_lr=0.1).first_order
-    False
-    """
-
-    algorithm: str = "fomaml"
-    model: str = "InvariantGNN"
-    model_kwargs: dict = field(default_factory=dict)
-    inner_lr: float = 0.05
-    inner_steps: int = 5
-    outer_lr: float = 2e-3
-    meta_batch_size: int = 4
-    k_support: tuple[int, int] = (1, 10)
-    k_query: int = 15
-    n_iterations: int = 200
-    first_order: bool | None = None
-    val_every: int = 25
-    val_episodes: int = 4
-    grad_clip: float = 10.0
-    inner_grad_clip: float | None = None
-    force_weight: float = 0.0
-    pretrain_epochs: int = 0
-    center: str = "none"
-    adapt_steps: int | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        """Validate every field up front (errors name the field, the value and the fix)."""
-        own = "MetaConfig"
-        self.k_support = check_k_range(own, self.k_support, 1, " Meta-training episodes need at least one support "
-                                       "point to adapt on (zero-shot use is adapt(None)).")  # type: ignore[assignment]
-        for name, minimum in (("k_query", 1), ("inner_steps", 0), ("meta_batch_size", 1), ("n_iterations", 0),
-                              ("val_every", 1), ("val_episodes", 1), ("pretrain_epochs", 0)):
-            setattr(self, name, check_int(own, name, getattr(self, name), minimum))
-        lr_hint = " It is a step size, e.g. {}=0.01."
-        for name in ("inner_lr", "outer_lr", "grad_clip"):
-            check_positive(own, name, getattr(self, name), hint=lr_hint.format(name) if "lr" in name else "")
-        if self.inner_grad_clip is not None:
-            check_positive(own, "inner_grad_clip", self.inner_grad_clip, hint=" (None: no inner-loop clipping)")
-        check_positive(own, "force_weight", self.force_weight, allow_zero=True)
-        if self.center not in ("none", "support"):
-            raise ValueError(f"MetaConfig.center must be 'none' or 'support', got {self.center!r}.")
-        if self.first_order is None:
-            self.first_order = self.algorithm == "fomaml"
-        if self.algorithm == "fomaml" and not self.first_order:
-            raise ValueError("fomaml is first order by definition; use algorithm='maml' for second order")
-
-
-# ---------------------------------------------------------------------- adapted predictor
 # ---------------------------------------------------------------------- meta-learner
 class MetaLearner:
     """Base class of the MAML-family meta-learners, with scikit-learn-like verbs.
@@ -162,8 +94,8 @@ class MetaLearner:
         self.model: nn.Module | None = None
         self.inner_lrs = nn.ParameterList()
         self.cutoff = DEFAULT_CUTOFF
-        if not (self.config.model == "MLP" and "n_in" not in self.config.model_kwargs):
-            self._build()
+        if not missing_kwargs(self.config.model, self.config.model_kwargs):
+            self._build()  # else built at fit, its missing arguments filled from the meta-train tasks
         self.scaler = Scaler()
         self.history: dict[str, list] = {"iteration": [], "train_loss": [], "val_iteration": [], "val_loss": []}
         self.fit_time_s = 0.0
@@ -177,7 +109,7 @@ class MetaLearner:
         if n_in is not None:
             self.config.model_kwargs = {**self.config.model_kwargs, "n_in": int(n_in)}
         torch.manual_seed(self.config.seed)
-        self.model = build_model(self.config.model, **self.config.model_kwargs)
+        self.model = build_model(self.config.model, **self.config.model_kwargs).to(self.config.device)
         self.cutoff = getattr(self.model, "cutoff", DEFAULT_CUTOFF)
         self._extra_parameters()
 
@@ -200,9 +132,16 @@ class MetaLearner:
         """What the adapted module sees (ANIL: body features)."""
         return x
 
+    def _step_sizes(self, lr: float | None):
+        """Inner step size: ``lr``, else ``inner_lr`` (Meta-SGD: its learned per-weight tensors, a list)."""
+        return self.config.inner_lr if lr is None else lr
+
     def _inner_optimizer(self, params: list, lr: float | None):
-        """``(torch optimizer, higher override)`` of the inner loop."""
-        return torch.optim.SGD(params, lr=self.config.inner_lr if lr is None else lr), None
+        """``(torch optimizer, higher override)`` of the ``higher`` inner loop, from :meth:`_step_sizes`."""
+        sizes = self._step_sizes(lr)
+        if isinstance(sizes, list):
+            return torch.optim.SGD([{"params": [p]} for p in params], lr=self.config.inner_lr), {"lr": sizes}
+        return torch.optim.SGD(params, lr=sizes), None
 
     def _query_pred(self, fmodel, x_q):
         """Predictions of the adapted module on query inputs (standardized units)."""
@@ -212,8 +151,11 @@ class MetaLearner:
         """Run the inner SGD loop from the meta-weights; returns the patched module.
 
         With ``track=True`` the returned module's fast weights are differentiable functions of the
-        meta-parameters (and of the learned step sizes for Meta-SGD).
+        meta-parameters (and of the learned step sizes for Meta-SGD). ``backend="func"``:
+        :func:`nanonb.learners.functional.inner_loop` (same steps, a :class:`FunctionalModule`).
         """
+        if self.config.backend == "func":
+            return inner_loop(self, x_s, y_s, steps, lr, track)
         module = self._adapted_module()
         inp = self._inner_input(x_s, track)
         opt, override = self._inner_optimizer(list(module.parameters()), lr)
@@ -266,9 +208,17 @@ class MetaLearner:
             loss = loss + self.config.force_weight * mse(f_pred, x_q.forces / self.scaler.y_std)
         return loss
 
+    def inputs(self, inputs):
+        """Model input on ``config.device``: standardized tensor (tabular) or :class:`GraphBatch`."""
+        return self.scaler.x(inputs, self.cutoff).to(self.config.device)
+
+    def targets(self, y) -> torch.Tensor:
+        """Standardized targets on ``config.device``."""
+        return self.scaler.y(y).to(self.config.device)
+
     def _episode_data(self, ep):
-        return (self.scaler.x(ep.support, self.cutoff), self.scaler.y(ep.support.targets),
-                self.scaler.x(ep.query, self.cutoff), self.scaler.y(ep.query.targets))
+        return (self.inputs(ep.support), self.targets(ep.support.targets),
+                self.inputs(ep.query), self.targets(ep.query.targets))
 
     def _episode_loss(self, ep) -> torch.Tensor:
         """Query loss after adaptation; accumulates the meta-gradient into ``.grad`` (second order)."""
@@ -277,6 +227,21 @@ class MetaLearner:
         loss = self._query_loss(fmodel, x_q, y_q, self._anchor(fmodel, x_s, y_s))
         loss.backward()
         return loss.detach()
+
+    def _meta_batch_grads(self, episodes: list) -> float:
+        """Summed query loss of a meta-batch; the summed meta-gradient goes to ``.grad``.
+
+        Under ``torch.distributed`` (e.g. ``torchrun``, :mod:`nanonb.train`) each rank takes the episodes
+        ``rank::world_size`` and the gradients and losses are summed over ranks (:mod:`.sharding`).
+        """
+        rank, world = rank_world()
+        mine = episodes[rank::world]
+        if self.config.backend == "func":
+            losses = meta_batch(self, mine)
+        else:
+            losses = [self._episode_loss(ep) for ep in mine]
+        total = torch.stack(losses).sum() if losses else torch.zeros((), device=self.config.device)
+        return all_reduce_sum(self.parameters(), total) if world > 1 else float(total)
 
     def _after_outer_step(self) -> None:
         """Called after every meta-update (Meta-SGD keeps its step sizes non-negative)."""
@@ -315,10 +280,10 @@ class MetaLearner:
                 f"k_support={cfg.k_support} needs tasks of at least k_support[1] + 2 = {kmax + 2} points. Lower "
                 f"k_support (e.g. k_support=({min(kmin, fit_k)}, {fit_k})) or use larger tasks.")
         eligible = train.filter(min_points=kmax + 2)
+        check_input_kind(cfg.model, train[0].is_tabular)
         if self.model is None:
-            if not train[0].is_tabular:
-                raise ValueError("model='MLP' needs tabular tasks; use model='InvariantGNN' for structures")
-            self._build(n_in=train[0].inputs.shape[1])
+            self.config.model_kwargs = model_kwargs_for(cfg.model, train, cfg.model_kwargs)
+            self._build()
         if not self.history["iteration"]:
             self.scaler = Scaler.fit(train)
             if cfg.center == "support":  # per-task standardization: the unit is the within-task spread
@@ -334,14 +299,13 @@ class MetaLearner:
         bar = tqdm(range(n_iter), desc=f"meta-train {cfg.algorithm}", disable=not progress, leave=False)
         for it in bar:
             opt.zero_grad(set_to_none=True)
-            losses = []
+            episodes = []
             for _ in range(cfg.meta_batch_size):
                 task = eligible[int(rng.integers(len(eligible)))]
                 k = int(rng.integers(kmin, kmax + 1))
                 kq = min(cfg.k_query, len(task) - k)
-                ep = eligible.episode(task, k, kq, seed=int(rng.integers(2**31 - 1)))
-                losses.append(self._episode_loss(ep))
-            mean_loss = float(torch.stack(losses).mean())
+                episodes.append(eligible.episode(task, k, kq, seed=int(rng.integers(2**31 - 1))))
+            mean_loss = self._meta_batch_grads(episodes) / cfg.meta_batch_size
             if not np.isfinite(mean_loss):
                 raise FloatingPointError(
                     f"{cfg.algorithm} meta-training diverged at iteration {start + it + 1} (query loss "
@@ -396,14 +360,20 @@ class MetaLearner:
             lr = check_positive(f"{self.name}.adapt", "lr", lr, hint=" (None: the learner's inner_lr / learned steps)")
         if support is None or len(support) == 0:
             module = self._adapted_module()
+            if self.config.backend == "func":
+                return AdaptedModel(self, FunctionalModule(module, {n: p.detach() for n, p in
+                                                                   module.named_parameters()}), self.head_only)
             return AdaptedModel(self, higher.monkeypatch(module, copy_initial_weights=True,
                                                          track_higher_grads=False), self.head_only)
-        x_s, y_s = self.scaler.x(support, self.cutoff), self.scaler.y(support.targets)
+        x_s, y_s = self.inputs(support), self.targets(support.targets)
         if not all_finite(y_s, x_s if torch.is_tensor(x_s) else getattr(x_s, "pos", None)):
             raise ValueError(f"{self.name}.adapt: the support set {support.name!r} contains NaN/inf "
                              f"{'targets' if not all_finite(y_s) else 'inputs'}; remove or fill those points.")
         fmodel = self._inner_loop(x_s, y_s, steps, lr, track=False)
-        fmodel.update_params([p.detach() for p in fmodel.parameters()])
+        if isinstance(fmodel, FunctionalModule):
+            fmodel.params = {n: p.detach() for n, p in fmodel.params.items()}
+        else:
+            fmodel.update_params([p.detach() for p in fmodel.parameters()])
         with torch.no_grad():
             offset = float(self._anchor(fmodel, x_s, y_s))
         if lr is None and not len(self.inner_lrs):
@@ -430,8 +400,8 @@ class MetaLearner:
 
     # ---------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, torch.Tensor]:
-        sd = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        sd.update({f"inner_lrs.{i}": p.detach() for i, p in enumerate(self.inner_lrs)})
+        sd = {f"model.{k}": v.cpu() for k, v in self.model.state_dict().items()}  # saved files load anywhere
+        sd.update({f"inner_lrs.{i}": p.detach().cpu() for i, p in enumerate(self.inner_lrs)})
         return sd
 
     def save(self, path: str | Path) -> Path:

@@ -47,11 +47,8 @@ class MetaSGD(MetaLearner):
         self.inner_lrs = nn.ParameterList(
             [nn.Parameter(torch.full_like(p, self.config.inner_lr)) for p in self.model.parameters()])
 
-    def _inner_optimizer(self, params: list, lr: float | None):
-        if lr is not None:
-            return super()._inner_optimizer(params, lr)
-        opt = torch.optim.SGD([{"params": [p]} for p in params], lr=self.config.inner_lr)
-        return opt, {"lr": list(self.inner_lrs)}
+    def _step_sizes(self, lr: float | None):
+        return list(self.inner_lrs) if lr is None else lr
 
     def _after_outer_step(self) -> None:
         with torch.no_grad():

@@ -9,6 +9,7 @@ name        class
 ``metasgd`` :class:`~nanonb.learners.metasgd.MetaSGD`
 ``bml``     :class:`~nanonb.learners.alpaca.BayesianMetaLearner` (registers itself)
 ``ensemble`` :class:`~nanonb.learners.ensemble.EnsembleMetaLearner` (registers itself)
+``vtf-prior`` :class:`~nanonb.learners.vtfprior.VTFPriorLearner` (imported on first use, :data:`LAZY`)
 ==========  ==========================================
 
 :data:`ALGORITHMS` are the gradient-based algorithms (the values of ``MetaConfig.algorithm``);
@@ -31,10 +32,13 @@ Example
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from .._io import load_state
 from .anil import ANIL
@@ -51,6 +55,9 @@ LEARNERS: dict[str, Callable[..., Any]] = {
 }
 #: The gradient-based algorithms (values of ``MetaConfig.algorithm``).
 ALGORITHMS = tuple(LEARNERS)
+#: Learners that register themselves when their module is imported, imported on first use by name
+#: (they sit above the baselines, which this package's modules are imported by).
+LAZY = {"vtf-prior": "nanonb.learners.vtfprior"}
 
 
 def register_learner(name: str, factory: Callable[..., Any] | None = None):
@@ -90,16 +97,20 @@ def make_learner(name: str | None = None, config: Any = None, **overrides: Any):
     if name is None:
         given = overrides.pop("algorithm", None)
         name = given or getattr(config, "algorithm", None) or MetaConfig.algorithm
+    if name not in LEARNERS and name in LAZY:
+        importlib.import_module(LAZY[name])
     if name not in LEARNERS:
-        raise ValueError(f"algorithm must be one of {tuple(LEARNERS)}, not {name!r}")
+        raise ValueError(f"algorithm must be one of {tuple(dict.fromkeys([*LEARNERS, *LAZY]))}, not {name!r}")
     return LEARNERS[name](config=config, **overrides)
 
 
-def load(path: str | Path):
+def load(path: str | Path, device: str | None = None):
     """Load any registered learner saved with its ``save(path)`` (``<path>.json`` + ``<path>.pt``).
 
     The class comes from the saved name (``algorithm`` at the top level of the JSON, else in its
-    ``config``); tensors are read with ``torch.load(weights_only=True)`` (no pickle).
+    ``config``); tensors are read with ``torch.load(weights_only=True)`` (no pickle). ``device``
+    overrides the saved ``config.device`` of a MAML-family learner; a learner trained on a GPU loads
+    on the CPU when no GPU is present.
 
     Example
     -------
@@ -110,4 +121,6 @@ def load(path: str | Path):
     name = meta.get("algorithm") or cfg.get("algorithm")
     if name is None:
         raise ValueError(f"{path}: the saved learner names no algorithm; registered: {tuple(LEARNERS)}")
+    if "device" in cfg and (device is not None or str(cfg["device"]).startswith("cuda")):
+        cfg["device"] = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return make_learner(name, **cfg).load_state(meta, tensors)

@@ -98,6 +98,7 @@ def pooled_train(model: nn.Module, train: TaskSet, scaler: Scaler, epochs: int, 
     >>> history = pooled_train(model, meta_train, Scaler.fit(meta_train), epochs=20)  # doctest: +SKIP
     """
     cutoff = getattr(model, "cutoff", DEFAULT_CUTOFF)
+    device = next(model.parameters()).device  # batches go where the model is (CPU or GPU)
     points = [(t.name, i) for t in train for i in range(len(t))]
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -112,7 +113,7 @@ def pooled_train(model: nn.Module, train: TaskSet, scaler: Scaler, epochs: int, 
                 by_task.setdefault(points[j][0], []).append(points[j][1])
             sub = [train[n].subset(ix) for n, ix in by_task.items()]
             inputs = np.vstack([s.inputs for s in sub]) if sub[0].is_tabular else [x for t in sub for x in t.inputs]
-            x, y = scaler.x(inputs, cutoff), scaler.y(np.concatenate([s.targets for s in sub]))
+            x, y = scaler.x(inputs, cutoff).to(device), scaler.y(np.concatenate([s.targets for s in sub])).to(device)
             opt.zero_grad(set_to_none=True)
             if force_weight > 0 and isinstance(x, GraphBatch) and x.forces is not None:
                 pred, f_pred = predict_energy_forces(model, x)

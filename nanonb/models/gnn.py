@@ -8,6 +8,12 @@ and the per-structure features are the mean of atom features. The readout of the
 (:class:`_AtomwiseGNN`) is a sum of per-atom energies ``head(phi_i)``, so ``energy(batch)`` is
 extensive and ``forward`` returns it per atom (intensive targets such as a mixing energy in eV/atom).
 
+**Conditions.** Built with ``n_conditions=c > 0``, both networks take per-structure condition variables
+(strain, rattle amplitude, temperature, concentration: ``GraphBatch.conditions``, ``(B, c)``, from
+:attr:`nanonb.graphs.Structure.conditions`) as global inputs: standardized with ``condition_mean`` /
+``condition_std`` (physical units, e.g. meta-train statistics), embedded by a small MLP and added to every
+atom's features of that structure before the atom MLP, so they reach the energy readout and the features.
+
 - :class:`InvariantGNN`: SchNet-style continuous-filter convolutions; sees only interatomic
   distances (rotation and translation invariant) and sums over atoms (permutation invariant).
 - :class:`EquivariantGNN`: PaiNN-style scalar + vector features; can represent bond directions.
@@ -57,7 +63,7 @@ class _AtomwiseBody(nn.Module):
 
     network = "GNN"
 
-    def __init__(self, width, n_blocks, n_rbf, cutoff):
+    def __init__(self, width, n_blocks, n_rbf, cutoff, n_conditions=0, condition_mean=None, condition_std=None):
         super().__init__()
         self.cutoff = cutoff
         self.register_buffer("elements", torch.from_numpy(element_table()))
@@ -65,6 +71,27 @@ class _AtomwiseBody(nn.Module):
         self.rbf = RadialBasis(n_rbf, cutoff)
         self._make_blocks(width, n_blocks, n_rbf, cutoff)
         self.atom_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU())
+        self.n_conditions = int(n_conditions)
+        if self.n_conditions > 0:  # created last: networks without conditions keep their seeded initialization
+            mean = torch.zeros(n_conditions) if condition_mean is None else torch.as_tensor(condition_mean)
+            std = torch.ones(n_conditions) if condition_std is None else torch.as_tensor(condition_std)
+            if mean.shape != (n_conditions,) or std.shape != (n_conditions,) or not bool((std > 0).all()):
+                raise ValueError(f"condition_mean / condition_std need {n_conditions} values (std > 0), got "
+                                 f"{condition_mean!r} / {condition_std!r}")
+            self.register_buffer("condition_mean", mean.float())
+            self.register_buffer("condition_std", std.float())
+            self.condition_mlp = nn.Sequential(nn.Linear(n_conditions, width), nn.SiLU(), nn.Linear(width, width))
+
+    def _condition_shift(self, batch: GraphBatch, dtype: torch.dtype) -> torch.Tensor:
+        """Per-atom ``(N, width)`` embedding of the structure's standardized conditions."""
+        c = batch.conditions
+        if c is None or c.shape[-1] != self.n_conditions:
+            got = "none" if c is None else f"{c.shape[-1]}"
+            raise ValueError(f"this {self.network} was built with n_conditions={self.n_conditions} but the batch "
+                             f"carries {got}: give every Structure its conditions (Structure.conditions, e.g. "
+                             "nanonb.tasks.condition_tasks) or build the network with n_conditions=0")
+        c = (c.to(dtype) - self.condition_mean.to(dtype)) / self.condition_std.to(dtype)
+        return self.condition_mlp(c)[batch.graph]
 
     def _make_blocks(self, width, n_blocks, n_rbf, cutoff) -> None:
         raise NotImplementedError
@@ -82,6 +109,8 @@ class _AtomwiseBody(nn.Module):
         vec = pos[batch.edge_j] - pos[batch.edge_i]
         d = torch.sqrt((vec * vec).sum(-1) + 1e-12)
         h, v = self._interact(h, vec, d, batch)
+        if self.n_conditions > 0:
+            h = h + self._condition_shift(batch, h.dtype)
         h = self.atom_mlp(h)
         return (h, v) if return_vectors else h
 
@@ -96,13 +125,18 @@ class _AtomwiseGNN(nn.Module):
     """``head(body(batch))`` with an extensive per-atom energy readout (shared by both networks)."""
 
     body_class: type[_AtomwiseBody] = _AtomwiseBody
+    input_kind = "structures"
 
-    def __init__(self, width: int = 32, n_blocks: int = 2, n_rbf: int = 16, cutoff: float = DEFAULT_CUTOFF):
+    def __init__(self, width: int = 32, n_blocks: int = 2, n_rbf: int = 16, cutoff: float = DEFAULT_CUTOFF,
+                 n_conditions: int = 0, condition_mean=None, condition_std=None,
+                 device: str | torch.device | None = None):
         super().__init__()
-        self.body = self.body_class(width, n_blocks, n_rbf, cutoff)
+        self.body = self.body_class(width, n_blocks, n_rbf, cutoff, n_conditions, condition_mean, condition_std)
         self.head = nn.Linear(width, 1)
         self.cutoff = cutoff
         self.n_features = width
+        if device is not None:  # parameters and buffers (element table, radial centres) on the device
+            self.to(device)
 
     def forward(self, batch: GraphBatch, output: str = "target", pos: torch.Tensor | None = None
                 ) -> torch.Tensor:
@@ -169,7 +203,8 @@ class InvariantGNN(_AtomwiseGNN):
     ``head(mean_i phi_i)`` because the head is linear.
 
     Parameters: ``width`` feature size, ``n_blocks`` interaction blocks, ``n_rbf`` radial basis
-    functions, ``cutoff`` in Å (must match the cutoff used to build the batch's edges).
+    functions, ``cutoff`` in Å (must match the cutoff used to build the batch's edges);
+    ``n_conditions``, ``condition_mean``, ``condition_std`` as in :class:`InvariantGNN`; ``device``.
 
     Example
     -------
@@ -263,7 +298,10 @@ class EquivariantGNN(_AtomwiseGNN):
     forces (double backward).
 
     Parameters: ``width`` channels, ``n_blocks`` message + update blocks, ``n_rbf`` radial basis
-    functions, ``cutoff`` in Å (must match the cutoff used to build the batch's edges).
+    functions, ``cutoff`` in Å (must match the cutoff used to build the batch's edges);
+    ``n_conditions`` per-structure condition variables (global inputs, standardized with
+    ``condition_mean`` / ``condition_std``; see the module docstring); ``device``
+    where the parameters live (``"cpu"``, ``"cuda"``; batches go there with ``GraphBatch.to``).
 
     Example
     -------

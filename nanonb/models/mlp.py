@@ -26,6 +26,13 @@ class MLP(nn.Module):
     torch.Size([5])
     """
 
+    input_kind = "tabular"
+
+    @classmethod
+    def kwargs_from_tasks(cls, tasks, **kwargs) -> dict:
+        """``kwargs`` with ``n_in`` (the tasks' input width) filled in."""
+        return {"n_in": int(tasks[0].inputs.shape[1]), **kwargs}
+
     def __init__(self, n_in: int, hidden: tuple[int, ...] = (64, 64), activation: str = "SiLU"):
         super().__init__()
         layers: list[nn.Module] = []

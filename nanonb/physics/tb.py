@@ -224,6 +224,8 @@ class TBGapNet(nn.Module):
     >>> learner = make_learner("anil", model="TBGapNet", model_kwargs=kw)         # doctest: +SKIP
     """
 
+    input_kind = "structures"
+
     def __init__(self, hidden: int = 32, n_layers: int = 2, n_rbf: int = 8,
                  alpha_c: float = ALPHA_C, beta_cc: float = BETA_CC,
                  calib_scale: float = 1.0, calib_shift: float = 0.0, charge: int = 0,

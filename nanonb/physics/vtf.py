@@ -35,6 +35,7 @@ from scipy.optimize import least_squares
 from torch.nn import functional as F
 
 from nanonb.tasks import Task, TaskSet
+from nanonb.tasks.roles import is_log10_mS_per_cm
 
 LN10 = math.log(10.0)
 #: Names of the VTF parameters, in the order of :class:`VTFHead` outputs and :func:`fit_vtf`.
@@ -43,6 +44,8 @@ PARAM_NAMES = ("lnA", "B", "T0", "alpha", "beta")
 MIN_GAP_K = 5.0
 #: Concentrations are smoothly clamped above about this (same unit as ``c``) before ``ln c``.
 C_FLOOR = 0.02
+#: Temperatures (K) a VTF model accepts; outside, the column is not kelvin (°C, standardized, ...).
+T_RANGE_K = (150.0, 500.0)
 
 
 def _softplus_inv(y: float) -> float:
@@ -238,10 +241,17 @@ class RawColumns:
 
     @classmethod
     def of(cls, ts: TaskSet) -> RawColumns:
+        """The columns of ``ts``: the roles it was built with (``ts.roles`` of ``TaskSet.from_frame(...,
+        roles=...)``), else the names ``temperature_K`` / ``T`` and ``salt_concentration`` /
+        ``concentration``; checks that the temperatures are kelvin (150 to 500 K)."""
         names = ts.feature_names
-        ti = _column(names, ("temperature_K", "temperature_k", "T"), "temperature (K)")
+        roles = getattr(ts, "roles", None) or {}
+        t_names = (roles["temperature"],) if "temperature" in roles else ("temperature_K", "temperature_k", "T")
+        ti = _column(names, t_names, "temperature (K)")
+        c_names = (roles["concentration"],) if "concentration" in roles else ("salt_concentration", "c",
+                                                                               "concentration")
         try:
-            ci: int | None = _column(names, ("salt_concentration", "c", "concentration"), "concentration")
+            ci: int | None = _column(names, c_names, "concentration")
         except ValueError:
             ci = None
         mean = getattr(ts, "feature_mean", None)
@@ -254,22 +264,60 @@ class RawColumns:
 
         (tm, tsd), (cm, csd) = ms(ti), ms(ci)
         t_raw = np.concatenate([t.inputs[:, ti] for t in ts]).astype(np.float64) * tsd + tm
-        if t_raw.min() < 20.0:
+        if t_raw.min() < T_RANGE_K[0] or t_raw.max() > T_RANGE_K[1]:
+            scaled = mean is None and abs(float(np.mean(t_raw))) < 5.0 and 0.2 < float(np.std(t_raw)) < 5.0
             raise ValueError(
-                f"The temperature column {names[ti]!r} does not look like kelvin (min {t_raw.min():.3g}): the task "
-                "set is standardized but lacks feature_mean/feature_std. TaskSet.select() and the splits drop "
-                "these attributes; copy them from the loader's task set (nanonb.casestudies.inherit_stats).")
+                f"The temperature column {names[ti]!r} holds {t_raw.min():.4g} to {t_raw.max():.4g}, not kelvin "
+                f"(VTF models expect {T_RANGE_K[0]:g} to {T_RANGE_K[1]:g} K). "
+                + ("It looks standardized: attach the statistics that undo it as ts.feature_mean / "
+                   "ts.feature_std (raw = x * std + mean), as the nanonb loaders do. " if scaled else "")
+                + f"If it is in °C, build the set with TaskSet.from_frame(..., roles={{'temperature': "
+                f"{names[ti]!r}}}, units={{'temperature': 'degC'}}), which converts it to K.")
         return cls(ti, tm, tsd, ci, cm, csd)
 
-    def temperature(self, task: Task) -> np.ndarray:
-        """Temperature in K of every point of ``task``."""
-        return task.inputs[:, self.t_index].astype(np.float64) * self.t_std + self.t_mean
+    def _x(self, task: Task | np.ndarray) -> np.ndarray:
+        x = task.inputs if isinstance(task, Task) else np.asarray(task, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] <= max(self.t_index, self.c_index or 0):
+            raise ValueError(f"Expected a Task or an (n, n_features) array of the task set's inputs, got shape "
+                             f"{x.shape}.")
+        return x
 
-    def concentration(self, task: Task) -> np.ndarray | None:
+    def temperature(self, task: Task | np.ndarray) -> np.ndarray:
+        """Temperature in K of every point of ``task`` (a Task, or an array of its inputs)."""
+        return self._x(task)[:, self.t_index].astype(np.float64) * self.t_std + self.t_mean
+
+    def concentration(self, task: Task | np.ndarray) -> np.ndarray | None:
         """Salt concentration (in the data set's units) of every point, or None."""
         if self.c_index is None:
             return None
-        return task.inputs[:, self.c_index].astype(np.float64) * self.c_std + self.c_mean
+        return self._x(task)[:, self.c_index].astype(np.float64) * self.c_std + self.c_mean
+
+
+def check_target_unit(ts: TaskSet) -> None:
+    """Refuse targets that are not log10(mS/cm), the unit of every VTF prior here (``lnA`` in ln mS/cm).
+
+    Reads ``Task.target_unit``: an empty unit passes with a warning; another unit raises with the fix
+    (declare the unit in ``TaskSet.from_frame(..., units={"target": ...})``, which converts conductivities).
+
+    Example
+    -------
+    >>> t = Task("a", np.array([[300.0]]), [-2.0], target_unit="log10(S/cm)")
+    >>> check_target_unit(TaskSet([t]))                   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Task 'a' has targets in 'log10(S/cm)', but VTF models predict log10(k / mS/cm). Build the tasks ...
+    """
+    units = {t.target_unit for t in ts}
+    bad = [t for t in ts if t.target_unit and not is_log10_mS_per_cm(t.target_unit)]
+    if bad:
+        raise ValueError(
+            f"Task {bad[0].name!r} has targets in {bad[0].target_unit!r}, but VTF models predict log10(k / mS/cm). "
+            f"Build the tasks with TaskSet.from_frame(..., units={{'target': {bad[0].target_unit!r}}}), which "
+            "converts conductivities to log10(mS/cm).")
+    if "" in units:
+        warnings.warn("The tasks declare no target unit; VTF models assume log10(k / mS/cm) (declare it with "
+                      "TaskSet.from_frame(..., units={'target': ...}) or Task(target_unit=...)).", UserWarning,
+                      stacklevel=3)
 
 
 def empirical_prior(train: TaskSet, min_points: int = 15, t0_margin: float = 20.0,
@@ -310,9 +358,8 @@ class _VTFPredictor:
     def __init__(self, params: dict, cols: RawColumns):
         self.params, self.cols = params, cols
 
-    def predict(self, task: Task) -> np.ndarray:
-        if not isinstance(task, Task):
-            raise TypeError("VTFFit predictions need a Task (to read temperature and concentration).")
+    def predict(self, task: Task | np.ndarray) -> np.ndarray:
+        """``log10(k / mS/cm)`` for a Task or an ``(n, n_features)`` array of inputs (same columns as the tasks)."""
         return vtf_log10k(self.params, self.cols.temperature(task), self.cols.concentration(task))
 
 
@@ -338,6 +385,7 @@ class VTFFit:
         self.cols: RawColumns | None = None
 
     def fit(self, train: TaskSet, **_) -> VTFFit:
+        check_target_unit(train)
         self.cols = RawColumns.of(train)
         if self.prior is None:
             self.prior = empirical_prior(train)

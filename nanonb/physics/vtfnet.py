@@ -30,6 +30,7 @@ from nanonb.physics.vtf import (
     VTFPrior,
     _column,
     _softplus_inv,
+    check_target_unit,
     empirical_prior,
     soft_conc,
     soft_gap,
@@ -139,6 +140,18 @@ class VTFNet(nn.Module):
     >>> learner = make_learner("fomaml", model="VTFNet", model_kwargs=vtf_model_kwargs(train))  # doctest: +SKIP
     """
 
+    input_kind = "tabular"
+
+    @classmethod
+    def kwargs_from_tasks(cls, tasks: TaskSet, mask_prefixes: tuple[str, ...] = (), **kwargs) -> dict:
+        """:func:`vtf_model_kwargs` of the meta-train ``tasks``, updated with ``kwargs`` (e.g. ``hidden``).
+
+        Lets ``make_learner(name, model="VTFNet")`` build the network at ``fit`` without model_kwargs.
+        """
+        base = vtf_model_kwargs(tasks, hidden=tuple(kwargs.get("hidden", (64, 64))),
+                                activation=kwargs.get("activation", "SiLU"), mask_prefixes=tuple(mask_prefixes))
+        return {**base, **kwargs}
+
     def __init__(self, n_in: int, t_index: int = 0, t_scale: float = 1.0, t_offset: float = 0.0,
                  c_index: int | None = None, c_scale: float = 1.0, c_offset: float = 0.0,
                  mask: tuple[int, ...] | list[int] | None = None,
@@ -214,6 +227,7 @@ def vtf_model_kwargs(train: TaskSet, hidden: tuple[int, ...] = (64, 64), prior: 
     """
     if not train[0].is_tabular:
         raise ValueError("VTFNet needs tabular electrolyte features (e.g. calisol_taskset()).")
+    check_target_unit(train)
     cols = RawColumns.of(train)
     stats = standardization(train)
     xm, xs = np.asarray(stats["x_mean"]), np.asarray(stats["x_std"])

@@ -41,6 +41,10 @@ class Task:
         Name and unit of the target, e.g. ``"mixing_energy"`` in ``"eV/atom"`` (nanoalloys),
         ``"log10_k"`` in ``"log10(mS/cm)"`` (CALiSol-23), ``"efficacy"`` as a ``"z-score"`` (LNPDB).
         Predictions and errors are reported in this unit.
+    group_keys:
+        Named group labels, ``{key: labels}`` (e.g. ``{"polymer": ("PEO",), "salt": ("LiTFSI",)}``), so a
+        split can name the key it groups by (:meth:`TaskSet.group_kfold(key="polymer")
+        <nanonb.tasks.taskset.TaskSet.group_kfold>`). Empty when the groups are unnamed.
 
     Example
     -------
@@ -60,6 +64,7 @@ class Task:
     descriptors: np.ndarray | None = None
     target_name: str = "y"
     target_unit: str = ""
+    group_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         try:
@@ -120,6 +125,8 @@ class Task:
                 "group labels (fill the group column, e.g. with 'unknown') or drop those rows."
             )
         self.groups = tuple(str(g) for g in groups)
+        self.group_keys = {str(k): (v,) if isinstance(v, str) else tuple(str(x) for x in v)
+                           for k, v in dict(self.group_keys or {}).items()}
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -141,6 +148,7 @@ class Task:
             descriptors=None if self.descriptors is None else self.descriptors[idx],
             target_name=self.target_name,
             target_unit=self.target_unit,
+            group_keys=self.group_keys,
         )
 
     def __repr__(self) -> str:

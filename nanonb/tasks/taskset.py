@@ -8,15 +8,17 @@ points so that a leaky split is visible.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.model_selection import GroupKFold
 
-from ._validate import K_SUPPORT_HINT, check_arrays, check_count, check_frame
+from ._validate import K_SUPPORT_HINT, check_arrays, check_count
+from .frame import frame_tasks
 from .task import Episode, Task, sample_episode
 
 
@@ -66,26 +68,39 @@ class TaskSet:
         cls,
         df: pd.DataFrame,
         task: str,
-        features: Sequence[str],
+        features: Sequence[str] | None,
         target: str,
         groups: str | Sequence[str] | Callable[[pd.DataFrame], Iterable[str]] | None = None,
         meta: Sequence[str] | None = None,
         min_points: int = 1,
         target_unit: str = "",
         name: str = "",
+        roles: Mapping[str, str] | None = None,
+        units: Mapping[str, str] | None = None,
     ) -> TaskSet:
         """Build tasks from a long DataFrame, one task per value of column ``task``.
 
         ``features`` and ``meta`` are column names (a list, or one name). ``groups`` is a column name
-        (its unique values in a task become the task's groups), a list of column names, or a
+        (its unique values in a task become the task's groups), a list of column names (labels in
+        the order of the columns, each column's labels stored under its name in
+        ``Task.group_keys``, so ``group_kfold(key="salt")`` names the column it splits by), or a
         function of the task's sub-frame returning group labels. Tasks with fewer than
         ``min_points`` rows are skipped. The frame is not modified.
+
+        ``roles`` names the physical columns (``{"temperature": "T_C", "concentration": "molality"}``,
+        see :data:`nanonb.tasks.roles.ROLES`) and ``units`` their units (``{"temperature": "degC",
+        "concentration": "mol/kg", "target": "log10 S/cm"}``): role columns become features under
+        canonical names (``temperature_K`` in K, ``concentration``), converted and checked against
+        the values' apparent scale; a conductivity target is converted to log10(mS/cm). The task set
+        records the roles (``ts.roles``: role -> feature name, ``ts.units``) and what became of every
+        column (``ts.column_report``); numeric columns left unused are named in a warning.
 
         Everything is checked up front, and an error names the argument, the value and the fix:
         a column that is missing (``KeyError``), listed twice or present twice in the frame, the
         target listed as a feature (a label leak), missing task ids or group labels, a non-numeric
-        feature or target (``TypeError``), NaN/inf in a feature or the target of a kept task,
-        task ids that print alike (``1`` and ``"1"``), and no task with ``min_points`` rows.
+        feature or target (``TypeError``), NaN/inf in a feature or the target of a kept task (the
+        column and the task are named), task ids that print alike (``1`` and ``"1"``), a unit that
+        does not fit the numbers, and no task with ``min_points`` rows.
 
         Example
         -------
@@ -94,37 +109,17 @@ class TaskSet:
         >>> ts = TaskSet.from_frame(df, task="system", features=["x"], target="y", groups="salt")
         >>> ts.names, ts["b"].groups, ts["b"].inputs.shape
         (['a', 'b'], ('Y',), (2, 1))
+        >>> df["T_C"] = [25.0, 40.0, 25.0, 40.0]                       # °C
+        >>> ts = TaskSet.from_frame(df, "system", ["x"], "y", roles={"temperature": "T_C"},
+        ...                         units={"temperature": "degC"})
+        >>> ts.feature_names, ts["a"].inputs[:, 1].tolist()           # K
+        (['x', 'temperature_K'], [298.1499938964844, 313.1499938964844])
         """
-        features, meta_cols, group_cols, min_points, by_task = check_frame(
-            df, task, features, target, groups, meta, min_points)
-        tasks = []
-        for tname, sub in by_task:
-            if len(sub) < min_points:
-                continue
-            if groups is None:
-                g: list[str] = [str(tname)]
-            elif callable(groups):
-                labels = groups(sub)
-                g = [labels] if isinstance(labels, str) else list(labels)
-            else:
-                g = sorted({str(v) for col in group_cols for v in sub[col].unique()})
-            tasks.append(
-                Task(
-                    name=str(tname),
-                    inputs=sub[list(features)].to_numpy(dtype=np.float32),
-                    targets=sub[target].to_numpy(dtype=np.float64),
-                    meta=sub[list(meta_cols)].reset_index(drop=True) if meta_cols else None,
-                    groups=tuple(g),
-                    target_name=target,
-                    target_unit=target_unit,
-                )
-            )
-        if not tasks:
-            raise ValueError(
-                f"No task has min_points={min_points} rows (the largest of {by_task.ngroups} tasks has "
-                f"{max(map(len, by_task.indices.values()), default=0)}); lower min_points or add data."
-            )
-        return cls(tasks, name=name, feature_names=features)
+        tasks, names, attrs = frame_tasks(df, task, features, target, groups, meta, min_points, target_unit,
+                                          roles, units)
+        out = cls(tasks, name=name, feature_names=names)
+        out.__dict__.update(attrs)
+        return out
 
     @classmethod
     def from_arrays(
@@ -273,6 +268,21 @@ class TaskSet:
         seeds = rng.integers(0, 2**31 - 1, size=n_tasks)
         return [sample_episode(eligible[i], k_support, k_query, int(s)) for i, s in zip(picks, seeds)]
 
+    def episodes(self, task: int | str | Task, k_support: int, k_query: int | None = None,
+                 seeds: Iterable[int] = range(10)) -> list[Episode]:
+        """One episode per seed: ``[self.episode(task, k_support, k_query, seed=s) for s in seeds]``.
+
+        The seeds are the ones you give (``seeds=range(20)`` gives the episodes of seeds 0 to 19), so an
+        evaluation can be repeated by hand; :func:`nanonb.evaluation.evaluate` takes the same ``seeds``.
+
+        Example
+        -------
+        >>> ts = TaskSet.from_arrays(np.arange(10.0).reshape(5, 2), np.arange(5.0), ["a"] * 5)
+        >>> [ep.seed for ep in ts.episodes("a", k_support=2, seeds=range(3))]
+        [0, 1, 2]
+        """
+        return [self.episode(task, k_support, k_query, seed=int(s)) for s in seeds]
+
     # ------------------------------------------------------------------ splits
     def split_by_group(self, holdout: str | Iterable[str]) -> tuple[TaskSet, TaskSet]:
         """Hold out every task that contains any of the ``holdout`` groups.
@@ -290,14 +300,32 @@ class TaskSet:
             raise ValueError(f"Holding out {sorted(hold)} leaves no meta-training task.")
         return self.select(train), self.select(test)
 
-    def group_kfold(self, n_splits: int = 5, key: Callable[[Task], str] | None = None
+    def group_kfold(self, n_splits: int = 5, key: str | Callable[[Task], str] | None = None
                     ) -> list[tuple[TaskSet, TaskSet]]:
         """Leave-group-out folds: every task of a group lands in the same fold.
 
-        ``key`` maps a task to its group (default: its first group label, e.g. the salt or the
-        study). Deterministic (groups sorted by name and size, sklearn's GroupKFold).
+        ``key`` is the name of a group key (a group column of :meth:`from_frame`, e.g.
+        ``key="polymer"``; every task must have one label under it) or a function mapping a task to its
+        group. Without ``key``: the one group key the tasks have; tasks with several named keys must
+        name one (``ValueError`` listing them); tasks without named keys use their first group label
+        (the salt of CALiSol-23, the study of LNPDB). Deterministic (sklearn's GroupKFold).
+
+        Example
+        -------
+        >>> df = pd.DataFrame({"t": list("abcdef"), "polymer": list("PPQQRR"), "salt": list("XYXYXY"),
+        ...                    "x": np.arange(6.0), "y": np.arange(6.0)})
+        >>> ts = TaskSet.from_frame(df, "t", ["x"], "y", groups=["polymer", "salt"])
+        >>> [sorted({t.group_keys["polymer"][0] for t in te}) for _, te in ts.group_kfold(3, key="polymer")]
+        [['R'], ['Q'], ['P']]
         """
-        key = key or (lambda t: t.groups[0] if t.groups else t.name)
+        if isinstance(key, str):
+            key = self._named_key(key)
+        elif key is None:
+            named = sorted({k for t in self.tasks for k in t.group_keys})
+            if len(named) > 1:
+                raise ValueError(f"The tasks have several group keys {named}; name the one to split by, e.g. "
+                                 f"group_kfold({n_splits}, key={named[0]!r}).")
+            key = self._named_key(named[0]) if named else (lambda t: t.groups[0] if t.groups else t.name)
         labels = np.array([key(t) for t in self.tasks])
         n_groups = len(set(labels))
         if n_groups < n_splits:
@@ -307,6 +335,19 @@ class TaskSet:
             folds.append((self.select([self.tasks[i].name for i in tr]),
                           self.select([self.tasks[i].name for i in te])))
         return folds
+
+    def _named_key(self, key: str) -> Callable[[Task], str]:
+        """``task -> its one label under group key ``key```` (errors name the key and the task)."""
+        for t in self.tasks:
+            labels = t.group_keys.get(key)
+            if labels is None:
+                have = sorted(t.group_keys)
+                raise ValueError(f"Task {t.name!r} has no group key {key!r} (its keys: {have}); name a group "
+                                 "column of from_frame(groups=...), or pass key=a function of the task.")
+            if len(labels) != 1:
+                raise ValueError(f"Task {t.name!r} has {len(labels)} labels under {key!r} ({list(labels)[:5]}), so "
+                                 "it belongs to no single fold; split the task or group by another key.")
+        return lambda t: t.group_keys[key][0]
 
     def random_split(self, test_fraction: float = 0.3, seed: int = 0) -> tuple[TaskSet, TaskSet]:
         """Random task split: for contrast only, since it lets related chemistry leak."""
@@ -374,7 +415,7 @@ def descriptor_task(task: Task) -> Task:
     if task.is_tabular and np.shape(task.inputs) == d.shape and np.array_equal(task.inputs, d):
         return task
     return Task(task.name, d, task.targets, task.meta, task.groups, task.descriptors, task.target_name,
-                task.target_unit)
+                task.target_unit, task.group_keys)
 
 
 def descriptor_tasks(ts: TaskSet) -> TaskSet:
@@ -393,3 +434,38 @@ def descriptor_tasks(ts: TaskSet) -> TaskSet:
     """
     return TaskSet([descriptor_task(t) for t in ts], name=f"{ts.name} (descriptor inputs)",
                    feature_names=getattr(ts, "feature_names", None))
+
+
+def condition_tasks(ts: TaskSet, names: Sequence[str]) -> TaskSet:
+    """The same tasks with descriptor columns ``names`` attached to every structure as its conditions.
+
+    For graph networks that take per-structure condition variables (``n_conditions=len(names)``; see
+    :mod:`nanonb.models.gnn`), e.g. the nanoalloys' ``("strain", "rattle_std_A")``. ``ts.feature_names``
+    names the descriptor columns. Structures are copied (:attr:`nanonb.graphs.Structure.conditions` set, in
+    the descriptors' units); targets, descriptors, groups and metadata are unchanged.
+
+    Example
+    -------
+    >>> from nanonb.graphs import Structure
+    >>> s = Structure([29], [[0.0, 0.0, 0.0]])
+    >>> t = Task("a", [s, s], [1.0, 2.0], descriptors=np.array([[0.1, 5.0], [0.2, 6.0]]))
+    >>> ct = condition_tasks(TaskSet([t], feature_names=["strain", "T_K"]), ["T_K"])
+    >>> [float(x.conditions[0]) for x in ct["a"].inputs], s.conditions is None
+    ([5.0, 6.0], True)
+    """
+    features = list(getattr(ts, "feature_names", None) or [])
+    missing = [n for n in names if n not in features]
+    if missing:
+        raise ValueError(f"condition_tasks: {missing} are not descriptor columns of {ts.name!r} "
+                         f"(feature_names: {features})")
+    cols = [features.index(n) for n in names]
+    out = []
+    for t in ts:
+        if t.is_tabular or t.descriptors is None:
+            raise ValueError(f"condition_tasks needs structure tasks with descriptors; {t.name!r} has "
+                             f"{'tabular inputs' if t.is_tabular else 'no descriptors'}")
+        d = np.asarray(t.descriptors, dtype=np.float64)[:, cols]
+        structures = [dataclasses.replace(s, conditions=d[i]) for i, s in enumerate(t.inputs)]
+        out.append(Task(t.name, structures, t.targets, t.meta, t.groups, t.descriptors, t.target_name,
+                        t.target_unit))
+    return TaskSet(out, name=f"{ts.name} (conditions: {', '.join(names)})", feature_names=ts.feature_names)

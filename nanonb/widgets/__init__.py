@@ -5,7 +5,9 @@
 - :class:`~nanonb.widgets.live.LiveFigure` — a matplotlib figure redrawn in place (live loss curves);
 - :class:`~nanonb.widgets.explorer.AdaptationExplorer` — interactive few-shot adaptation of a
   learner to held-out tasks, next to the baselines and the trivial :class:`SupportMean` reference;
-- :func:`~nanonb.widgets.casestudy.case_study_explorer` — the CALiSol / LNPDB benchmark episodes.
+- :func:`~nanonb.widgets.casestudy.case_study_explorer` — the CALiSol / LNPDB benchmark episodes;
+- :class:`~nanonb.widgets.app.WorkshopApp` — the no-code Voilà dashboard (``notebooks/app.ipynb``).
+- :class:`~nanonb.widgets.campaign.CampaignDashboard` — a live campaign with a "run next round" button.
 
 Widget descriptions are a stable interface (browser tests select by them): ``"task"``, ``"shots"``,
 ``"inner steps"``, ``"inner lr"``, the button ``"new episode"``, and the readout
@@ -17,10 +19,11 @@ Example
 """
 
 from ..baselines import SupportMean
+from .app import WorkshopApp
 from .casestudy import case_study_explorer
 from .explorer import AdaptationExplorer
 from .live import LiveFigure, figure_png
 from .structure import StructureView, element_color
 
-__all__ = ["AdaptationExplorer", "LiveFigure", "StructureView", "SupportMean", "case_study_explorer",
+__all__ = ["AdaptationExplorer", "LiveFigure", "StructureView", "SupportMean", "WorkshopApp", "case_study_explorer",
            "element_color", "figure_png"]

@@ -247,8 +247,11 @@ class AdaptationExplorer(widgets.VBox):
         if self.structure_view is None or i is None or not (0 <= i < len(self._support_structures)):
             return
         s, y = self._support_structures[i]
-        self.structure_view.set_structure(s, title=f"{self.task.value} support point {i + 1}: "
-                                                   f"{y * self.scale:.1f} {self.unit}")
+        title = f"{self.task.value} support point {i + 1}: {y * self.scale:.1f} {self.unit}"
+        if getattr(self, "_shown_structure", None) == (id(s), title):
+            return  # the same structure is already shown (e.g. one more shot keeps support point 1)
+        self._shown_structure = (id(s), title)
+        self.structure_view.set_structure(s, title=title)
 
     # ------------------------------------------------------------------ computation
     def _settings_error(self, task: Task, k: int) -> str | None:
@@ -327,7 +330,8 @@ class AdaptationExplorer(widgets.VBox):
             feats = self._feature_cache.get(task.name)
             if feats is None:
                 with torch.no_grad():
-                    feats = learner.model(learner.scaler.x(task, learner.cutoff), output="features")
+                    x = learner.inputs(task) if hasattr(learner, "inputs") else learner.scaler.x(task, learner.cutoff)
+                    feats = learner.model(x, output="features")
                 self._feature_cache = {task.name: feats}
             with torch.no_grad():
                 out = learner.scaler.y_inv(adapted.fmodel(feats).squeeze(-1))

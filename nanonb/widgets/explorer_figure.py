@@ -1,9 +1,12 @@
 """The display of :class:`nanonb.widgets.explorer.AdaptationExplorer`: parity plot and MAE bars (blitted),
 and the MAE readout table (:func:`readout_html`).
 
-The artists are created once; a redraw moves them and, while the episode and the baselines stay
-the same, only redraws the moving artists on top of a cached background (~5x faster than a full
-draw), so a slider move costs tens of milliseconds.
+The artists are created once; a redraw moves them and only redraws the moving artists on top of a
+cached background (~5x faster than a full draw), so a slider move costs tens of milliseconds. The
+background holds what a slider does not move (axes, ticks, legend, the bar axis range); it depends
+on the task, the method names and the bar axis range only, which keeps its value while the worst
+baseline MAE stays between 1/3 and 1 of the range (:meth:`ExplorerFigure._bar_range`), so moving
+``shots`` does not redraw it either. Backgrounds are kept per key (a revisited setting blits too).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class ExplorerFigure:
         self.fig.subplots_adjust(left=0.08, right=0.95, bottom=0.13, top=0.9, wspace=0.6)
         self.artists: dict[str, Any] | None = None
         self._bg_key = None
+        self._bgs: dict[tuple, Any] = {}
+        self._xmax: dict[str, float] = {}
 
     def _init_artists(self, n_bars: int) -> None:
         """Create the plot artists once; redraws only move them (clearing axes costs ~3x more)."""
@@ -81,6 +86,7 @@ class ExplorerFigure:
         bx.grid(axis="x", alpha=0.3)
         self.artists = a
         self._bg_key = None
+        self._bgs = {}
 
     def draw(self, ep, pred, std, pred_support, mae: float, base_mae: dict[str, float],
              ceiling: float | None = None) -> bytes:
@@ -139,28 +145,43 @@ class ExplorerFigure:
         if has_ceiling:
             a["ceiling"].set_xdata([ceiling * s] * 2)
             a["ceiling_label"].set_x(ceiling * s)
-        return self._render(a, names, key=(ep.task.name, tuple(ep.support_idx.tolist()), lo, hi,
-                                           tuple(base_mae.values()), std is not None, ceiling), xmax=1.8 * worst)
+        xmax = self._bar_range(ep.task.name, worst)
+        return self._render(a, names, key=(ep.task.name, lo, hi, xmax, tuple(names)), xmax=xmax)
+
+    def _bar_range(self, task: str, worst: float) -> float:
+        """Upper end of the MAE axis: ``1.8 x`` the worst baseline MAE, kept per task while that MAE
+        stays within ``[range / 3.6, range / 1.8]`` (so bars keep their scale across shots)."""
+        xmax = self._xmax.get(task)
+        if xmax is None or not (xmax / 3.6 <= worst <= xmax / 1.8):
+            xmax = self._xmax[task] = 1.8 * worst
+        return xmax
 
     def _render(self, a: dict, names: list[str], key: tuple, xmax: float) -> bytes:
         """Blit: the static background (axes, ticks, legend, baselines' scale) is drawn once per
         episode; a slider move only redraws the moving artists on top of it (~5x faster)."""
         canvas = self.fig.canvas
-        dynamic = [a["bands"], a["query"], a["support"], a["title"], *a["bars"], *a["labels"]]
-        if key != self._bg_key:
+        dynamic = [a["bands"], a["mean"], a["query"], a["support"], a["title"], *a["bars"], *a["labels"],
+                   a["ceiling"], a["ceiling_label"]]
+        self.ax_bar.set_xlim(0, xmax)
+        bg = self._bgs.get(key)
+        if bg is None:
             self.ax_bar.set_yticks(a["ypos"], names, fontsize=8)
-            self.ax_bar.set_xlim(0, xmax)
+            visible = [art.get_visible() for art in dynamic]
             for art in dynamic:
                 art.set_visible(False)
             canvas.draw()
-            self._bg = canvas.copy_from_bbox(self.fig.bbox)
-            self._bg_key = key
-            for art in dynamic:
-                art.set_visible(True)
+            bg = canvas.copy_from_bbox(self.fig.bbox)
+            if len(self._bgs) >= 32:
+                self._bgs.clear()
+            self._bgs[key] = bg
+            for art, v in zip(dynamic, visible):
+                art.set_visible(v)
         else:
-            canvas.restore_region(self._bg)
+            canvas.restore_region(bg)
+        self._bg_key = key
         for art in dynamic:
-            (art.axes or self.fig).draw_artist(art)
+            if art.get_visible():
+                (art.axes or self.fig).draw_artist(art)
         return encode_png(canvas)
 
     def png(self) -> bytes:

@@ -1,17 +1,33 @@
-"""3D structure views: :class:`StructureView` (nglview) with atoms coloured by element and a legend."""
+"""Structure views: :class:`StructureView`, atoms coloured by element with a legend, in 3D (nglview) or static.
+
+The 3D view needs nglview's front end (its JupyterLab extension ``nglview-js-widgets``); where that is
+missing (some JupyterLab / Notebook 7 setups) a 3D view would stay a "Loading widget..." box, so the
+view falls back to a static image drawn with ASE and matplotlib. :func:`structure_view_mode` decides:
+``view="3d"`` or ``"static"`` force a mode; ``"auto"`` (default) reads ``NANONB_STRUCTURE_VIEW``
+(``3d``/``static``) and otherwise uses 3D only when nglview imports and its front-end extension is
+installed (:func:`nglview_frontend_installed`).
+"""
 
 from __future__ import annotations
 
 import html
+import importlib.util
+import os
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
-from ase.data import atomic_numbers
+from ase.data import atomic_numbers, covalent_radii
 from ase.data.colors import jmol_colors
 
-from .live import plain_text
+from .live import figure_png, plain_text
 
-__all__ = ["ELEMENT_COLORS", "StructureView", "element_color"]
+__all__ = ["ELEMENT_COLORS", "StructureView", "element_color", "nglview_frontend_installed", "static_png",
+           "structure_view_mode"]
+
+#: environment variable that sets the default view mode ("3d", "static" or "auto")
+VIEW_ENV = "NANONB_STRUCTURE_VIEW"
+VIEW_MODES = ("auto", "3d", "static")
 
 
 #: Distinct colours for the nanoalloy metals (so two greyish metals are never confused); other
@@ -37,6 +53,68 @@ def element_color(symbol: str) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
+def nglview_frontend_installed() -> bool:
+    """True when nglview imports and its front-end extension is installed where JupyterLab/Voilà look.
+
+    Checks the ``labextensions`` folders of :func:`jupyter_core.paths.jupyter_path` for
+    ``nglview-js-widgets`` (the prebuilt extension JupyterLab, Notebook 7 and Voilà load).
+
+    Example
+    -------
+    >>> isinstance(nglview_frontend_installed(), bool)
+    True
+    """
+    if importlib.util.find_spec("nglview") is None:
+        return False
+    try:
+        from jupyter_core.paths import jupyter_path
+    except ImportError:
+        return False
+    return any((Path(d) / "nglview-js-widgets" / "package.json").is_file() for d in jupyter_path("labextensions"))
+
+
+def structure_view_mode(view: str = "auto") -> str:
+    """``"3d"`` or ``"static"``: ``view`` if forced, else ``$NANONB_STRUCTURE_VIEW``, else what is installed.
+
+    Example
+    -------
+    >>> structure_view_mode("static")
+    'static'
+    """
+    if view not in VIEW_MODES:
+        raise ValueError(f"view must be one of {VIEW_MODES}, not {view!r}")
+    if view == "auto":
+        view = os.environ.get(VIEW_ENV, "auto").strip().lower() or "auto"
+        if view not in VIEW_MODES:
+            raise ValueError(f"{VIEW_ENV} must be one of {VIEW_MODES}, not {view!r}")
+    if view == "auto":
+        return "3d" if nglview_frontend_installed() else "static"
+    return view
+
+
+def static_png(atoms, width_px: int = 360, height_px: int = 300, rotation: str = "10x,20y,0z") -> bytes:
+    """PNG of ``atoms`` drawn with :func:`ase.visualize.plot.plot_atoms` in the :func:`element_color` colours.
+
+    Example
+    -------
+    >>> from ase.cluster import Icosahedron
+    >>> static_png(Icosahedron("Au", 2), 120, 100)[:4]
+    b'\\x89PNG'
+    """
+    from ase.visualize.plot import plot_atoms
+    from matplotlib.figure import Figure
+
+    dpi = 72
+    fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, 1))
+    colors = [element_color(s) for s in atoms.get_chemical_symbols()]
+    radii = 1.1 * covalent_radii[atoms.get_atomic_numbers()]  # Å; touching spheres, as in the 3D spacefill view
+    plot_atoms(atoms, ax, rotation=rotation, colors=colors, radii=radii)
+    ax.set_axis_off()
+    ax.set_aspect("equal")
+    return figure_png(fig)
+
+
 def _as_atoms(structure):
     """An ``ase.Atoms`` from an ``ase.Atoms`` or anything with ``to_atoms()`` (``graphs.Structure``)."""
     if hasattr(structure, "to_atoms"):
@@ -47,7 +125,7 @@ def _as_atoms(structure):
 
 
 class StructureView(widgets.VBox):
-    """nglview 3D view of a cluster, atoms coloured by element, with a legend.
+    """View of a cluster, atoms coloured by element, with a legend: nglview 3D, or a static image.
 
     Parameters
     ----------
@@ -63,10 +141,16 @@ class StructureView(widgets.VBox):
         Scale of the van der Waals radii for ``"spacefill"`` (dimensionless).
     width, height:
         CSS size of the view, e.g. ``"360px"``.
+    view:
+        ``"3d"`` (nglview), ``"static"`` (a PNG drawn with ASE + matplotlib) or ``"auto"`` (default:
+        ``$NANONB_STRUCTURE_VIEW``, else 3D where nglview's front end is installed; see
+        :func:`structure_view_mode`).
 
     Attributes
     ----------
-    view : nglview.NGLWidget
+    mode : str
+        ``"3d"`` or ``"static"``.
+    view : nglview.NGLWidget, or ipywidgets.Image in static mode
     legend : ipywidgets.HTML
     elements : list of str
         Element symbols of the current structure (sorted by atomic number).
@@ -80,22 +164,26 @@ class StructureView(widgets.VBox):
     """
 
     def __init__(self, structure=None, title: str = "", style: str = "spacefill", radius_scale: float = 0.7,
-                 width: str = "360px", height: str = "300px"):
-        import nglview
-
+                 width: str = "360px", height: str = "300px", view: str = "auto"):
         if style not in ("spacefill", "ball+stick", "licorice"):
             raise ValueError(f"style must be 'spacefill', 'ball+stick' or 'licorice', not {style!r}")
         self.style, self.radius_scale = style, float(radius_scale)
         self.elements: list[str] = []
         self.n_atoms = 0
-        self._nglview = nglview
+        self.mode = structure_view_mode(view)
+        self._size_px = (_px(width, 360), _px(height, 300))
         self.title = widgets.HTML(layout=widgets.Layout(margin="0 0 2px 0"))
         self.legend = widgets.HTML()
-        if structure is not None:
-            atoms = _as_atoms(structure)
-            self.view = nglview.show_ase(atoms, default_representation=False)
+        atoms = _as_atoms(structure) if structure is not None else None
+        if self.mode == "static":
+            self._nglview = None
+            self.view = widgets.Image(format="png")
         else:
-            self.view = nglview.NGLWidget()
+            import nglview
+
+            self._nglview = nglview
+            self.view = (nglview.show_ase(atoms, default_representation=False) if atoms is not None
+                         else nglview.NGLWidget())
         self.view.layout = widgets.Layout(width=width, height=height)
         super().__init__([self.title, self.view, self.legend])
         self.add_class("nanonb-structure-view")
@@ -105,6 +193,9 @@ class StructureView(widgets.VBox):
     def set_structure(self, structure, title: str | None = None) -> StructureView:
         """Replace the displayed structure (``ase.Atoms`` or ``graphs.Structure``)."""
         atoms = _as_atoms(structure)
+        if self.mode == "static":
+            self._style(atoms, title)
+            return self
         for cid in list(self.view._ngl_component_ids):
             self.view.remove_component(cid)
         self.view.add_structure(self._nglview.ASEStructure(atoms), default_representation=False)
@@ -115,12 +206,15 @@ class StructureView(widgets.VBox):
         symbols = atoms.get_chemical_symbols()
         self.elements = sorted(set(symbols), key=lambda s: atomic_numbers[s])
         self.n_atoms = len(symbols)
-        for el in self.elements:
-            kw: dict[str, Any] = {"color": element_color(el)}
-            if self.style == "spacefill":
-                kw["radiusScale"] = self.radius_scale
-            self.view.add_representation(self.style, selection=f"_{el.upper()}", **kw)
-        self.view.center()
+        if self.mode == "static":
+            self.view.value = static_png(atoms, *self._size_px)
+        else:
+            for el in self.elements:
+                kw: dict[str, Any] = {"color": element_color(el)}
+                if self.style == "spacefill":
+                    kw["radiusScale"] = self.radius_scale
+                self.view.add_representation(self.style, selection=f"_{el.upper()}", **kw)
+            self.view.center()
         counts = {el: symbols.count(el) for el in self.elements}
         chips = " ".join(
             f'<span style="display:inline-block;width:0.8em;height:0.8em;border-radius:50%;'
@@ -134,3 +228,9 @@ class StructureView(widgets.VBox):
     def legend_text(self) -> str:
         """The legend as plain text, e.g. ``"Cu × 30 Pt × 25 (55 atoms)"``."""
         return plain_text(self.legend.value)
+
+
+def _px(css: str, default: int) -> int:
+    """Pixels of a CSS size such as ``"360px"`` (``default`` for other units)."""
+    text = str(css).strip()
+    return int(float(text[:-2])) if text.endswith("px") else default

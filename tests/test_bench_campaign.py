@@ -1,0 +1,43 @@
+"""Tests of nanonb.bench.campaign: live campaigns with EMT in the loop (quick run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nanonb.active.live import calls_to_target
+from nanonb.bench.campaign import CampaignConfig, run_campaign_bench
+from nanonb.bench.run import PROTOCOLS
+from nanonb.bench.schema import SCHEMA_KEYS
+
+
+def test_campaign_quick_emits_the_schema_and_consistent_metrics():
+    res = run_campaign_bench(quick=True, progress=False, log=lambda *a: None)
+    assert PROTOCOLS["campaign"].endswith("run_campaign_bench") and res["protocol"] == "campaign"
+    df = pd.DataFrame(res["results"])
+    assert set(SCHEMA_KEYS) <= set(df.columns)
+    assert set(df.metric) == {"simulator_calls_to_target", "simulator_calls_to_target_same_seed",
+                              "simulator_calls_to_random_best", "best_after_budget"}
+    assert set(df.method) == {"random", "gp-qlogei", "meta-qlogei", "metagp-qlogei"}
+    runs = pd.DataFrame(res["campaigns"])
+    assert runs.loc[runs.strategy == "random", "calls_to_random_best"].notna().all()
+    budget = res["config"]["budget"]
+    # the target is the best any strategy found, so at least one campaign reaches it, within the budget
+    assert runs["calls_to_target"].notna().any() and (runs["calls_to_target"].dropna() <= budget).all()
+    assert (runs["calls_to_target_same_seed"].fillna(budget + 1) <= runs["calls_to_target"].fillna(budget + 1)).all()
+    assert np.isclose(runs["target"], runs["best_after_budget"].min()).all()
+    for c in res["curves"]:  # best-so-far never gets worse; every strategy starts from the same random designs
+        assert len(c["best"]) == budget and np.all(np.diff(c["best"]) <= 0)
+    firsts = {tuple(c["best"][:3]) for c in res["curves"]}
+    assert len(firsts) == 1
+    with pytest.raises(ValueError, match="unknown option"):
+        run_campaign_bench(quick=True, progress=False, bogus=1)
+    with pytest.raises(ValueError, match="only 'nanoalloys'"):
+        CampaignConfig.for_data("flakes")
+
+
+def test_calls_to_target_counts_calls_and_censors():
+    assert calls_to_target(np.array([0.0, -0.01, -0.02]), -0.02, "min") == 3
+    assert calls_to_target(np.array([0.0, -0.01]), -0.02, "min", tol=0.005) is None
+    assert calls_to_target(np.array([1.0, 2.0]), 2.0, "max") == 2
