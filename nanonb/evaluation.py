@@ -73,6 +73,12 @@ def top_recall(pred, y: np.ndarray, frac: float = 0.1, seed: int = 0) -> float:
     broken at random with ``seed``). Returns ``|predicted ∩ true| / n_top`` (equal to the plain
     recall of the top ``frac`` when there are no ties). A random ranking scores ``|true| / n`` on
     average, i.e. ``frac`` without ties and more with them.
+
+    Example
+    -------
+    >>> y = np.arange(20.0)
+    >>> top_recall(y, y), top_recall(-y, y)   # perfect ranking, reversed ranking (top 2 of 20)
+    (1.0, 0.0)
     """
     y = np.asarray(y, dtype=np.float64)
     pred = _point(pred)

@@ -173,3 +173,73 @@ def test_protocols_reject_unknown_options_before_loading_data():
         calisol.run_calisol(quick=True, shot=[5])
     with pytest.raises(OptionError, match="LNPDBConfig"):
         lnpdb.run_lnpdb(quick=True, holdout="x")
+
+
+# ---------------------------------------------------------------------------- nested selection
+class _Shift:
+    """A 'learner' predicting the support mean plus a fixed shift (shift 0 is the better one)."""
+
+    kind = "meta"
+
+    def __init__(self, shift):
+        self.shift = shift
+        self.fitted_on: list[str] = []
+
+    def fit(self, train):
+        self.fitted_on = sorted({t.groups[0] for t in train})
+        return self
+
+    def adapt(self, support):
+        m = float(np.mean(support.targets)) + self.shift
+        return type("P", (), {"predict": lambda _s, q: np.full(len(q), m)})()
+
+
+def test_nested_select_chooses_on_inner_meta_train_groups_and_refits_on_all():
+    import dataclasses
+
+    from nanonb.bench.casestudy_gp import PerShot, nested_select
+
+    ts = _linear_taskset(n_tasks=9, n=30, d=2, seed=3)
+    ts = ts.with_tasks([dataclasses.replace(t, groups=(f"g{i}",)) for i, t in enumerate(ts)])
+    train, test = ts.group_kfold(3, key=lambda t: t.groups[0])[0]
+    fitted: list[_Shift] = []
+
+    def make(shift):
+        def fit(tr):
+            fitted.append(_Shift(shift).fit(tr))
+            return fitted[-1]
+        return fit
+
+    methods, rec = nested_select({"good": make(0.0), "bad": make(3.0)}, train, lambda t: t.groups[0], shots=(5,),
+                                 n_episodes=2, metric="mae", higher_is_better=False, log=lambda *_: None)
+    assert rec["chosen"] == {"5": "good"} and rec["scores"]["good"]["5"] < rec["scores"]["bad"]["5"]
+    train_groups = {t.groups[0] for t in train}
+    assert set(rec["inner_val_groups"]) < train_groups                      # never a test group
+    assert not set(rec["inner_val_groups"]) & {t.groups[0] for t in test}
+    inner, outer = fitted[:2], fitted[2:]
+    assert all(set(f.fitted_on) == train_groups - set(rec["inner_val_groups"]) for f in inner)
+    assert all(set(f.fitted_on) == train_groups for f in outer)
+    assert [m.name for m in methods] == ["good", "bad", "selected"]
+    sel = methods[-1]
+    assert isinstance(sel, PerShot) and sel.chosen[5].method is outer[0]
+    with pytest.raises(ValueError, match="K = 3"):
+        sel.adapt(test[0].subset(range(3)))
+
+
+def test_merge_folds_recomputes_rows_over_all_folds():
+    import pandas as pd
+
+    from nanonb.bench.casestudy import merge_folds
+    from nanonb.bench.schema import make_result
+
+    frames = [pd.DataFrame({"split": "s", "method": "m", "kind": "meta", "task": [t] * 2, "k": 5, "episode": [0, 1],
+                            "mae": v, "adapt_s": 0.1, "fold": f"s/{i}"})
+              for i, (t, v) in enumerate([("a", [1.0, 3.0]), ("b", [4.0, 4.0])])]
+    results = [make_result("calisol", [], 10.0, {"fold_ids": [i]}, timings={f"s/{i} x": 1.0}, leakage={f"s/{i}": "ok"},
+                           folds={f"s/{i}": {"test_groups": [t]}}, mean_adapt_predict_s={})
+               for i, t in enumerate("ab")]
+    res = merge_folds(results, frames, ["mae"])
+    (row,) = res["results"]
+    assert row["n_tasks"] == 2 and row["mean"] == pytest.approx(3.0)  # per-task means 2 and 4
+    assert set(res["folds"]) == {"s/0", "s/1"} and res["config"]["fold_ids"] == [0, 1]
+    assert res["runtime_s"] == pytest.approx(20.0)

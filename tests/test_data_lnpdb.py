@@ -209,3 +209,36 @@ def test_subset_build_is_consistent_with_full_build(loaded, taskset):
     full = taskset["KL_2010"]
     raw_full = full.inputs * taskset.feature_std + taskset.feature_mean  # un-standardize
     np.testing.assert_allclose(ts["KL_2010"].inputs, raw_full, rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------- counts and per-assay tasks
+def test_split_assays_and_count_fingerprints_on_synthetic_tables():
+    pytest.importorskip("rdkit")
+    meta, extra = _synthetic()
+    df, _ = ln.clean_lnpdb(meta, extra)
+    per_study = ln.lnpdb_taskset(df, min_points=1)
+    assert per_study.names == ["A", "B"]
+    split = ln.lnpdb_taskset(df, min_points=1, split_assays=True, fingerprint="counts")
+    # study A pools two assays -> two tasks named "A | <assay>", both in group A; B keeps its name
+    a_tasks = [t for t in split if t.name.startswith("A | ")]
+    assert len(a_tasks) == 2 and "B" in split.names
+    assert {t.groups for t in split} == {("A",), ("B",)}
+    assert sorted(len(t) for t in a_tasks) == [1, 2]
+    assert all(t.meta["assay"].nunique() == 1 for t in split)
+    fp = [i for i, n in enumerate(split.feature_names) if n.startswith("fp_")]
+    counts = np.vstack([t.inputs[:, fp] for t in split])
+    bits = np.vstack([t.inputs[:, fp] for t in per_study])
+    assert counts.max() == pytest.approx(1.0) and counts.min() >= 0          # scaled into [0, 1], not z-scored
+    assert len(np.unique(counts)) > 2 and set(np.unique(bits)) <= {0.0, 1.0}  # counts carry more than bits
+    assert ((counts > 0) == (bits > 0)).all()                                  # same environments present
+    with pytest.raises(ValueError, match="fingerprint"):
+        ln.lnpdb_taskset(df, min_points=1, fingerprint="morgan")
+
+
+def test_real_split_assays_keeps_studies_as_groups(loaded):
+    ts = ln.lnpdb_taskset(loaded[0], split_assays=True)
+    assert len(ts) > 38 and len({t.groups[0] for t in ts}) == 38
+    lx = [t for t in ts if t.groups[0] == "LX_2024"]
+    assert len(lx) == 6 and all(t.meta["assay"].nunique() == 1 for t in lx)
+    for train, test in ts.group_kfold(5):
+        assert not {t.groups[0] for t in train} & {t.groups[0] for t in test}

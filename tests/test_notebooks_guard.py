@@ -323,10 +323,6 @@ NO_FIGURE_OK = {
     # a Voilà dashboard: its figures are live ipywidgets Images (not saved as image/png outputs); the browser
     # test (tests/test_browser.py::test_workshop_app_in_voila) checks that they render and change
     "app.ipynb": "dashboard, figures are widget images checked by the browser test",
-    # TEMPORARY (issue 17): owned by the real-data helper, who adds their figures on another branch.
-    # The lead removes these two lines when merging that branch; this test then guards them too.
-    "06_case_study_electrolytes.ipynb": "figures pending on the real-data branch",
-    "07_case_study_lnp.ipynb": "figures pending on the real-data branch",
 }
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from ..data.calisol import calisol_taskset
 from ..tasks import Task, TaskSet
 from .casestudy import MetaSpec, check_disjoint, finish, run_folds
+from .casestudy_gp import calisol_candidates, nested_select
 from .schema import apply_options
 
 __all__ = ["CalisolConfig", "calisol_splits", "run_calisol"]
@@ -108,7 +109,15 @@ class CalisolConfig:
     gbm_iter: int = 300
     gp_restarts: int = 1
     max_folds: int | None = None
+    fold_ids: tuple[int, ...] | None = None
     seed: int = 0
+    select: bool = True
+    select_episodes: int = 3
+    gp_iterations: int = 300
+    bml_iterations: int = 500
+    ens_members: int = 3
+    outer_only: tuple[str, ...] = ("ensemble",)
+    ens_iterations: int = 150
 
     @classmethod
     def quick(cls) -> CalisolConfig:
@@ -117,7 +126,8 @@ class CalisolConfig:
         for m in meta:
             m.n_iterations, m.meta_batch_size, m.adapt_steps = 5, 2, 10
         return cls(n_folds=3, splits=("leave-salt-out", "random-task"), n_episodes=2, max_folds=1, meta=meta,
-                   pooled_epochs=1, gbm_iter=30, gp_restarts=0)
+                   pooled_epochs=1, gbm_iter=30, gp_restarts=0, select_episodes=1, gp_iterations=3, bml_iterations=3,
+                   ens_members=2, ens_iterations=2)
 
 
 def run_calisol(quick: bool = False, seed: int = 0, progress: bool = True, config: CalisolConfig | None = None,
@@ -157,6 +167,14 @@ def run_calisol(quick: bool = False, seed: int = 0, progress: bool = True, confi
     log(f"CALiSol-23: {len(ts)} systems with >= {cfg.min_points} points, {len(ts.all_groups)} groups "
         f"({time.perf_counter() - t0:.1f} s)")
     splits = calisol_splits(ts, cfg.n_folds, cfg.random_fraction, seed, cfg.splits)
-    df, timings, leakage, fold_info = run_folds("calisol", splits, cfg, ["mae"], None, True, seed, progress, log)
+
+    def extra(train, log):
+        cands = calisol_candidates(cfg, seed)
+        also = {n: cands.pop(n) for n in cfg.outer_only if n in cands}
+        return nested_select(cands, train, _salt, cfg.shots, cfg.select_episodes, "mae", higher_is_better=False,
+                             seed=seed, log=log, also=also)
+
+    df, timings, leakage, fold_info = run_folds("calisol", splits, cfg, ["mae"], None, True, seed, progress, log,
+                                                extra if cfg.select else None)
     return finish("calisol", df, ["mae"], cfg, timings, leakage, fold_info, t_all,
                   {"unit": "log10(mS/cm)", "n_tasks": len(ts), "quick": quick}, episodes_path)

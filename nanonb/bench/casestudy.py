@@ -44,7 +44,7 @@ from .adaptation import FastMeta
 from .schema import make_result, summary_to_rows
 
 __all__ = ["MetaSpec", "build_meta_learner", "check_disjoint", "drop_low_targets", "evaluate_episodes", "finish",
-           "make_baselines", "pooled_view", "run_folds"]
+           "make_baselines", "merge_folds", "pooled_view", "run_folds"]
 
 
 # ---------------------------------------------------------------------- meta-learners
@@ -247,8 +247,13 @@ def evaluate_episodes(methods: Sequence, test: TaskSet, shots: Sequence[int], n_
 
 # ---------------------------------------------------------------------- protocol driver
 def run_folds(protocol: str, splits: dict, cfg, metrics: Sequence[str], k_query_cap: int | None, ard: bool,
-              seed: int, progress: bool, log: Callable) -> tuple[pd.DataFrame, dict, dict, dict]:
+              seed: int, progress: bool, log: Callable, extra: Callable | None = None
+              ) -> tuple[pd.DataFrame, dict, dict, dict]:
     """Fit and evaluate every method on every fold of ``splits`` (``{split: [(train, test), ...]}``).
+
+    ``extra(train, log)`` (optional) returns ``(methods, record)``: more fitted methods of the fold (e.g.
+    the nested selection of :func:`nanonb.bench.casestudy_gp.nested_select`) and a JSON-ready record
+    stored as ``folds[tag]["selection"]``.
 
     One torch thread and one BLAS thread (:func:`nanonb.threads.limit_threads`; many tiny GP fits:
     threads only add contention), whatever the caller set. Returns
@@ -260,15 +265,18 @@ def run_folds(protocol: str, splits: dict, cfg, metrics: Sequence[str], k_query_
     ...                                         print)  # doctest: +SKIP
     """
     with limit_threads(1):
-        return _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log)
+        return _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log, extra)
 
 
-def _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log):
+def _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log, extra=None):
     frames, timings, leakage, fold_info = [], {}, {}, {}
     for split, folds in splits.items():
         if cfg.max_folds is not None:
             folds = folds[: cfg.max_folds]
+        only = getattr(cfg, "fold_ids", None)
         for i, (train, test) in enumerate(folds):
+            if only is not None and i not in only:
+                continue
             tag = f"{split}/{i}"
             train = drop_low_targets(train, cfg.train_min_target)
             t0 = time.perf_counter()
@@ -282,6 +290,12 @@ def _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress,
             t1 = time.perf_counter()
             methods += make_baselines(cfg.baselines, cfg, train, seed, pooled_nets, ard, progress)
             timings[f"{tag} fit baselines"] = time.perf_counter() - t1
+            record = None
+            if extra is not None:
+                t1 = time.perf_counter()
+                more, record = extra(train, log)
+                methods += more
+                timings[f"{tag} nested selection"] = time.perf_counter() - t1
             t1 = time.perf_counter()
             df = evaluate_episodes(methods, test, cfg.shots, cfg.n_episodes, metrics, seed=seed,
                                    k_query_cap=k_query_cap, progress=progress, fold=tag)
@@ -291,6 +305,8 @@ def _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress,
             leakage[tag] = str(leakage_report(train, test))
             fold_info[tag] = {"test_groups": sorted({t.groups[0] for t in test}), "n_train": len(train),
                               "n_test": len(test)}
+            if record is not None:
+                fold_info[tag]["selection"] = record
             log(f"  [{protocol}] {tag}: {len(train)} meta-train / {len(test)} test tasks "
                 f"({', '.join(fold_info[tag]['test_groups'])}) in {time.perf_counter() - t0:.1f} s")
     return pd.concat(frames, ignore_index=True), timings, leakage, fold_info
@@ -311,3 +327,33 @@ def finish(protocol: str, df: pd.DataFrame, metrics, cfg, timings, leakage, fold
     config = asdict(cfg) | extra_cfg
     return make_result(protocol, rows, time.perf_counter() - t_all, config, timings=timings, leakage=leakage,
                        folds=fold_info, mean_adapt_predict_s=adapt)
+
+
+def merge_folds(results: list[dict], episodes: list[pd.DataFrame], metrics: Sequence[str], episodes_path=None) -> dict:
+    """One result from runs of the same protocol on disjoint folds (``--set fold_ids=[i]``, run side by side).
+
+    Rows are recomputed from the concatenated per-episode tables (as :func:`finish` does); timings,
+    leakage and folds are merged; ``runtime_s`` is the sum; the config is the first run's with
+    ``fold_ids`` the union.
+
+    Example
+    -------
+    >>> res = merge_folds([json.load(open(p)) for p in paths],
+    ...                   [pd.read_csv(e) for e in csvs], ["mae"])  # doctest: +SKIP
+    """
+    df = pd.concat(episodes, ignore_index=True)
+    rows = []
+    for split, g in df.groupby("split", sort=False):
+        for metric in metrics:
+            rows += summary_to_rows(summarize(g, metric), split)
+    merged: dict = {"timings": {}, "leakage": {}, "folds": {}}
+    for r in results:
+        for key in merged:
+            merged[key].update(r.get(key, {}))
+    config = dict(results[0]["config"])
+    config["fold_ids"] = sorted({i for r in results for i in (r["config"].get("fold_ids") or [])})
+    if episodes_path is not None:
+        df.to_csv(episodes_path, index=False)
+    adapt = df.groupby("method", sort=False)["adapt_s"].mean().to_dict()
+    return make_result(results[0]["protocol"], rows, float(sum(r["runtime_s"] for r in results)), config,
+                       mean_adapt_predict_s=adapt, **merged)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from ..data.lnpdb import lnpdb_taskset
 from ..tasks import Task, TaskSet
 from .casestudy import MetaSpec, check_disjoint, finish, run_folds
+from .casestudy_gp import lnpdb_candidates, nested_select
 from .schema import apply_options
 
 __all__ = ["LNPDBConfig", "lnpdb_splits", "run_lnpdb"]
@@ -71,7 +72,7 @@ class LNPDBConfig:
     k_query_cap: int = 1000
     meta: list[MetaSpec] = field(default_factory=_default_lnpdb_meta)
     baselines: tuple[str, ...] = ("gp", "pooled-gbm", "pooled-gbm+recal", "residual-gp", "pooled-mlp",
-                                  "pooled-mlp+finetune", "rf-support", "random")
+                                  "pooled-mlp+finetune", "random")
     hidden: tuple[int, ...] = (64, 64)
     train_min_target: float | None = None
     pooled_epochs: int = 20
@@ -83,6 +84,11 @@ class LNPDBConfig:
     gp_restarts: int = 0
     max_folds: int | None = None
     seed: int = 0
+    fingerprint: str = "counts"
+    split_assays: bool = True
+    select: bool = True
+    select_episodes: int = 3
+    gp_iterations: int = 200
 
     @classmethod
     def quick(cls) -> LNPDBConfig:
@@ -90,7 +96,8 @@ class LNPDBConfig:
         meta = _default_lnpdb_meta()
         for m in meta:
             m.n_iterations, m.meta_batch_size, m.adapt_steps, m.k_query = 5, 2, 10, 32
-        return cls(n_episodes=2, max_folds=1, k_query_cap=200, meta=meta, pooled_epochs=1, gbm_iter=30, rf_trees=20)
+        return cls(n_episodes=2, max_folds=1, k_query_cap=200, meta=meta, pooled_epochs=1, gbm_iter=30, rf_trees=20,
+                   select_episodes=1, gp_iterations=3)
 
 
 def run_lnpdb(quick: bool = False, seed: int = 0, progress: bool = True, config: LNPDBConfig | None = None,
@@ -110,11 +117,18 @@ def run_lnpdb(quick: bool = False, seed: int = 0, progress: bool = True, config:
                         reserved={"seed": "--seed"})
     cfg.seed = seed
     t0 = time.perf_counter()
-    ts = lnpdb_taskset(min_points=cfg.min_points, data_dir=data_dir)
-    log(f"LNPDB: {len(ts)} studies with >= {cfg.min_points} points ({time.perf_counter() - t0:.1f} s)")
+    ts = lnpdb_taskset(min_points=cfg.min_points, data_dir=data_dir, fingerprint=cfg.fingerprint,
+                       split_assays=cfg.split_assays)
+    log(f"LNPDB: {len(ts)} tasks with >= {cfg.min_points} points from {len(ts.all_groups)} studies "
+        f"({time.perf_counter() - t0:.1f} s)")
     splits = lnpdb_splits(ts, cfg.n_folds)
     metrics = ["spearman", "top10_recall"]
+
+    def extra(train, log):
+        return nested_select(lnpdb_candidates(cfg, seed), train, _study, cfg.shots, cfg.select_episodes, "spearman",
+                             higher_is_better=True, seed=seed, k_query_cap=cfg.k_query_cap, log=log)
+
     df, timings, leakage, fold_info = run_folds("lnpdb", splits, cfg, metrics, cfg.k_query_cap, False, seed,
-                                                progress, log)
+                                                progress, log, extra if cfg.select else None)
     return finish("lnpdb", df, metrics, cfg, timings, leakage, fold_info, t_all,
                   {"unit": "z-score (ranking metrics)", "n_tasks": len(ts), "quick": quick}, episodes_path)

@@ -26,7 +26,7 @@ from .._io import atomic_write
 from ..tasks import TaskSet
 from ._fetch import NO_PARSE_CACHE_VAR, DataFile, DataQualityReport, cache_dir, fetch
 from ._tables import keep_min_points, tabular_taskset, top_counts
-from .chem import LIPID_DESCRIPTORS, lipid_descriptors, morgan_fingerprints, require_rdkit
+from .chem import LIPID_DESCRIPTORS, lipid_descriptors, morgan_counts, morgan_fingerprints, require_rdkit
 
 __all__ = [
     "ASSAY_PREFIXES",
@@ -291,7 +291,7 @@ def _disk_cached(kind: str, key_parts: list[str], shape: tuple[int, int], comput
     return arr
 
 
-def _lipid_table(smiles: np.ndarray, n_bits: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+def _lipid_table(smiles: np.ndarray, n_bits: int, radius: int, counts: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Fingerprints and descriptors of unique SMILES, cached in memory and on disk (``.npz``).
 
     The disk-cache keys hash the SMILES list and the RDKit version (plus ``n_bits``/``radius`` for
@@ -302,29 +302,40 @@ def _lipid_table(smiles: np.ndarray, n_bits: int, radius: int) -> tuple[np.ndarr
     import rdkit
 
     smiles = [str(s) for s in smiles]
-    fp = _disk_cached("fp", [rdkit.__version__, str(n_bits), str(radius), *smiles], (len(smiles), n_bits),
-                      lambda: morgan_fingerprints(smiles, n_bits=n_bits, radius=radius))
+    if counts:
+        fp = _disk_cached("fpcount", [rdkit.__version__, str(n_bits), str(radius), *smiles], (len(smiles), n_bits),
+                          lambda: morgan_counts(smiles, n_bits=n_bits, radius=radius))
+    else:
+        fp = _disk_cached("fp", [rdkit.__version__, str(n_bits), str(radius), *smiles], (len(smiles), n_bits),
+                          lambda: morgan_fingerprints(smiles, n_bits=n_bits, radius=radius))
     desc = _disk_cached("desc", [rdkit.__version__, ",".join(LIPID_DESCRIPTORS), *smiles],
                         (len(smiles), len(LIPID_DESCRIPTORS)), lambda: lipid_descriptors(smiles))
     return fp, desc
 
 
-def lnpdb_features(df: pd.DataFrame, n_bits: int = 256, radius: int = 2) -> tuple[np.ndarray, list[str]]:
+def lnpdb_features(df: pd.DataFrame, n_bits: int = 256, radius: int = 2, fingerprint: str = "bits"
+                   ) -> tuple[np.ndarray, list[str]]:
     """Model inputs for each row of a frame from :func:`load_lnpdb` (unscaled).
 
-    Columns: ``fp_0 .. fp_{n_bits-1}`` (Morgan bits of ``IL_SMILES``), :data:`~nanonb.data.chem.LIPID_DESCRIPTORS`,
+    Columns: ``fp_0 .. fp_{n_bits-1}`` (Morgan bits of ``IL_SMILES``, or with ``fingerprint="counts"`` Morgan
+    counts divided by the largest count of the frame, so they lie in [0, 1] and keep their ratios),
+    :data:`~nanonb.data.chem.LIPID_DESCRIPTORS`,
     the formulation (mol % of ionizable / helper / cholesterol / PEG lipid, IL:nucleic-acid mass
     ratio, ``Dose_log10_ug``) and every one-hot column of extra_x (helper lipid, sterol, PEG lipid,
     buffers, mixing, model, target, route, cargo, batching).
     """
     smiles = df["IL_SMILES"].to_numpy()
     uniq, inv = np.unique(smiles, return_inverse=True)
-    fp_u, desc_u = _lipid_table(uniq, n_bits, radius)
-    fp, desc = fp_u[inv], desc_u[inv]
+    if fingerprint not in ("bits", "counts"):
+        raise ValueError(f"fingerprint must be 'bits' or 'counts', not {fingerprint!r}")
+    fp_u, desc_u = _lipid_table(uniq, n_bits, radius, counts=fingerprint == "counts")
+    fp, desc = fp_u[inv].astype(np.float64), desc_u[inv]
+    if fingerprint == "counts":
+        fp = fp / max(float(fp.max()), 1.0)
     form = ["IL_molratio", "HL_molratio", "CHL_molratio", "PEG_molratio", "IL_to_nucleicacid_massratio",
             "Dose_log10_ug"]
     onehot = [c for p in ONE_HOT_PREFIXES for c in _block(list(df.columns), p)]
-    x = np.hstack([fp.astype(np.float64), desc, df[form].to_numpy(dtype=np.float64),
+    x = np.hstack([fp, desc, df[form].to_numpy(dtype=np.float64),
                    df[onehot].to_numpy(dtype=np.float64)])
     names = [f"fp_{i}" for i in range(n_bits)] + LIPID_DESCRIPTORS + form + onehot
     return x, names
@@ -337,8 +348,10 @@ def lnpdb_taskset(
     data_dir: str | os.PathLike | None = None,
     radius: int = 2,
     standardize: bool = True,
+    fingerprint: str = "bits",
+    split_assays: bool = False,
 ) -> TaskSet:
-    """One few-shot task per study (``Experiment_ID``) with at least ``min_points`` rows.
+    """One few-shot task per study (``Experiment_ID``), or per (study, assay), with at least ``min_points`` rows.
 
     Parameters
     ----------
@@ -351,6 +364,12 @@ def lnpdb_taskset(
     standardize:
         z-score the non-binary columns (descriptors, formulation) over the rows of the kept tasks;
         fingerprint bits and one-hots stay 0/1. Stats in ``ts.feature_mean`` / ``ts.feature_std``.
+    fingerprint:
+        ``"bits"`` (Morgan bit vector) or ``"counts"`` (Morgan counts, scaled into [0, 1] by the largest count).
+    split_assays:
+        One task per (study, assay) for the 13 studies that pool separately standardized assays (cells,
+        organs, routes, cargo), named ``"<study> | <assay>"``; single-assay studies keep their name. Groups stay
+        ``(study,)``, so leave-study-out splits keep every assay of a study together.
 
     Returns
     -------
@@ -376,13 +395,20 @@ def lnpdb_taskset(
         df, report = load_lnpdb(data_dir=data_dir)
     else:
         report = DataQualityReport("LNPDB features", n_raw=len(df), n_clean=len(df))
+    df = df.copy()
+    key = "Experiment_ID"
+    if split_assays:
+        many = df.groupby("Experiment_ID")["assay"].transform("nunique") > 1
+        df["task"] = np.where(many, df["Experiment_ID"] + " | " + df["assay"], df["Experiment_ID"])
+        key = "task"
     sub, keep = keep_min_points(
-        df, "Experiment_ID", min_points, report, what="study", unit="rows",
+        df, key, min_points, report, what="study", unit="rows",
         detail=lambda small, kept: ", ".join(f"{k} ({v} rows)" for k, v in small.items())
         + f"; {len(kept)} tasks kept")
-    x, names = lnpdb_features(sub, n_bits=n_bits, radius=radius)
-    return tabular_taskset(sub, "Experiment_ID", keep, x, "Experiment_value",
+    x, names = lnpdb_features(sub, n_bits=n_bits, radius=radius, fingerprint=fingerprint)
+    return tabular_taskset(sub, key, keep, x, "Experiment_value",
                            ["LNP_ID", "IL_name", "IL_SMILES", "assay", "duplicate_input"],
-                           lambda name, rows: (name,), name="LNPDB", feature_names=names, report=report,
+                           lambda name, rows: (str(rows["Experiment_ID"].iloc[0]),), name="LNPDB",
+                           feature_names=names, report=report,
                            standardize_inputs=standardize, target_name=TARGET_NAME, target_unit=TARGET_UNIT,
                            t0=t0)

@@ -1,0 +1,211 @@
+"""Meta-learned-kernel GPs of the case studies, with nested model selection inside each fold's meta-train set.
+
+The learners (per fold, fitted on that fold's meta-train tasks only):
+
+- ``dkt-vtf`` (CALiSol): :class:`~nanonb.learners.dkt_mean.MeanDKT` with the pooled VTF network as the GP mean
+  and a meta-learned kernel over the electrolyte inputs (temperature, concentration, solvent fractions):
+  ``rbf`` = an RBF kernel on a learned linear map of the inputs; ``jac`` = the same plus a linear kernel on
+  the gradient of the pooled curve with respect to its five VTF parameters (:func:`vtf_jacobian`), a Bayesian,
+  meta-learned version of fine-tuning the VTF curve. Residuals for meta-training are cross-fitted over salts.
+- ``bml``, ``ensemble`` (CALiSol): the Bayesian last layer and a FOMAML deep ensemble on the same inputs.
+- ``tanimoto-gp`` (LNPDB): :class:`~nanonb.learners.tanimoto_gp.TanimotoGP`, pooled gradient boosting as the
+  GP mean, Tanimoto kernel on the lipid's Morgan count fingerprint + ARD RBF on descriptors, formulation and
+  assay columns, hyper-parameters meta-learned across (study, assay) tasks.
+
+Honest selection (:func:`nested_select`): every candidate is fitted on an inner leave-group-out split of the
+fold's meta-train set (the held-out inner groups are meta-train groups of this fold, never another fold's
+test groups), scored on seeded episodes of the inner held-out tasks at every K, and the best at each K is
+kept; the candidates are then refitted on the whole meta-train set and evaluated on the fold's test tasks,
+each under its own name and the chosen one again as ``selected`` (a per-K choice). The choice and the inner
+scores go into the bench JSON (``folds[tag]["selection"]``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..baselines.nets import FineTune
+from ..baselines.tabular import PooledTrees, SupportRF
+from ..evaluation import Named, evaluate
+from ..learners.dkt_mean import MeanDKT
+from ..learners.registry import make_learner
+from ..learners.tanimoto_gp import TanimotoGP
+from ..physics.vtfnet import vtf_model_kwargs
+from ..tasks import Task, TaskSet
+from .casestudy import _fit_pooled
+
+__all__ = ["PerShot", "calisol_candidates", "lnpdb_candidates", "nested_select", "vtf_jacobian"]
+
+
+@torch.no_grad()
+def vtf_jacobian(pred, inputs, eps: float = 1e-3) -> np.ndarray:
+    """``d log10 k / d theta`` of a pooled VTF network's prediction, one column per VTF parameter, ``(n, 5)``.
+
+    ``pred`` is the pooled network's predictor (``Pooled(...).adapt(None)``; its model has ``head.theta``,
+    the five task-level VTF parameters); central differences of step ``eps`` (theta is restored).
+
+    Example
+    -------
+    >>> vtf_jacobian(pooled.adapt(None), task).shape  # doctest: +SKIP
+    (24, 5)
+    """
+    theta = pred.model.head.theta
+    cols = []
+    for j in range(len(theta)):
+        theta[j] += eps
+        up = np.asarray(pred.predict(inputs), dtype=np.float64)
+        theta[j] -= 2 * eps
+        down = np.asarray(pred.predict(inputs), dtype=np.float64)
+        theta[j] += eps
+        cols.append((up - down) / (2 * eps))
+    return np.stack(cols, 1)
+
+
+def _pooled_vtf_fitter(cfg, seed: int) -> Callable[[TaskSet], object]:
+    def fit(train: TaskSet):
+        kw = vtf_model_kwargs(train, hidden=(32, 32), mask_prefixes=("anion_",))
+        return _fit_pooled("VTFNet", kw, train, cfg.pooled_epochs, cfg.pooled_batch, seed, False).adapt(None)
+    return fit
+
+
+def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
+    """Learners of the CALiSol selection: name -> ``fit(meta_train) -> fitted learner`` (``ensemble`` too;
+    the protocol fits it on the outer meta-train set only, see :func:`nested_select`'s ``also``).
+
+    Example
+    -------
+    >>> sorted(calisol_candidates(CalisolConfig(), 0))  # doctest: +SKIP
+    ['bml', 'dkt-vtf-jac', 'dkt-vtf-rbf', 'ensemble', 'pooled-vtf+finetune']
+    """
+    it = cfg.gp_iterations
+    mean = _pooled_vtf_fitter(cfg, seed)
+    rbf = dict(kernel="rbf", hidden=(), n_features=8, linear=False, mean="constant", n_iterations=it, seed=seed)
+    jac = dict(kernel="rbf", hidden=(), n_features=8, linear=True, mean="constant", n_iterations=it, seed=seed)
+
+    def pooled_ft(train: TaskSet):
+        pooled = _fit_pooled("VTFNet", vtf_model_kwargs(train, hidden=(32, 32), mask_prefixes=("anion_",)), train,
+                             cfg.pooled_epochs, cfg.pooled_batch, seed, False)
+        return Named(FineTune(pooled, steps=50, lr=3e-3), "pooled-vtf+finetune")
+
+    def bml(train: TaskSet):
+        n_in = int(train[0].inputs.shape[1])
+        return make_learner("bml", model="MLP", model_kwargs={"n_in": n_in, "hidden": (64, 64)},
+                            n_iterations=cfg.bml_iterations, meta_batch_size=8, k_support=(0, 20), k_query=30,
+                            seed=seed).fit(train, progress=False)
+
+    def ensemble(train: TaskSet):
+        n_in = int(train[0].inputs.shape[1])
+        return make_learner("ensemble", n_members=cfg.ens_members, algorithm="anil", model="MLP",
+                            model_kwargs={"n_in": n_in, "hidden": (64, 64)}, n_iterations=cfg.ens_iterations,
+                            meta_batch_size=8, seed=seed).fit(train, progress=False)
+
+    return {
+        "dkt-vtf-rbf": lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-rbf", **rbf).fit(tr),
+        "dkt-vtf-jac": lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-jac", features=vtf_jacobian,
+                                          **jac).fit(tr),
+        "pooled-vtf+finetune": pooled_ft,
+        "bml": bml,
+        "ensemble": ensemble,
+    }
+
+
+def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
+    """Candidate learners of the LNPDB selection (name -> fitter): Tanimoto GPs with and without the pooled
+    GBM as their mean, and the random forest on the support (the strongest baseline so far).
+
+    Example
+    -------
+    >>> sorted(lnpdb_candidates(LNPDBConfig(), 0))  # doctest: +SKIP
+    ['rf-support', 'tanimoto-gp', 'tanimoto-gp+pooled']
+    """
+    def gbm(train: TaskSet):
+        return PooledTrees("gbm", max_iter=cfg.gbm_iter, seed=seed).fit(train)
+
+    def fp_cols(train: TaskSet) -> np.ndarray:
+        return np.array([i for i, n in enumerate(train.feature_names) if n.startswith("fp_")])
+
+    kw = dict(n_iterations=cfg.gp_iterations, seed=seed)
+
+    def rf(train: TaskSet):
+        return SupportRF(n_estimators=cfg.rf_trees, seed=seed).fit(train)
+
+    return {
+        "rf-support": rf,
+        "tanimoto-gp": lambda tr: TanimotoGP(fp_cols(tr), name="tanimoto-gp", **kw).fit(tr),
+        "tanimoto-gp+pooled": lambda tr: TanimotoGP(fp_cols(tr), fit_mean=gbm, name="tanimoto-gp+pooled",
+                                                    **kw).fit(tr),
+    }
+
+
+class PerShot:
+    """A method that adapts with ``chosen[k]`` for a support of size ``k`` (the per-K nested choice).
+
+    Example
+    -------
+    >>> sel = PerShot({5: gp, 10: finetune}, "selected")  # doctest: +SKIP
+    """
+
+    kind = "meta"
+
+    def __init__(self, chosen: dict[int, object], name: str = "selected"):
+        self.chosen, self.name = chosen, name
+
+    def adapt(self, support: Task):
+        k = 0 if support is None else len(support)
+        if k not in self.chosen:
+            raise ValueError(f"{self.name}: no learner was selected for K = {k} (selected for {sorted(self.chosen)}).")
+        return self.chosen[k].adapt(support)
+
+
+def nested_select(candidates: dict[str, Callable], train: TaskSet, key: Callable[[Task], str], shots: Sequence[int],
+                  n_episodes: int, metric: str, higher_is_better: bool, seed: int = 0, n_inner: int = 3,
+                  k_query_cap: int | None = None, log: Callable = print, also: dict[str, Callable] | None = None
+                  ) -> tuple[list, dict]:
+    """Choose among ``candidates`` on an inner leave-group-out split of ``train``; refit all on ``train``.
+
+    The inner split is the first of ``train.group_kfold(n_inner, key)``: about a ``1/n_inner`` share of
+    the meta-train groups held out. Each candidate is fitted on the rest, scored on ``n_episodes`` seeded
+    episodes per held-out task and K (``metric``: mean over episodes, then tasks), and the best per K
+    is chosen. Returns ``(methods, record)``: every candidate refitted on all of ``train`` plus a
+    :class:`PerShot` ``selected``; ``record`` has the inner groups, scores, choice and timings. ``also``
+    (name -> fitter) are fitted on ``train`` and returned too, without taking part in the selection (to
+    save their inner fits).
+
+    Example
+    -------
+    >>> methods, rec = nested_select(calisol_candidates(cfg, 0), train, key=lambda t: t.groups[0],
+    ...                              shots=(5, 10), n_episodes=3, metric="mae",
+    ...                              higher_is_better=False)  # doctest: +SKIP
+    >>> rec["chosen"]  # doctest: +SKIP
+    {'5': 'pooled-vtf+finetune', '10': 'dkt-vtf-jac'}
+    """
+    inner_train, inner_val = train.group_kfold(n_inner, key=key)[0]
+    scores: dict[str, dict[str, float]] = {}
+    timings: dict[str, float] = {}
+    for name, fit in candidates.items():
+        t0 = time.perf_counter()
+        model = Named(fit(inner_train), name)
+        df = evaluate([model], inner_val, shots, n_episodes, k_query=k_query_cap, seed=seed + 1, progress=False,
+                      metrics=[metric])
+        per_task = df.groupby(["k", "task"])[metric].mean().groupby("k").mean()
+        scores[name] = {str(int(k)): float(v) for k, v in per_task.items()}
+        timings[f"inner {name}"] = time.perf_counter() - t0
+    chosen = {}
+    for k in shots:
+        vals = {n: s[str(k)] for n, s in scores.items() if str(k) in s}
+        chosen[str(k)] = (max if higher_is_better else min)(vals, key=vals.get)
+    log(f"    nested selection on {sorted({key(t) for t in inner_val})}: {chosen}")
+    fitted = {}
+    for name, fit in {**candidates, **(also or {})}.items():
+        t0 = time.perf_counter()
+        fitted[name] = Named(fit(train), name)
+        timings[f"outer {name}"] = time.perf_counter() - t0
+    selected = PerShot({int(k): fitted[n] for k, n in chosen.items()}, "selected")
+    record = {"candidates": sorted(candidates), "not_selectable": sorted(also or {}),
+              "inner_val_groups": sorted({key(t) for t in inner_val}), "metric": metric, "scores": scores,
+              "chosen": chosen, "timings_s": timings}
+    return [*fitted.values(), selected], record
