@@ -44,6 +44,25 @@ class CacheWarning(UserWarning):
     """A cache file was damaged or unusable and was regenerated, or could not be written."""
 
 
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where nanonb's caches live: ``cache_dir`` if given, else ``$NANONB_CACHE_DIR``, else the platform
+    user cache folder (``platformdirs.user_cache_dir("nanonb")``). The one copy of this rule.
+
+    Example
+    -------
+    >>> str(cache_root("/tmp/my-cache"))
+    '/tmp/my-cache'
+    """
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("NANONB_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("nanonb"))
+
+
 def notice(message: str, stacklevel: int = 3) -> None:
     """Emit a one-line :class:`CacheWarning` (``message`` is flattened to one line)."""
     warnings.warn(" ".join(str(message).split()), CacheWarning, stacklevel=stacklevel)

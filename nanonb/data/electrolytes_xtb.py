@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nanonb.data._cache import check_writable, notice, read_cache, write_cache
+from nanonb.data._cache import cache_root, check_writable, notice, read_cache, write_cache
 from nanonb.data.electrolyte_library import LIBRARY_VERSION, candidate_library
 from nanonb.graphs import Structure
 from nanonb.threads import limit_threads
@@ -222,17 +221,6 @@ def library_candidates(subset: str = "small", seed: int = 0) -> pd.DataFrame:
     return pd.concat(keep).reset_index(drop=True)
 
 
-def _cache_dir(cache_dir) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("NANONB_CACHE_DIR")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("nanonb"))
-
-
 def cache_path(subset: str = "small", seed: int = 0, cache_dir=None) -> Path:
     """Path of the ``.npz`` cache of this library (it may not exist yet).
 
@@ -242,7 +230,7 @@ def cache_path(subset: str = "small", seed: int = 0, cache_dir=None) -> Path:
     True
     """
     key = hashlib.sha256(json.dumps(_config(subset, seed), sort_keys=True).encode()).hexdigest()[:16]
-    return _cache_dir(cache_dir) / f"electrolytes_xtb-{subset}-{key}.npz"
+    return cache_root(cache_dir) / f"electrolytes_xtb-{subset}-{key}.npz"
 
 
 def _save(path: Path, cfg: dict, lib: ElectrolyteLibrary) -> None:

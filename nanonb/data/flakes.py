@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from platformdirs import user_cache_dir
 from tqdm.auto import tqdm
 
+from nanonb.data._cache import cache_root
 from nanonb.data.honeycomb import DEFAULT_DOPANTS, DESCRIPTOR_NAMES, SHAPES, Flake, fingerprint, generate_family
 from nanonb.graphs import Structure
 from nanonb.physics.pisystem import huckel_gaps
@@ -111,10 +111,7 @@ def default_cache_dir() -> Path:
     >>> default_cache_dir().name
     'flakes'
     """
-    root = os.environ.get("NANONB_CACHE_DIR")
-    if root:
-        return Path(root) / "flakes"
-    return Path(user_cache_dir("nanonb")) / "flakes"
+    return cache_root() / "flakes"
 
 
 def load_flakes(

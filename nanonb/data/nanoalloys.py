@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nanonb.data._cache import check_writable, notice, read_cache, write_cache
+from nanonb.data._cache import cache_root, check_writable, notice, read_cache, write_cache
 from nanonb.data.alloy_clusters import (
     CATALOGUE_VERSION,
     DESCRIPTOR_NAMES,
@@ -75,17 +75,6 @@ def _config(elements: Sequence[str], n_per_pair: int, seed: int) -> dict:
     }
 
 
-def _cache_dir(cache_dir: str | os.PathLike | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("NANONB_CACHE_DIR")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("nanonb"))
-
-
 def cache_path(n_per_pair: int = DEFAULT_N_PER_PAIR, elements: Iterable[str] = ELEMENTS, seed: int = 0,
                cache_dir: str | os.PathLike | None = None) -> Path:
     """Path of the ``.npz`` cache file for this generation config (it may not exist yet).
@@ -99,7 +88,7 @@ def cache_path(n_per_pair: int = DEFAULT_N_PER_PAIR, elements: Iterable[str] = E
     els = [e for e in ELEMENTS if e in set(els)]
     cfg = _config(els, n_per_pair, seed)
     key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
-    return _cache_dir(cache_dir) / f"nanoalloys-{key}.npz"
+    return cache_root(cache_dir) / f"nanoalloys-{key}.npz"
 
 
 def _save(path: Path, cfg: dict, tasks: list[Task]) -> None:
