@@ -57,7 +57,7 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
         return Path(cache_dir)
     env = os.environ.get("NANONB_CACHE_DIR")
     if env:
-        return Path(env)
+        return Path(env).expanduser()
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("nanonb"))

@@ -28,9 +28,8 @@ from typing import NamedTuple
 
 import pandas as pd
 import pooch
-from platformdirs import user_cache_dir
 
-from nanonb.data._cache import notice, read_cache, write_cache
+from nanonb.data._cache import cache_root, notice, read_cache, write_cache
 
 __all__ = [
     "ENV_VAR",
@@ -129,10 +128,7 @@ def cache_dir() -> Path:
 
     Downloads go to ``<cache_dir>/downloads``, parsed tables to ``<cache_dir>/parsed``.
     """
-    env = os.environ.get("NANONB_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path(user_cache_dir("nanonb"))
+    return cache_root()
 
 
 def _find_in(folder: Path, data_file: DataFile) -> Path | None:
