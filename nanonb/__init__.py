@@ -79,7 +79,7 @@ API: dict[str, tuple[str, ...]] = {
     "nanonb.data.electrolytes_xtb": ("load_electrolyte_library", "potentials_vs_li"),
     "nanonb.data.electrolyte_reference": ("level_of_theory_check",),
     "nanonb.data.electrolyte_tasks": ("stability_taskset",),
-    "nanonb.baselines.tanimoto": ("TanimotoGP",),
+    "nanonb.baselines.tanimoto": ("SupportTanimotoGP",),
     "nanonb.uncertainty.pareto": ("pareto_front", "pareto_with_uncertainty"),
     "nanonb.bench.stability": ("StabilityConfig", "make_stability_learner", "scaffold_leakage"),
     "nanonb.bench.blend_screen": ("screen_blends", "candidate_blends", "conductivity_model", "solvent_oxidation",

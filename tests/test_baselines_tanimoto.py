@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nanonb.baselines.tanimoto import TanimotoGP, tanimoto
+from nanonb.baselines.tanimoto import SupportTanimotoGP, tanimoto
 from nanonb.tasks import Task, TaskSet
 
 
@@ -32,7 +32,7 @@ def _tasks(seed=0, n_tasks=4, n=12, bits=16):
 
 def test_gp_uses_the_fingerprints_and_is_calibrated_at_the_support():
     ts = _tasks()
-    gp = TanimotoGP(n_bits=16).fit(ts)
+    gp = SupportTanimotoGP(n_bits=16).fit(ts)
     task = ts["t2"]
     pred = gp.adapt(task.subset(range(8)))
     mean, std = pred.predict_dist(task.subset(range(8, 12)))

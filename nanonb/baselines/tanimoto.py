@@ -9,17 +9,19 @@ no per-episode hyper-parameter fit (which K = 1-10 points cannot support). The f
 
 Example
 -------
->>> gp = TanimotoGP(n_bits=128).fit(meta_train)                          # doctest: +SKIP
+>>> gp = SupportTanimotoGP(n_bits=128).fit(meta_train)                          # doctest: +SKIP
 >>> mean, std = gp.adapt(episode.support).predict_dist(episode.query)     # target units  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from ..learners.tanimoto_gp import tanimoto as _tanimoto
 from ..tasks import Task, TaskSet
 
-__all__ = ["TanimotoGP", "tanimoto"]
+__all__ = ["SupportTanimotoGP", "tanimoto"]
 
 
 def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -30,14 +32,12 @@ def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     >>> tanimoto(np.array([[1, 1, 0]]), np.array([[1, 0, 0], [1, 1, 0]]))
     array([[0.5, 1. ]])
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    inner = a @ b.T
-    union = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - inner
-    return np.where(union > 0, inner / np.where(union > 0, union, 1.0), 1.0)
+    a, b = torch.as_tensor(np.asarray(a, dtype=np.float64)), torch.as_tensor(np.asarray(b, dtype=np.float64))
+    return _tanimoto(a, b).numpy()  # the one formula, in learners.tanimoto_gp
 
 
 class _TanimotoPredictor:
-    def __init__(self, gp: TanimotoGP, support: Task | None):
+    def __init__(self, gp: SupportTanimotoGP, support: Task | None):
         self.gp = gp
         if support is None or len(support) == 0:
             self.fp_s, self.alpha, self.chol, self.mean0 = None, None, None, gp.y_mean
@@ -65,7 +65,7 @@ class _TanimotoPredictor:
         return self.predict_dist(task)[0]
 
 
-class TanimotoGP:
+class SupportTanimotoGP:
     """GP baseline with the Tanimoto kernel on the last ``n_bits`` input columns (see the module docstring).
 
     Parameters
@@ -82,7 +82,7 @@ class TanimotoGP:
     -------
     >>> x = np.array([[1, 0, 1, 0], [1, 1, 0, 0], [0, 1, 1, 1], [1, 1, 1, 0]], dtype=float)
     >>> t = Task("demo", x, [4.0, 4.2, 5.0, 4.4], target_unit="V vs Li/Li+")
-    >>> gp = TanimotoGP(n_bits=4).fit(TaskSet([t]))
+    >>> gp = SupportTanimotoGP(n_bits=4).fit(TaskSet([t]))
     >>> mean, std = gp.adapt(t.subset([0, 1])).predict_dist(t.subset([3]))
     >>> bool(4.0 <= mean[0] <= 4.2), bool(std[0] > 0)
     (True, True)
@@ -97,11 +97,11 @@ class TanimotoGP:
     def _fp(self, task: Task) -> np.ndarray:
         return np.asarray(task.inputs, dtype=np.float64)[:, -self.n_bits:]
 
-    def fit(self, train: TaskSet, **_) -> TanimotoGP:
+    def fit(self, train: TaskSet, **_) -> SupportTanimotoGP:
         """Choose ``signal_var`` and ``noise_var`` by the summed marginal likelihood of the meta-train tasks."""
         tasks = [t for t in train if len(t) > 1]
         if not tasks:
-            raise ValueError("TanimotoGP.fit needs meta-train tasks with at least 2 points.")
+            raise ValueError("SupportTanimotoGP.fit needs meta-train tasks with at least 2 points.")
         self.y_mean = float(np.concatenate([t.targets for t in train]).mean())
         scale = float(np.sqrt(np.mean([t.targets.var() for t in tasks]))) or 1.0
         kernels = [(tanimoto(self._fp(t), self._fp(t)), t.targets - t.targets.mean()) for t in tasks]

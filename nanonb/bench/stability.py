@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..baselines.gp import SupportGP
 from ..baselines.nets import FineTune, Pooled, SupportMean
-from ..baselines.tanimoto import TanimotoGP, tanimoto
+from ..baselines.tanimoto import SupportTanimotoGP, tanimoto
 from ..data.electrolyte_tasks import stability_taskset
 from ..data.electrolytes_xtb import load_electrolyte_library
 from ..evaluation import Named, evaluate, summarize
@@ -121,7 +121,7 @@ def _baselines(cfg: StabilityConfig, train: TaskSet, n_bits: int, progress: bool
     pooled = Pooled(model="MLP", model_kwargs={"hidden": list(cfg.hidden)}, epochs=cfg.pooled_epochs,
                     seed=cfg.seed).fit(train, progress=progress)
     return [SupportMean(), SupportGP(n_restarts=0, ard=False, seed=cfg.seed, name="gp").fit(train),
-            TanimotoGP(n_bits=n_bits).fit(train), Named(pooled, "pooled-mlp"),
+            SupportTanimotoGP(n_bits=n_bits).fit(train), Named(pooled, "pooled-mlp"),
             Named(FineTune(pooled, steps=cfg.finetune_steps), "pooled-mlp+finetune")]
 
 
