@@ -213,4 +213,5 @@ def test_full_build_reproduces_the_bml_selection_and_predictions(tmp_path, manif
     for r_new, r_old in zip(new["selection"]["rows"], old["selection"]["rows"]):
         assert r_new["candidate"] == r_old["candidate"] and r_new["mean"] == pytest.approx(r_old["mean"], abs=0.05)
     ref = old["reference_predictions_ev_per_atom"]["final"]
-    _compare(pt.reference_predictions(pt.load_pretrained(directory=tmp_path), test), ref, atol=1e-4)
+    rebuilt = pt.load_pretrained("nanoalloys-bml", directory=tmp_path)   # the default (the ensemble) is not built here
+    _compare(pt.reference_predictions(rebuilt, test), ref, atol=1e-4)
