@@ -11,10 +11,14 @@ learners have never seen Pt. Everything is fixed: the data seed, the training se
 ``torch.set_num_threads(1)`` (single-threaded CPU kernels give the same floating-point sums on every
 run of the same machine). What is built (:data:`BUILD_CONFIG`):
 
-- ``nanoalloys-bml`` (the default, :data:`DEFAULT_LEARNER`): the best learner on this data, a
-  Bayesian last layer (ALPaCA, :class:`~nanonb.learners.alpaca.BayesianMetaLearner`) on an MLP over
-  the 12 cluster descriptors, wrapped in :class:`~nanonb.learners.descriptors.OnDescriptors` so that
-  it takes the structure tasks directly; ``adapt`` is exact Bayesian conditioning and
+- ``nanoalloys-bml-ens`` (the default, :data:`DEFAULT_LEARNER`): the quickstart's meta-validation
+  winner, five ``nanoalloys-bml`` learners differing only in seed
+  (:class:`~nanonb.learners.bml_ensemble.BMLEnsemble`, equal-weight Gaussian mixture), with the settings
+  chosen for ``nanoalloys-bml`` (that selection is reused, not re-run).
+- ``nanoalloys-bml``: one Bayesian last layer (ALPaCA,
+  :class:`~nanonb.learners.alpaca.BayesianMetaLearner`) on an MLP over the 12 cluster descriptors,
+  wrapped in :class:`~nanonb.learners.descriptors.OnDescriptors` so that it takes the
+  structure tasks directly; ``adapt`` is exact Bayesian conditioning and
   ``predict_dist`` gives mean and standard deviation (eV/atom). Its MLP width and budget are chosen
   by leave-one-element-out *inside meta-train* (:func:`nanonb.pretrained_bml.select_settings`; the
   validation table is in the manifest): the held-out pairs are never looked at.
@@ -56,26 +60,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._io import load_state, save_state, write_json
+from ._io import save_state, write_json
+from .pretrained_load import (  # noqa: F401  (re-exported: the loading half lives there)
+    DEFAULT_BASELINE,
+    DEFAULT_LEARNER,
+    MANIFEST,
+    WEIGHTS_DIR,
+    _sha256,
+    available,
+    load_pretrained,
+    load_pretrained_baseline,
+    manifest,
+)
 from .threads import limit_threads
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "pretrained_weights"
-MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 #: Iteration at which a reference prediction is recorded (lets a test check the code path in seconds).
 CHECKPOINT_ITERATION = 25
 
 from .pretrained_config import BUILD_CONFIG  # noqa: E402  (the build configuration)
 
-DEFAULT_LEARNER = "nanoalloys-bml"
-DEFAULT_BASELINE = "nanoalloys-pooled"
-
 
 # ---------------------------------------------------------------------- helpers
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _versions() -> dict[str, str]:
     import ase
     import higher
@@ -174,8 +180,8 @@ def _sanity(methods: Sequence, test, k: int, n_episodes: int) -> dict[str, float
     return {m: round(float(v) * 1000.0, 3) for m, v in per_task.items()}
 
 
-def _is_bml(name: str) -> bool:
-    return BUILD_CONFIG["learners"][name].get("algorithm") == "bml"
+def _algorithm(name: str) -> str | None:
+    return BUILD_CONFIG["learners"][name].get("algorithm")
 
 
 def _files(path: Path) -> dict[str, str]:
@@ -226,9 +232,55 @@ def _build_bml(name: str, train, test, out: Path, command: str, log: Callable[[s
     }
 
 
+def _build_bml_ens(name: str, train, test, out: Path, command: str, log: Callable[[str], None],
+                   chosen_of: dict[str, str]):
+    """Train the ensemble with the settings chosen for ``settings_of`` (reused, not re-selected), save it.
+
+    Also scores the ensemble by the same leave-one-element-out folds inside meta-train as the
+    single learner's selection, so the manifest holds both on the same footing.
+    """
+    from .pretrained_bml import loeo_scores, make_bml_ens, select_settings, train_bml_ens
+
+    cfg = BUILD_CONFIG["learners"][name]
+    of = cfg["settings_of"]
+    bcfg = BUILD_CONFIG["learners"][of]
+    seed, n = BUILD_CONFIG["seed"], int(cfg["n_members"])
+    with limit_threads(BUILD_CONFIG["torch_num_threads"]):
+        if of in chosen_of:
+            best, how = chosen_of[of], f"the settings chosen for {of} (its selection, read from the manifest)"
+        else:
+            log(f"  {name}: no selection of {of} available; running it")
+            best, _ = select_settings(bcfg, train, seed=seed, log=log)
+            how = f"the settings chosen for {of} (its selection, run in this build)"
+        log(f"  {name}: {n} members with {best!r}; scoring them leave-one-element-out inside meta-train")
+        cand = bcfg["candidates"][best]
+        per_el = loeo_scores(lambda: make_bml_ens(bcfg, cand, n, seed=seed), train, bcfg, seed)
+        learner = train_bml_ens(bcfg, best, train, n_members=n, seed=seed)
+    path = learner.learner.save(out / name)
+    _stamp(path, learner="bml-ens", inputs="descriptors", chosen=best,
+           build={"command": command, "seed": seed, "name": name})
+    return learner, {
+        "files": _files(path), "chosen": best, "n_members": n, "settings": how,
+        "loeo_in_meta_train_mae_mev_per_atom": {"mae_mev_per_atom": per_el,
+                                                "mean": round(float(np.mean(list(per_el.values()))), 3)},
+        "reference_predictions_ev_per_atom": {"final": reference_predictions(learner, test)},
+    }
+
+
+def _load_built(name: str, out: Path):
+    """A learner or baseline of an earlier build in ``out`` (kept by ``merge``), for the sanity table."""
+    from .baselines.nets import FineTune
+
+    if name in BUILD_CONFIG["learners"]:
+        return [load_pretrained(name, out)]
+    pooled = load_pretrained_baseline(name, out)
+    return [pooled, FineTune(pooled, steps=20)]
+
+
 # ---------------------------------------------------------------------- build
 def build(out: str | Path | None = None, only: Sequence[str] | None = None, progress: bool = True,
-          cache_dir=None, command: str | None = None, log: Callable[[str], None] = print) -> dict:
+          cache_dir=None, command: str | None = None, log: Callable[[str], None] = print,
+          merge: bool = False) -> dict:
     """Train and save the pretrained learners of :data:`BUILD_CONFIG`; return the manifest.
 
     Parameters
@@ -241,6 +293,9 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
         Show tqdm progress bars.
     cache_dir:
         Nanoalloy data cache folder (default: the user cache; the data are generated on first use, ~20 s).
+    merge:
+        Keep the entries of ``out``'s existing manifest that are not rebuilt (same data required); the
+        held-out sanity table is then measured again over all of them (kept ones loaded from ``out``).
     command:
         Command line to record in the manifest (default: reconstructed from the arguments).
     """
@@ -255,8 +310,11 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
         raise ValueError(f"Unknown pretrained name(s) {sorted(unknown)}; available: {names_l + names_b}")
     if command is None:
         command = "python -m nanonb.pretrained build" + ("" if out == WEIGHTS_DIR else f" --out {out}") + (
-            "" if only is None else " --only " + " ".join(wanted))
+            "" if only is None else " --only " + " ".join(wanted)) + (" --merge" if merge else "")
     tasks, train, test = _load_data(cache_dir, progress)
+    old = json.loads((out / MANIFEST).read_text()) if merge and (out / MANIFEST).exists() else None
+    if old is not None and old["data"]["fingerprint_sha256"] != data_fingerprint(tasks):
+        raise ValueError(f"--merge: the data of {out / MANIFEST} differ from this build's; rebuild everything")
     log(f"data: {len(train)} meta-train pairs, held-out ({BUILD_CONFIG['data']['holdout']}): {', '.join(test.names)}")
     c = BUILD_CONFIG["check"]
     manifest: dict[str, Any] = {
@@ -268,20 +326,32 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
                  "target": "mixing energy (eV/atom)"},
         "learners": {}, "baselines": {}, "timings_s": {},
     }
+    kept = [] if old is None else [n for n in names_l + names_b
+                                   if n not in wanted and n in {**old["learners"], **old["baselines"]}]
+    for n in kept:
+        section = "learners" if n in names_l else "baselines"
+        manifest[section][n] = old[section][n]
+        manifest["timings_s"][n] = old["timings_s"].get(n)
+    if kept:
+        manifest["kept_from_previous_build"] = {"names": kept, "command": old["command"]}
     out.mkdir(parents=True, exist_ok=True)
     from .baselines.nets import SupportMean
 
-    sanity_methods: list = [SupportMean()]
+    built: dict[str, list] = {}
+    chosen_of = {n: e["chosen"] for n, e in manifest["learners"].items() if "chosen" in e}
     for name in [n for n in names_l if n in wanted]:
         t0 = time.perf_counter()
-        if _is_bml(name):
+        if _algorithm(name) == "bml":
             learner, entry = _build_bml(name, train, test, out, command, log)
+            chosen_of[name] = entry["chosen"]
+        elif _algorithm(name) == "bml-ens":
+            learner, entry = _build_bml_ens(name, train, test, out, command, log, chosen_of)
         else:
             learner, entry = _build_gradient_learner(name, train, test, out, command, progress)
         dt = time.perf_counter() - t0
         manifest["learners"][name] = entry
         manifest["timings_s"][name] = round(dt, 1)
-        sanity_methods.append(learner)
+        built[name] = [learner]
         log(f"  {name}: built in {dt:.1f} s")
     for name in [n for n in names_b if n in wanted]:
         t0 = time.perf_counter()
@@ -294,8 +364,13 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
             "reference_predictions_ev_per_atom": {"final": reference_predictions(pooled, test)},
         }
         manifest["timings_s"][name] = round(dt, 1)
-        sanity_methods += [pooled, FineTune(pooled, steps=20)]
+        built[name] = [pooled, FineTune(pooled, steps=20)]
         log(f"  {name}: {BUILD_CONFIG['baselines'][name]['epochs']} epochs in {dt:.1f} s")
+    if kept:
+        write_json(out / MANIFEST, manifest)      # the kept entries' files are verified when loaded
+    sanity_methods: list = [SupportMean()]
+    for n in names_l + names_b:
+        sanity_methods += built[n] if n in built else _load_built(n, out) if n in kept else []
     t0 = time.perf_counter()
     with limit_threads(BUILD_CONFIG["torch_num_threads"]):
         manifest["sanity_heldout_mae_mev_per_atom"] = {
@@ -311,98 +386,6 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
     log(f"held-out MAE at k={c['k']} (meV/atom): {manifest['sanity_heldout_mae_mev_per_atom']['mae']}")
     log(f"wrote {out} in {manifest['timings_s']['total']:.0f} s")
     return manifest
-
-
-# ---------------------------------------------------------------------- load
-def _resolve(name: str, directory: str | Path | None, kind: str) -> Path:
-    d = WEIGHTS_DIR if directory is None else Path(directory)
-    names = available(d)
-    section = names["learners"] if kind == "learners" else names["baselines"]
-    if name not in section:
-        other = names["baselines"] if kind == "learners" else names["learners"]
-        use = "baseline: use load_pretrained_baseline" if kind == "learners" else "meta-learner: use load_pretrained"
-        hint = f" ({name!r} is a {use})" if name in other else ""
-        raise ValueError(f"No pretrained {kind[:-1]} named {name!r} in {d}; available: {section}{hint}. "
-                         "Rebuild with `python -m nanonb.pretrained build`.")
-    path = d / name
-    for ext in (".pt", ".json"):
-        if not path.with_suffix(ext).exists():
-            raise FileNotFoundError(
-                f"{path.with_suffix(ext)} is missing; rebuild with `python -m nanonb.pretrained build`.")
-    return path
-
-
-def available(directory: str | Path | None = None) -> dict[str, list[str]]:
-    """Names of the shipped learners and baselines (read from ``manifest.json``)."""
-    d = WEIGHTS_DIR if directory is None else Path(directory)
-    f = d / MANIFEST
-    if not f.exists():
-        return {"learners": [], "baselines": []}
-    m = json.loads(f.read_text())
-    return {"learners": sorted(m.get("learners", {})), "baselines": sorted(m.get("baselines", {}))}
-
-
-def manifest(directory: str | Path | None = None) -> dict:
-    """The build manifest (command, seed, config, versions, checksums, sanity numbers)."""
-    d = WEIGHTS_DIR if directory is None else Path(directory)
-    return json.loads((d / MANIFEST).read_text())
-
-
-def load_pretrained(name: str = DEFAULT_LEARNER, directory: str | Path | None = None):
-    """The shipped learner ``name`` (tensors read with ``weights_only=True``), ready to ``adapt``.
-
-    ``"nanoalloys-bml"`` (default): an :class:`~nanonb.learners.descriptors.OnDescriptors`
-    Bayesian last layer (takes structure tasks; ``predict_dist`` gives mean and s.d. in eV/atom).
-    ``"nanoalloys-anil"``: the graph-network ANIL :class:`~nanonb.learners.base.MetaLearner`.
-
-    Trained on nanoalloy mixing energies with every Pt pair held out; predictions in eV/atom.
-
-    Example
-    -------
-    >>> ep = heldout_tasks()[1].episode("Cu-Pt", k_support=5)   # a held-out pair  # doctest: +SKIP
-    >>> support, query = ep.support, ep.query            # doctest: +SKIP
-    >>> learner = load_pretrained()                      # doctest: +SKIP
-    >>> learner.adapt(support).predict(query)            # eV/atom  # doctest: +SKIP
-    """
-    path = _resolve(name, directory, "learners")
-    info = json.loads(path.with_suffix(".json").read_text())
-    if info.get("learner") == "bml":
-        from .learners.alpaca import BayesianMetaLearner
-        from .learners.descriptors import OnDescriptors
-
-        return OnDescriptors(BayesianMetaLearner.load(path))
-    from .learners.registry import load
-
-    return load(path)
-
-
-def load_pretrained_baseline(name: str = DEFAULT_BASELINE, directory: str | Path | None = None):
-    """The shipped :class:`~nanonb.baselines.nets.Pooled` baseline (wrap in ``FineTune`` to fine-tune it).
-
-    The same network trained on all meta-train clusters pooled; predictions in eV/atom.
-
-    Example
-    -------
-    >>> from nanonb.baselines.nets import FineTune
-    >>> pooled = load_pretrained_baseline()                              # doctest: +SKIP
-    >>> ep = heldout_tasks()[1].episode("Cu-Pt", k_support=5)            # doctest: +SKIP
-    >>> pooled.adapt(None).predict(ep.query)             # zero-shot, eV/atom  # doctest: +SKIP
-    >>> FineTune(pooled, steps=20).adapt(ep.support).predict(ep.query)   # eV/atom  # doctest: +SKIP
-    """
-    from .baselines.nets import Pooled
-    from .learners.training import Scaler
-    from .models.registry import build_model
-
-    meta, tensors = load_state(_resolve(name, directory, "baselines"))
-    pooled = Pooled(model=meta["model"], model_kwargs=meta["model_kwargs"], epochs=meta["epochs"],
-                    batch_size=meta["batch_size"], lr=meta["lr"], seed=meta["seed"])
-    model = build_model(meta["model"], **meta["model_kwargs"])
-    model.load_state_dict(tensors)
-    model.eval()
-    pooled.model = model
-    pooled.scaler = Scaler(**meta["scaler"])
-    pooled.history = meta["history"]
-    return pooled
 
 
 def heldout_ceiling(directory: str | Path | None = None) -> dict[str, float]:
@@ -446,12 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", default=None, help="output folder (default: the package's pretrained_weights/)")
     b.add_argument("--only", nargs="+", default=None, help="names to build (default: all)")
     b.add_argument("--cache-dir", default=None, help="nanoalloy data cache folder")
+    b.add_argument("--merge", action="store_true",
+                   help="keep the other entries of the existing manifest in --out (same data required)")
     b.add_argument("--no-progress", action="store_true")
     sub.add_parser("list", help="list the shipped learners and the build manifest summary")
     a = p.parse_args(argv)
     if a.cmd == "build":
         build(a.out, a.only, progress=not a.no_progress, cache_dir=a.cache_dir,
-              command=" ".join(["python -m nanonb.pretrained", *argv]))
+              command=" ".join(["python -m nanonb.pretrained", *argv]), merge=a.merge)
         return 0
     names = available()
     if not names["learners"] and not names["baselines"]:

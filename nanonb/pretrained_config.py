@@ -38,6 +38,9 @@ BUILD_CONFIG: dict[str, Any] = {
             },
             "selection": {"k": 5, "episodes": 3, "folds": "each element of the meta-train pairs in turn"},
         },
+        # the meta-validation winner of the quickstart (bml-ens): five Bayesian last layers differing only in
+        # seed, with the settings chosen for nanoalloys-bml (its selection is reused, not re-run)
+        "nanoalloys-bml-ens": {"algorithm": "bml-ens", "n_members": 5, "settings_of": "nanoalloys-bml"},
         "nanoalloys-anil": {
             "algorithm": "anil", "model": "InvariantGNN",
             "model_kwargs": {"width": 32, "n_blocks": 2, "n_rbf": 16},

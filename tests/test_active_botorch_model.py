@@ -44,6 +44,29 @@ def test_bml_model_marginals_match_predict_dist_and_batches_are_joint(bml):
     assert np.abs(cov - np.diag(np.diag(cov))).max() > 0
 
 
+def test_bml_ensemble_batches_are_joint_and_match_the_mixture(bml):
+    from nanonb.learners.bml_ensemble import BMLEnsemble
+
+    ens = BMLEnsemble(n_members=2, model="MLP", model_kwargs={"hidden": (16,)}, n_iterations=30, seed=0)
+    ens.members = [bml, bml.copy()]
+    ens.members[1].config.seed = 1
+    rng = np.random.default_rng(2)
+    xs, ys = rng.uniform(-1, 1, (5, 3)), rng.normal(size=5)
+    xq = rng.uniform(-1, 1, (4, 3))
+    # the second member differs from the first (perturbed weights), so the members disagree
+    with torch.no_grad():
+        for p in ens.members[1].model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model = learner_model(OnDescriptors(ens), xs, ys, sign=1.0)
+    assert model.factor is not None
+    mean, std = ens.adapt(Task("s", xs.astype(np.float32), ys)).predict_dist(xq.astype(np.float32))
+    post = model.posterior(torch.as_tensor(xq))   # one joint batch of q = 4
+    cov = post.distribution.covariance_matrix.detach().numpy()
+    np.testing.assert_allclose(post.mean.reshape(-1).numpy(), mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.sqrt(np.diag(cov)), std, rtol=1e-4)   # the mixture's marginal s.d.
+    assert np.abs(cov - np.diag(np.diag(cov))).max() > 0
+
+
 def test_wrapped_and_generic_learners_drive_botorch_acquisitions(bml):
     class Generic:  # any learner with adapt(...).predict_dist (marginals only)
         def adapt(self, support):

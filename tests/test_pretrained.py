@@ -12,7 +12,9 @@ import torch
 from nanonb import pretrained as pt
 from nanonb.learners.alpaca import BayesianMetaLearner
 from nanonb.learners.anil import ANIL
+from nanonb.learners.bml_ensemble import BMLEnsemble
 from nanonb.learners.descriptors import OnDescriptors
+from nanonb.tasks import descriptor_task
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,8 @@ def test_shipped_files_are_small_and_match_the_manifest(manifest):
         for info in manifest[section].values():
             for fname, sha in info["files"].items():
                 assert pt._sha256(pt.WEIGHTS_DIR / fname) == sha, f"{fname} was modified after the build"
-    assert pt.available() == {"learners": ["nanoalloys-anil", "nanoalloys-bml"], "baselines": ["nanoalloys-pooled"]}
+    assert pt.available() == {"learners": ["nanoalloys-anil", "nanoalloys-bml", "nanoalloys-bml-ens"],
+                              "baselines": ["nanoalloys-pooled"]}
 
 
 def test_training_data_are_the_build_data(manifest, split):
@@ -59,14 +62,44 @@ def test_training_data_are_the_build_data(manifest, split):
     assert test.names == manifest["data"]["meta_test"] and all("Pt" not in t.groups for t in train)
 
 
-def test_default_learner_is_the_bayesian_last_layer_and_reproduces_its_predictions(manifest, split):
+def test_default_learner_is_the_bml_ensemble_with_the_single_bml_settings(manifest, split):
+    """The default is the meta-validation winner (bml-ens): five BMLs with nanoalloys-bml's chosen settings."""
     import time
 
     _, test = split
     t0 = time.perf_counter()
     learner = pt.load_pretrained()
     assert time.perf_counter() - t0 < 5.0, "loading the shipped learner must take seconds"
-    assert pt.DEFAULT_LEARNER == "nanoalloys-bml"
+    assert pt.DEFAULT_LEARNER == "nanoalloys-bml-ens"
+    assert isinstance(learner, OnDescriptors) and isinstance(learner.learner, BMLEnsemble)
+    ens, single = manifest["learners"]["nanoalloys-bml-ens"], manifest["learners"]["nanoalloys-bml"]
+    assert learner.learner.n_members == ens["n_members"] == 5
+    assert len({m.config.seed for m in learner.learner.members}) == 5
+    assert ens["chosen"] == single["chosen"]
+    chosen = pt.BUILD_CONFIG["learners"]["nanoalloys-bml"]["candidates"][single["chosen"]]
+    hidden = chosen["model_kwargs"]["hidden"]
+    assert all(list(m.config.model_kwargs["hidden"]) == hidden for m in learner.learner.members)
+    _compare(pt.reference_predictions(learner, test), ens["reference_predictions_ev_per_atom"]["final"], atol=1e-6)
+    ep = test.episode("Cu-Pt", 5, seed=0)
+    adapted = learner.adapt(ep.support)
+    mean, std = adapted.predict_dist(ep.query)
+    assert np.all(std > 0) and np.allclose(mean, adapted.predict(ep.query))
+    assert np.max(np.abs(mean - learner.adapt(None).predict(ep.query))) > 1e-4
+    # the mixture is wider than its narrowest member wherever the members disagree
+    _, member_stds = adapted.adapted.member_dists(descriptor_task(ep.query))
+    assert np.all(std >= member_stds.min(0) - 1e-12)
+    # member 0 (seed 0) is the shipped single BML: same settings, same seed, same training
+    single_pred = pt.load_pretrained("nanoalloys-bml").adapt(ep.support).predict(ep.query)
+    member0 = learner.learner.members[0].adapt(descriptor_task(ep.support)).predict(descriptor_task(ep.query))
+    assert np.allclose(member0, single_pred, atol=1e-6)
+    # both held-out numbers were measured at build time on the same sanity episodes
+    mae = manifest["sanity_heldout_mae_mev_per_atom"]["mae"]
+    assert {"bml", "bml-ens"} <= set(mae)
+
+
+def test_single_bml_stays_loadable_by_name_and_reproduces_its_predictions(manifest, split):
+    _, test = split
+    learner = pt.load_pretrained("nanoalloys-bml")
     assert isinstance(learner, OnDescriptors) and isinstance(learner.learner, BayesianMetaLearner)
     ref = manifest["learners"]["nanoalloys-bml"]["reference_predictions_ev_per_atom"]["final"]
     _compare(pt.reference_predictions(learner, test), ref, atol=1e-6)
@@ -114,6 +147,21 @@ def test_load_pretrained_reproduces_recorded_predictions(manifest, split):
     ep = test.episode("Cu-Pt", 5, seed=0)
     zero_shot = learner.adapt(None).predict(ep.query)
     assert np.max(np.abs(learner.adapt(ep.support).predict(ep.query) - zero_shot)) > 1e-4
+
+
+def test_a_modified_weight_file_is_refused(tmp_path):
+    import shutil
+
+    d = tmp_path / "w"
+    shutil.copytree(pt.WEIGHTS_DIR, d)
+    assert isinstance(pt.load_pretrained(directory=d).learner, BMLEnsemble)   # the intact copy loads
+    f = d / f"{pt.DEFAULT_LEARNER}.pt"
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="sha256"):
+        pt.load_pretrained(directory=d)
+    assert isinstance(pt.load_pretrained("nanoalloys-bml", directory=d).learner, BayesianMetaLearner)
 
 
 def test_load_errors_name_the_fix(tmp_path):
@@ -165,4 +213,5 @@ def test_full_build_reproduces_the_bml_selection_and_predictions(tmp_path, manif
     for r_new, r_old in zip(new["selection"]["rows"], old["selection"]["rows"]):
         assert r_new["candidate"] == r_old["candidate"] and r_new["mean"] == pytest.approx(r_old["mean"], abs=0.05)
     ref = old["reference_predictions_ev_per_atom"]["final"]
-    _compare(pt.reference_predictions(pt.load_pretrained(directory=tmp_path), test), ref, atol=1e-4)
+    rebuilt = pt.load_pretrained("nanoalloys-bml", directory=tmp_path)   # the default (the ensemble) is not built here
+    _compare(pt.reference_predictions(rebuilt, test), ref, atol=1e-4)

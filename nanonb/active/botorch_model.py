@@ -120,31 +120,8 @@ def _bml_core(learner):
     return inner if hasattr(inner, "_prior") and hasattr(inner, "features") else None
 
 
-def learner_model(learner, x_measured: np.ndarray, y_measured: np.ndarray, sign: float = 1.0,
-                  joint: bool = True) -> PredictiveModel:
-    """A fitted learner adapted to the measured points ``(x_measured, y_measured)``, as a BoTorch model.
-
-    ``x_*`` are model inputs (e.g. the 12 cluster descriptors, shape ``(n, d)``), ``y_measured`` in
-    target units. Any learner with ``adapt(Task).predict_dist(x)`` works (marginals); a Bayesian
-    last layer (``"bml"``, bare or in :class:`~nanonb.learners.descriptors.OnDescriptors`) also gives
-    the joint posterior of a batch when ``joint=True``.
-
-    Example
-    -------
-    >>> model = learner_model(load_pretrained(), x, y, sign=-1)   # doctest: +SKIP
-    """
-    x_measured = np.asarray(x_measured, dtype=np.float32)
-    y_measured = np.asarray(y_measured, dtype=np.float64)
-    core = _bml_core(learner)
-    target = core if core is not None else learner
-    support = Task("measured", x_measured, y_measured) if len(y_measured) else None
-    adapted = target.adapt(support)
-
-    def mean_std(x):
-        return adapted.predict_dist(np.asarray(x, dtype=np.float32))
-
-    if core is None or not joint:
-        return PredictiveModel(mean_std, sign=sign)
+def _bml_factor(core, adapted) -> Callable:
+    """``x -> (mean, F, noise_var)`` of one adapted Bayesian last layer (target units)."""
     mu0, chol, s2 = core._prior()
     with torch.no_grad():
         m_w, cov_w = blr_posterior(adapted.phi_s, adapted.y_s, mu0, chol, s2)
@@ -158,4 +135,58 @@ def learner_model(learner, x_measured: np.ndarray, y_measured: np.ndarray, sign:
         mean = (phi @ m_w).numpy() * y_std + y_mean
         return mean, (phi @ l_w).numpy() * y_std, np.full(len(x), b * float(s2.detach()) * y_std**2)
 
+    return factor
+
+
+def _mixture_factor(factors: list[Callable]) -> Callable:
+    """The moment-matched joint Gaussian of an equal-weight mixture of joint Gaussians given by ``factors``.
+
+    ``cov = mean_i (F_i F_i^T + diag(noise_i)) + mean_i (m_i - m)(m_i - m)^T``, as one factor
+    ``[F_1, ..., F_M, m_1 - m, ..., m_M - m] / sqrt(M)`` (its diagonal is the mixture variance of
+    :func:`nanonb.learners.bml_ensemble.mixture_moments`).
+    """
+    def factor(x):
+        parts = [f(x) for f in factors]
+        means = np.stack([np.asarray(p[0], dtype=np.float64) for p in parts])
+        mean, scale = means.mean(0), 1.0 / np.sqrt(len(parts))
+        cols = [np.asarray(p[1], dtype=np.float64) for p in parts] + [(means - mean).T]
+        return mean, np.concatenate(cols, axis=1) * scale, np.mean([p[2] for p in parts], axis=0)
+
+    return factor
+
+
+def learner_model(learner, x_measured: np.ndarray, y_measured: np.ndarray, sign: float = 1.0,
+                  joint: bool = True) -> PredictiveModel:
+    """A fitted learner adapted to the measured points ``(x_measured, y_measured)``, as a BoTorch model.
+
+    ``x_*`` are model inputs (e.g. the 12 cluster descriptors, shape ``(n, d)``), ``y_measured`` in
+    target units. Any learner with ``adapt(Task).predict_dist(x)`` works (marginals); a Bayesian
+    last layer (``"bml"``, bare or in :class:`~nanonb.learners.descriptors.OnDescriptors`) also gives
+    the joint posterior of a batch when ``joint=True``, and so does an ensemble of them (``"bml-ens"``:
+    the moment-matched Gaussian of the members' mixture).
+
+    Example
+    -------
+    >>> model = learner_model(load_pretrained(), x, y, sign=-1)   # doctest: +SKIP
+    """
+    x_measured = np.asarray(x_measured, dtype=np.float32)
+    y_measured = np.asarray(y_measured, dtype=np.float64)
+    core = _bml_core(learner)
+    inner = getattr(learner, "learner", learner)
+    members = getattr(inner, "members", None)
+    cores = [_bml_core(m) for m in members] if core is None and members else []
+    ensemble = bool(cores) and all(c is not None for c in cores)
+    target = core if core is not None else inner if ensemble else learner
+    support = Task("measured", x_measured, y_measured) if len(y_measured) else None
+    adapted = target.adapt(support)
+
+    def mean_std(x):
+        return adapted.predict_dist(np.asarray(x, dtype=np.float32))
+
+    if not joint or (core is None and not ensemble):
+        return PredictiveModel(mean_std, sign=sign)
+    if ensemble:
+        factor = _mixture_factor([_bml_factor(c, a) for c, a in zip(cores, adapted.adapted)])
+    else:
+        factor = _bml_factor(core, adapted)
     return PredictiveModel(mean_std, factor, sign=sign)
