@@ -101,6 +101,13 @@ CATALOG: dict[str, ProtocolInfo] = {
         "meta-learned surrogate and a GP on its residuals (simulator calls to target, best after the budget)",
         "~19 min with 5 seeds (1136 s measured; quick: seconds)", _NO_DOWNLOAD,
         config="nanonb.bench.campaign:CampaignConfig"),
+    "stability": ProtocolInfo(
+        "few-shot oxidation and reduction potentials (simulated, IPEA1-xTB) of electrolyte solvents on held-out "
+        "chemical families: every learner family against support mean, GPs (descriptors, Tanimoto) and pooled "
+        "+ fine-tune, with a scaffold leakage report",
+        "~11 min (668 s measured; quick: ~20 s)",
+        "none: the solvent library's labels ship with the package (verified); shipped=False recomputes them with "
+        "tblite (~3-6 min)"),
     "calisol-narrow": ProtocolInfo(
         "CALiSol-23 leave-salt-out with supports measured at one temperature vs random supports: does a VTF "
         "head extrapolate? (MAE of log10 k and the worst ratio to the support mean)",
