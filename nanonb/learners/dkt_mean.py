@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..scaling import clip_standardized, near_constant
 from ..tasks import Task, TaskSet
 from .dkt import DKT, DKTConfig
 
@@ -53,18 +54,18 @@ class _Columns:
 
     A column constant in meta-train (e.g. a solvent only the held-out salt uses) carries nothing a kernel
     could learn there, and its z-score on a test task would be astronomically large; such columns are
-    dropped and the others clipped to ``+- clip`` standard deviations.
+    dropped and the others clipped to ``+- CLIP_STD`` standard deviations (the shared rule of
+    :mod:`nanonb.scaling`: :func:`~nanonb.scaling.near_constant`, :func:`~nanonb.scaling.clip_standardized`).
     """
 
-    def __init__(self, train: TaskSet, clip: float = 10.0):
+    def __init__(self, train: TaskSet):
         x = np.vstack([np.asarray(t.inputs, dtype=np.float64) for t in train])
-        sd = x.std(0)
-        self.keep = np.flatnonzero(sd > 1e-6)
-        self.mu, self.sd, self.clip = x.mean(0)[self.keep], sd[self.keep], clip
+        self.keep = np.flatnonzero(~near_constant(x))
+        self.mu, self.sd = x.mean(0)[self.keep], x.std(0)[self.keep]
 
     def __call__(self, inputs) -> np.ndarray:
         x = np.asarray(inputs.inputs if isinstance(inputs, Task) else inputs, dtype=np.float64)
-        return np.clip((x[:, self.keep] - self.mu) / self.sd, -self.clip, self.clip)
+        return clip_standardized((x[:, self.keep] - self.mu) / self.sd)
 
     def task(self, task: Task, targets: np.ndarray | None = None) -> Task:
         return dataclasses.replace(task, inputs=self(task), descriptors=None,
