@@ -42,13 +42,27 @@ def clip_standardized(z, clip: float = CLIP_STD):
     return z.clamp(-clip, clip) if hasattr(z, "clamp") else np.clip(z, -clip, clip)
 
 
+def input_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column ``(mean, std)`` of tabular inputs ``x`` (n, d); :func:`near_constant` columns get std 1.0.
+
+    Example
+    -------
+    >>> input_statistics(np.array([[0.0, 3.0], [2.0, 3.0]]))[1].tolist()
+    [1.0, 1.0]
+    """
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(0)
+    sd[near_constant(x)] = 1.0
+    return x.mean(0), sd
+
+
 def standardization(tasks: TaskSet) -> dict:
     """Standardization statistics of a (meta-train) task set: the one rule every learner's ``Scaler`` uses.
 
     ``y_mean``/``y_std``: mean and std (+ 1e-12) of all targets (target units); ``x_mean``/``x_std``:
     per-column mean and std of tabular inputs (near-constant columns, :func:`near_constant`, get std 1.0),
-    ``None`` for structures; the learners clip standardized inputs at ``+- CLIP_STD`` (:func:`clip_standardized`). Physics
-    models read them too (:func:`nanonb.physics.tb.tb_model_kwargs`, ``vtfnet.vtf_model_kwargs``).
+    ``None`` for structures; the learners clip standardized inputs at ``+- CLIP_STD``
+    (:func:`clip_standardized`). Physics models read them too (:func:`nanonb.physics.tb.tb_model_kwargs`, ``vtfnet.vtf_model_kwargs``).
 
     Example
     -------
@@ -59,8 +73,6 @@ def standardization(tasks: TaskSet) -> dict:
     y = np.concatenate([t.targets for t in tasks])
     out = {"y_mean": float(y.mean()), "y_std": float(y.std() + 1e-12), "x_mean": None, "x_std": None}
     if tasks[0].is_tabular:
-        x = np.vstack([t.inputs for t in tasks]).astype(np.float64)
-        sd = x.std(0)
-        sd[near_constant(x)] = 1.0
-        out["x_mean"], out["x_std"] = x.mean(0).tolist(), sd.tolist()
+        mean, sd = input_statistics(np.vstack([t.inputs for t in tasks]))
+        out["x_mean"], out["x_std"] = mean.tolist(), sd.tolist()
     return out

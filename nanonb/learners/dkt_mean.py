@@ -33,7 +33,7 @@ import torch
 
 from ..scaling import clip_standardized, near_constant
 from ..tasks import Task, TaskSet
-from .dkt import DKT, DKTConfig
+from .dkt import DKT, DKTConfig, safe_cholesky
 
 __all__ = ["MeanDKT", "MeanDKTPredictor", "crossfit_residuals"]
 
@@ -118,21 +118,6 @@ def crossfit_residuals(fit_mean: Callable[[TaskSet], Any], train: TaskSet, n_par
     return train.with_tasks(out)
 
 
-def _chol(k: torch.Tensor) -> torch.Tensor:
-    """Cholesky factor of ``k``, adding diagonal jitter (1e-8 .. 1e-2 of its mean diagonal) if needed.
-
-    Near-duplicate support points under a large meta-learned signal variance can make ``k`` numerically
-    indefinite even with the noise term; the jitter is far below the noise of these data.
-    """
-    scale = float(torch.diagonal(k).mean())
-    for jitter in (0.0, 1e-8, 1e-6, 1e-4, 1e-2):
-        chol, info = torch.linalg.cholesky_ex(k + jitter * scale * torch.eye(len(k), dtype=k.dtype))
-        if int(info) == 0:
-            return chol
-    raise ValueError("MeanDKT: the support covariance is not positive definite even with 1e-2 jitter; "
-                     "the meta-learned kernel is degenerate (refit with another seed or kernel).")
-
-
 class MeanDKTPredictor:
     """An adapted :class:`MeanDKT`: mean curve plus the residual GP conditioned on the support (target units)."""
 
@@ -153,7 +138,7 @@ class MeanDKTPredictor:
         gp = dkt.gp
         with torch.no_grad():
             k_ss = gp.cov(self.z_s) + gp.noise * torch.eye(len(self.z_s), dtype=torch.float64)
-            self.chol = _chol(k_ss)
+            self.chol = safe_cholesky(k_ss, learner.name)
             a = (self.r_s - gp.mean(self.z_s)).unsqueeze(-1)
             self.alpha = torch.cholesky_solve(a, self.chol).squeeze(-1)
 
