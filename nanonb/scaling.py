@@ -62,7 +62,8 @@ def standardization(tasks: TaskSet) -> dict:
     ``y_mean``/``y_std``: mean and std (+ 1e-12) of all targets (target units); ``x_mean``/``x_std``:
     per-column mean and std of tabular inputs (near-constant columns, :func:`near_constant`, get std 1.0),
     ``None`` for structures; the learners clip standardized inputs at ``+- CLIP_STD``
-    (:func:`clip_standardized`). Physics models read them too (:func:`nanonb.physics.tb.tb_model_kwargs`, ``vtfnet.vtf_model_kwargs``).
+    (:func:`clip_standardized`). Physics models read them too (:func:`nanonb.physics.tb.tb_model_kwargs`,
+    ``vtfnet.vtf_model_kwargs``).
 
     Example
     -------
