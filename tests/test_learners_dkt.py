@@ -162,3 +162,27 @@ def test_dkt_issue16_save_names_and_nan(fitted, data, tmp_path):
         broken.gp.mean_const.constant.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="dkt: the prediction is NaN/inf. Likely cause: the meta-learned"):
         broken.adapt(None).predict(train[1])
+
+
+def test_safe_cholesky_adds_jitter_only_when_needed():
+    from nanonb.learners.dkt import safe_cholesky
+
+    k = torch.ones(3, 3, dtype=torch.float64)  # rank one: singular
+    c = safe_cholesky(k)
+    assert torch.allclose(c @ c.T, k, atol=1e-3)
+    eye = torch.eye(2, dtype=torch.float64)
+    assert torch.equal(safe_cholesky(eye), eye)
+
+
+def test_default_dkt_adapts_on_a_new_bit_and_duplicate_support(data):
+    """A fingerprint bit never set in meta-train (std 0, was divided by 1e-9) and a support of five copies
+    of one point: the package defaults (linear kernel + learned linear mean) used to fail the support
+    Cholesky or predict ~1e9; the shared input rule (std 1, clip at 10) and the jitter keep them finite."""
+    train = TaskSet([Task(t.name, np.c_[t.inputs, np.zeros(len(t))], t.targets) for t in data[0]])
+    t = data[1][0]
+    x = np.c_[t.inputs, np.ones(len(t))]
+    dkt = DKT(hidden=(16,), n_features=8, n_iterations=30, seed=0).fit(train, progress=False)
+    support = Task("dup", np.repeat(x[:1], 5, axis=0), np.repeat(t.targets[:1], 5))
+    mean, std = dkt.adapt(support).predict_dist(x[1:])
+    assert np.isfinite(mean).all() and np.isfinite(std).all()
+    assert np.abs(mean - t.targets[1:]).mean() < 5 * np.ptp(t.targets)

@@ -6,7 +6,7 @@ import numpy as np
 from _tabular import _linear_taskset
 
 from nanonb.baselines.tabular import PooledTrees
-from nanonb.learners.dkt_mean import MeanDKT, _chol, crossfit_residuals
+from nanonb.learners.dkt_mean import MeanDKT, crossfit_residuals
 from nanonb.tasks import Task, TaskSet
 
 
@@ -78,13 +78,3 @@ def test_columns_constant_in_meta_train_are_dropped_and_test_values_clipped():
     assert z.shape == (20, 3) and np.abs(z).max() <= 10.0
     m, s = gp.adapt(Task("new", x[:5], tasks[0].targets[:5])).predict_dist(x[5:])
     assert np.isfinite(m).all() and np.isfinite(s).all()
-
-
-def test_chol_adds_jitter_only_when_needed():
-    import torch
-
-    k = torch.ones(3, 3, dtype=torch.float64)  # rank one: singular
-    c = _chol(k)
-    assert torch.allclose(c @ c.T, k, atol=1e-3)
-    eye = torch.eye(2, dtype=torch.float64)
-    assert torch.equal(_chol(eye), eye)

@@ -58,12 +58,12 @@ LEARNERS = ("bml", "dkt", "ensemble", "fomaml")
 class StabilityConfig:
     """Configuration of :func:`run_stability` (``--set key=value`` overrides a field).
 
-    ``dkt_kwargs``: DKT with an RBF deep kernel and a constant mean (Patacchiola et al.'s DKT). The package
-    defaults fail here, measured on fold 0 of E_ox: the linear kernel on 64 features (no stationary kernel)
-    failed its Cholesky factorization on 10 of 60 K=5 episodes (a support kernel matrix that is not
-    numerically positive definite; ``learners/dkt.py`` adds no jitter), and the learned linear mean
-    (``mean="net"``) extrapolates to held-out families by 1e5 V (MAE 2e5 V at K=5); RBF + constant mean:
-    0.45 V.
+    ``dkt_kwargs``: DKT with an RBF deep kernel and a constant mean (Patacchiola et al.'s DKT). This choice
+    was made when the package defaults failed here (fold 0 of E_ox: Cholesky failures on K=5 supports and
+    a linear mean off by 1e5 V on held-out families, because fingerprint bits never set in meta-train were
+    divided by a 1e-9 std). Since the shared input rule (:func:`nanonb.scaling.input_statistics`, clipped
+    at 10 std) and the support jitter (:func:`nanonb.learners.dkt.safe_cholesky`) the defaults adapt on
+    every episode; not re-selected here.
 
     Example
     -------

@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from .._io import load_state, save_state, state_stem
+from ..scaling import clip_standardized, input_statistics
 from ..tasks import Task, TaskSet
 from ._checks import all_finite, check_finite_tensors, nonfinite_error
 
@@ -179,6 +180,30 @@ class _DeepKernelGP(nn.Module):
         return [*kern.parameters(), *self.likelihood.parameters()]
 
 
+def safe_cholesky(k: torch.Tensor, name: str = "GP") -> torch.Tensor:
+    """Cholesky factor of a support covariance ``k``, adding diagonal jitter (1e-8 .. 1e-2 of its mean
+    diagonal) only if the plain factorization fails.
+
+    Near-duplicate support points under a large meta-learned signal variance (or a linear kernel of rank
+    below the support size) make ``k`` numerically indefinite even with the noise term; the jitter is far
+    below the noise of these data. ``name`` (the learner) goes into the error message.
+
+    Example
+    -------
+    >>> k = torch.ones(3, 3, dtype=torch.float64)                  # rank 1: plain Cholesky fails
+    >>> bool(torch.isfinite(safe_cholesky(k)).all())
+    True
+    """
+    scale = float(torch.diagonal(k).mean())
+    eye = torch.eye(len(k), dtype=k.dtype)
+    for jitter in (0.0, 1e-8, 1e-6, 1e-4, 1e-2):
+        chol, info = torch.linalg.cholesky_ex(k + jitter * scale * eye)
+        if int(info) == 0:
+            return chol
+    raise ValueError(f"{name}: the support covariance is not positive definite even with 1e-2 jitter; "
+                     "the meta-learned kernel is degenerate (refit with another seed or kernel).")
+
+
 def _posterior(gp: _DeepKernelGP, z_s: torch.Tensor, r_s: torch.Tensor, z_q: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Predictive mean and variance of new measurements at ``z_q`` given ``(z_s, r_s)`` (incl. noise)."""
@@ -187,7 +212,7 @@ def _posterior(gp: _DeepKernelGP, z_s: torch.Tensor, r_s: torch.Tensor, z_q: tor
     if len(z_s) == 0:
         return m_q, var_q
     k_ss = gp.cov(z_s) + gp.noise * torch.eye(len(z_s), dtype=z_s.dtype)
-    chol = torch.linalg.cholesky(k_ss)
+    chol = safe_cholesky(k_ss)
     k_sq = gp.cov(z_s, z_q)
     a = torch.cholesky_solve((r_s - gp.mean(z_s)).unsqueeze(-1), chol).squeeze(-1)
     v = torch.linalg.solve_triangular(chol, k_sq, upper=False)
@@ -273,7 +298,7 @@ class DKT:
     def _embed(self, inputs: Task | np.ndarray, grad: bool = False) -> torch.Tensor:
         if self.gp is None:
             raise RuntimeError("This DKT is not fitted yet: call fit(meta_train) first.")
-        x = torch.as_tensor((self._check_tabular(inputs, "predict") - self.x_mean) / self.x_std)
+        x = torch.as_tensor(clip_standardized((self._check_tabular(inputs, "predict") - self.x_mean) / self.x_std))
         with torch.set_grad_enabled(grad):
             return self.gp.embed(x)
 
@@ -309,8 +334,7 @@ class DKT:
             raise ValueError(f"No meta-train task has more than {kmin} points; lower k_support={cfg.k_support}.")
         if self.gp is None:
             self.n_in = xs[0].shape[1]
-            allx = np.vstack(xs)
-            self.x_mean, self.x_std = allx.mean(0), allx.std(0) + 1e-9
+            self.x_mean, self.x_std = input_statistics(np.vstack(xs))
             self.y_mean = float(np.mean([t.targets.mean() for t in meta_train]))
             within = np.concatenate([t.targets - t.targets.mean() for t in meta_train])
             self.y_scale = float(within.std()) if within.std() > 0 else 1.0
@@ -322,7 +346,7 @@ class DKT:
                                  {"params": hyp, "weight_decay": 0.0}], lr=cfg.lr)
         start = len(self.history["iteration"])
         rng = np.random.default_rng(cfg.seed + 7919 * start)
-        xt = [torch.as_tensor((x - self.x_mean) / self.x_std) for x in xs]
+        xt = [torch.as_tensor(clip_standardized((x - self.x_mean) / self.x_std)) for x in xs]
         t0 = time.perf_counter()
         bar = tqdm(range(cfg.n_iterations), desc=f"meta-train {self.name}", disable=not progress, leave=False)
         self.gp.train()

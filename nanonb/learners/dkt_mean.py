@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..scaling import clip_standardized, near_constant
 from ..tasks import Task, TaskSet
-from .dkt import DKT, DKTConfig
+from .dkt import DKT, DKTConfig, safe_cholesky
 
 __all__ = ["MeanDKT", "MeanDKTPredictor", "crossfit_residuals"]
 
@@ -53,18 +54,18 @@ class _Columns:
 
     A column constant in meta-train (e.g. a solvent only the held-out salt uses) carries nothing a kernel
     could learn there, and its z-score on a test task would be astronomically large; such columns are
-    dropped and the others clipped to ``+- clip`` standard deviations.
+    dropped and the others clipped to ``+- CLIP_STD`` standard deviations (the shared rule of
+    :mod:`nanonb.scaling`: :func:`~nanonb.scaling.near_constant`, :func:`~nanonb.scaling.clip_standardized`).
     """
 
-    def __init__(self, train: TaskSet, clip: float = 10.0):
+    def __init__(self, train: TaskSet):
         x = np.vstack([np.asarray(t.inputs, dtype=np.float64) for t in train])
-        sd = x.std(0)
-        self.keep = np.flatnonzero(sd > 1e-6)
-        self.mu, self.sd, self.clip = x.mean(0)[self.keep], sd[self.keep], clip
+        self.keep = np.flatnonzero(~near_constant(x))
+        self.mu, self.sd = x.mean(0)[self.keep], x.std(0)[self.keep]
 
     def __call__(self, inputs) -> np.ndarray:
         x = np.asarray(inputs.inputs if isinstance(inputs, Task) else inputs, dtype=np.float64)
-        return np.clip((x[:, self.keep] - self.mu) / self.sd, -self.clip, self.clip)
+        return clip_standardized((x[:, self.keep] - self.mu) / self.sd)
 
     def task(self, task: Task, targets: np.ndarray | None = None) -> Task:
         return dataclasses.replace(task, inputs=self(task), descriptors=None,
@@ -117,21 +118,6 @@ def crossfit_residuals(fit_mean: Callable[[TaskSet], Any], train: TaskSet, n_par
     return train.with_tasks(out)
 
 
-def _chol(k: torch.Tensor) -> torch.Tensor:
-    """Cholesky factor of ``k``, adding diagonal jitter (1e-8 .. 1e-2 of its mean diagonal) if needed.
-
-    Near-duplicate support points under a large meta-learned signal variance can make ``k`` numerically
-    indefinite even with the noise term; the jitter is far below the noise of these data.
-    """
-    scale = float(torch.diagonal(k).mean())
-    for jitter in (0.0, 1e-8, 1e-6, 1e-4, 1e-2):
-        chol, info = torch.linalg.cholesky_ex(k + jitter * scale * torch.eye(len(k), dtype=k.dtype))
-        if int(info) == 0:
-            return chol
-    raise ValueError("MeanDKT: the support covariance is not positive definite even with 1e-2 jitter; "
-                     "the meta-learned kernel is degenerate (refit with another seed or kernel).")
-
-
 class MeanDKTPredictor:
     """An adapted :class:`MeanDKT`: mean curve plus the residual GP conditioned on the support (target units)."""
 
@@ -152,7 +138,7 @@ class MeanDKTPredictor:
         gp = dkt.gp
         with torch.no_grad():
             k_ss = gp.cov(self.z_s) + gp.noise * torch.eye(len(self.z_s), dtype=torch.float64)
-            self.chol = _chol(k_ss)
+            self.chol = safe_cholesky(k_ss, learner.name)
             a = (self.r_s - gp.mean(self.z_s)).unsqueeze(-1)
             self.alpha = torch.cholesky_solve(a, self.chol).squeeze(-1)
 

@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from ..tasks import Task, TaskSet
-from .dkt_mean import _chol, crossfit_residuals
+from .dkt import safe_cholesky
+from .dkt_mean import crossfit_residuals
 
 __all__ = ["TanimotoGP", "TanimotoKernel", "tanimoto"]
 
@@ -113,7 +114,7 @@ class TanimotoGPPredictor:
         self.f_s, self.x_s, m_s = gp._split(support)
         with torch.no_grad():
             k = h.cov(self.f_s, self.x_s, self.f_s, self.x_s) + h.noise * torch.eye(len(support), dtype=torch.float64)
-            self.chol = _chol(k)
+            self.chol = safe_cholesky(k, gp.name)
             r = torch.as_tensor(support.targets, dtype=torch.float64) - h.mean(m_s)
             self.alpha = torch.cholesky_solve(r.unsqueeze(-1), self.chol).squeeze(-1)
 

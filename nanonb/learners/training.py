@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..graphs import DEFAULT_CUTOFF, GraphBatch, collate
-from ..scaling import standardization
+from ..scaling import clip_standardized, standardization
 from ..tasks import Task, TaskSet
 
 
@@ -52,14 +52,14 @@ class Scaler:
         return z.astype(np.float64) * self.y_std + self.y_mean
 
     def x(self, inputs, cutoff: float = DEFAULT_CUTOFF) -> torch.Tensor | GraphBatch:
-        """Model input: a standardized float tensor (tabular) or a :class:`GraphBatch`."""
+        """Model input: a standardized float tensor (tabular, clipped at ``+- CLIP_STD``) or a :class:`GraphBatch`."""
         if isinstance(inputs, Task):
             inputs = inputs.inputs
         if isinstance(inputs, np.ndarray) or isinstance(inputs, torch.Tensor):
             x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
             if self.x_mean is not None:
-                x = (x - torch.tensor(self.x_mean, dtype=torch.float32)) / torch.tensor(
-                    self.x_std, dtype=torch.float32)
+                x = clip_standardized((x - torch.tensor(self.x_mean, dtype=torch.float32)) / torch.tensor(
+                    self.x_std, dtype=torch.float32))
             return x
         return collate(list(inputs), cutoff=cutoff)
 
