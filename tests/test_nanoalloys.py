@@ -323,7 +323,7 @@ def test_failed_cache_write_keeps_the_generated_set(tmp_path, reference, monkeyp
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(na, "write_cache", disk_full)
+    monkeypatch.setattr(na, "write_npz_cache", disk_full)  # where the cache write happens
     with pytest.warns(CacheWarning, match="could not write the cache file.*No space left"):
         ts = _load(tmp_path)
     _assert_same(ts, reference)

@@ -26,15 +26,20 @@ True
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import secrets
 import warnings
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from nanonb._io import atomic_write
 
-__all__ = ["CacheWarning", "check_writable", "manifest_path", "notice", "read_cache", "write_cache"]
+__all__ = ["CacheWarning", "check_writable", "frame_arrays", "frame_from_arrays", "manifest_path", "notice",
+           "npz_arrays", "read_cache", "write_cache", "write_npz_cache"]
 
 MANIFEST_SUFFIX = ".manifest.json"
 _MANIFEST_FORMAT = 1
@@ -163,3 +168,66 @@ def check_writable(folder: str | os.PathLike) -> str:
     except OSError as exc:
         return f"{type(exc).__name__}: {exc.strerror or exc}"
     return ""
+
+
+def frame_arrays(frame: pd.DataFrame, columns_key: str, prefix: str) -> dict[str, np.ndarray]:
+    """A DataFrame as ``.npz`` arrays: its column names under ``columns_key``, each column under
+    ``prefix + name`` (text as ``str``, so no pickle is needed). :func:`frame_from_arrays` reads it back.
+
+    Example
+    -------
+    >>> arrays = frame_arrays(pd.DataFrame({"a": [1.0], "b": ["x"]}), "columns", "col__")
+    >>> frame_from_arrays(arrays, "columns", "col__").to_dict("list")
+    {'a': [1.0], 'b': ['x']}
+    """
+    arrays = {columns_key: np.array(list(frame.columns))}
+    for col in frame.columns:
+        values = frame[col].to_numpy()
+        arrays[f"{prefix}{col}"] = values if values.dtype.kind in "biuf" else values.astype(str)
+    return arrays
+
+
+def frame_from_arrays(data: dict[str, np.ndarray], columns_key: str, prefix: str) -> pd.DataFrame:
+    """The DataFrame :func:`frame_arrays` stored; text columns go through Python lists so pandas infers
+    the same dtype as when the frame was built.
+
+    Example
+    -------
+    >>> frame_from_arrays({"columns": np.array(["t"]), "col__t": np.array([300.0])}, "columns", "col__").t.tolist()
+    [300.0]
+    """
+    return pd.DataFrame({c: (v.tolist() if v.dtype.kind == "U" else v)
+                         for c in data[columns_key].tolist() for v in [data[f"{prefix}{c}"]]})
+
+
+def write_npz_cache(path: str | os.PathLike, arrays: dict[str, np.ndarray], config: dict) -> None:
+    """Write ``arrays`` as one verified ``.npz`` cache (:func:`write_cache`), with ``config`` stored inside
+    too (``config_json``) so :func:`npz_arrays` can check the content against the request.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "x.npz"
+    >>> write_npz_cache(p, {"y": np.arange(3)}, {"v": 1})
+    >>> npz_arrays(read_cache(p, {"v": 1}), {"v": 1})["y"].tolist()
+    [0, 1, 2]
+    """
+    buf = io.BytesIO()
+    np.savez(buf, config_json=np.array(json.dumps(config, sort_keys=True)), **arrays)
+    write_cache(path, buf.getvalue(), config)
+
+
+def npz_arrays(raw: bytes, config: dict) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` cache written by :func:`write_npz_cache` (no pickle); ``ValueError`` if
+    the ``config_json`` inside is not ``config``.
+
+    Example
+    -------
+    >>> npz_arrays(b"not an npz", {})  # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    """
+    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+        if json.loads(str(z["config_json"])) != config:
+            raise ValueError("its config_json is not the requested config")
+        return {k: z[k] for k in z.files}

@@ -42,7 +42,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nanonb.data._cache import cache_root, check_writable, notice, read_cache, write_cache
+from nanonb.data._cache import (
+    cache_root,
+    check_writable,
+    frame_arrays,
+    frame_from_arrays,
+    notice,
+    npz_arrays,
+    read_cache,
+    write_cache,
+    write_npz_cache,
+)
 from nanonb.data.electrolyte_library import LIBRARY_VERSION, candidate_library
 from nanonb.graphs import Structure
 from nanonb.threads import limit_threads
@@ -234,17 +244,11 @@ def cache_path(subset: str = "small", seed: int = 0, cache_dir=None) -> Path:
 
 
 def _save(path: Path, cfg: dict, lib: ElectrolyteLibrary) -> None:
-    arrays = {"config_json": np.array(json.dumps(cfg, sort_keys=True)),
-              "offsets": np.concatenate([[0], np.cumsum([len(s) for s in lib.structures])]).astype(np.int64),
+    arrays = {"offsets": np.concatenate([[0], np.cumsum([len(s) for s in lib.structures])]).astype(np.int64),
               "numbers": np.concatenate([s.numbers for s in lib.structures]).astype(np.int64),
               "positions": np.concatenate([s.positions for s in lib.structures]).astype(np.float64),
-              "columns": np.array(list(lib.frame.columns))}
-    for col in lib.frame.columns:
-        values = lib.frame[col].to_numpy()
-        arrays[f"col__{col}"] = values if values.dtype.kind in "biuf" else values.astype(str)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    write_cache(path, buf.getvalue(), cfg)
+              **frame_arrays(lib.frame, "columns", "col__")}
+    write_npz_cache(path, arrays, cfg)
 
 
 def _load(path: Path, cfg: dict) -> ElectrolyteLibrary | None:
@@ -252,12 +256,8 @@ def _load(path: Path, cfg: dict) -> ElectrolyteLibrary | None:
     if raw is None:
         return None
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            if json.loads(str(z["config_json"])) != cfg:
-                raise ValueError("its config_json is not the requested config")
-            data = {k: z[k] for k in z.files}
-        frame = pd.DataFrame({c: (v.tolist() if v.dtype.kind == "U" else v)
-                              for c in data["columns"].tolist() for v in [data[f"col__{c}"]]})
+        data = npz_arrays(raw, cfg)
+        frame = frame_from_arrays(data, "columns", "col__")
         off = data["offsets"]
         if len(off) != len(frame) + 1 or off[-1] != len(data["numbers"]) or np.any(np.diff(off) < 1):
             raise ValueError("structure offsets do not match the rows")

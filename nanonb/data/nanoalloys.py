@@ -23,7 +23,6 @@ Example
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -32,7 +31,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nanonb.data._cache import cache_root, check_writable, notice, read_cache, write_cache
+from nanonb.data._cache import (
+    cache_root,
+    check_writable,
+    frame_arrays,
+    frame_from_arrays,
+    notice,
+    npz_arrays,
+    read_cache,
+    write_npz_cache,
+)
 from nanonb.data.alloy_clusters import (
     CATALOGUE_VERSION,
     DESCRIPTOR_NAMES,
@@ -96,21 +104,15 @@ def _save(path: Path, cfg: dict, tasks: list[Task]) -> None:
     structures = [s for t in tasks for s in t.inputs]
     meta = pd.concat([t.meta for t in tasks], ignore_index=True)
     arrays: dict[str, np.ndarray] = {
-        "config_json": np.array(json.dumps(cfg, sort_keys=True)),
         "task_names": np.array([t.name for t in tasks]),
         "task_offsets": np.concatenate([[0], np.cumsum([len(t) for t in tasks])]).astype(np.int64),
         "offsets": np.concatenate([[0], np.cumsum([len(s) for s in structures])]).astype(np.int64),
         "numbers": np.concatenate([s.numbers for s in structures]).astype(np.int64),
         "positions": np.concatenate([s.positions for s in structures]).astype(np.float64),
         "forces": np.concatenate([s.forces for s in structures]).astype(np.float64),
-        "meta_columns": np.array(list(meta.columns)),
+        **frame_arrays(meta, "meta_columns", "meta__"),
     }
-    for col in meta.columns:
-        values = meta[col].to_numpy()
-        arrays[f"meta__{col}"] = values if values.dtype.kind in "biuf" else values.astype(str)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    write_cache(path, buf.getvalue(), cfg)
+    write_npz_cache(path, arrays, cfg)
 
 
 def _check_layout(data: dict[str, np.ndarray], cfg: dict) -> None:
@@ -149,16 +151,9 @@ def _load(path: Path, cfg: dict) -> list[Task] | None:
     if raw is None:
         return None
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            if json.loads(str(z["config_json"])) != cfg:
-                raise ValueError("its config_json is not the requested config")
-            data = {k: z[k] for k in z.files}
+        data = npz_arrays(raw, cfg)
         _check_layout(data, cfg)
-        # text columns go through Python lists so pandas infers the same dtype as in generate_pair
-        meta_all = pd.DataFrame({
-            c: (v.tolist() if v.dtype.kind == "U" else v)
-            for c in data["meta_columns"].tolist() for v in [data[f"meta__{c}"]]
-        })
+        meta_all = frame_from_arrays(data, "meta_columns", "meta__")
         off, toff = data["offsets"], data["task_offsets"]
         tasks = []
         for k, name in enumerate(data["task_names"].tolist()):
