@@ -11,6 +11,8 @@ overridable with the environment variable ``NANONB_NUM_THREADS``.
   of a notebook or script (after the imports, so the BLAS libraries are loaded) and again whenever
   you like. ``python -m nanonb.bench`` applies it once for every protocol.
 - :func:`limit_threads` is the same limit for one block, restored afterwards.
+- :func:`worker_threads` is the share of one of ``workers`` parallel processes
+  (:mod:`nanonb.bench.fanout`): the policy above, capped so that ``workers x threads <= cores``.
 
 Reproducibility across thread counts. The same seed gives the same tasks, episodes, initial weights
 and sampling order whatever the thread count: everything random is drawn from seeded generators, not
@@ -85,6 +87,38 @@ def set_threads(n: int | None = None) -> int:
     threadpool_limits(limits=n)
     _applied = key
     return n
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``).
+
+    Example
+    -------
+    >>> available_cores() >= 1
+    True
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_threads(workers: int, cores: int | None = None) -> int:
+    """Threads for each of ``workers`` processes run side by side: :func:`default_threads`, capped at
+    ``cores // workers`` (default cores: :func:`available_cores`), and at least 1.
+
+    So ``workers x threads <= cores`` whenever ``workers <= cores`` (with more workers than cores each
+    gets one thread and the processes share the cores).
+
+    Example
+    -------
+    >>> worker_threads(2, cores=2)
+    1
+    >>> worker_threads(4, cores=2)     # more workers than cores: one thread each
+    1
+    """
+    cores = available_cores() if cores is None else int(cores)
+    return max(1, min(default_threads(), cores // max(1, int(workers))))
 
 
 @contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -41,3 +43,14 @@ def test_calls_to_target_counts_calls_and_censors():
     assert calls_to_target(np.array([0.0, -0.01, -0.02]), -0.02, "min") == 3
     assert calls_to_target(np.array([0.0, -0.01]), -0.02, "min", tol=0.005) is None
     assert calls_to_target(np.array([1.0, 2.0]), 2.0, "max") == 2
+
+
+def test_campaign_fanned_out_over_two_processes_gives_the_serial_numbers():
+    def numbers(res):  # everything but the timings, as JSON text (NaN == NaN there)
+        runs = [{k: v for k, v in r.items() if k != "runtime_s"} for r in res["campaigns"]]
+        return json.dumps([res["results"], runs, res["curves"], res["best_designs"]], default=str)
+
+    serial = run_campaign_bench(quick=True, progress=False, log=lambda *a: None)
+    fanned = run_campaign_bench(quick=True, progress=False, log=lambda *a: None, workers=2)
+    assert serial["config"]["workers"] == 1 and fanned["config"]["workers"] == 2
+    assert numbers(fanned) == numbers(serial)

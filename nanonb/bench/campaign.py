@@ -35,15 +35,16 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..active.live import calls_to_target, run_live_campaign
 from ..active.oracle import AlloyOracle
 from ..data.alloy_clusters import PAIRS
 from ..threads import limit_threads
+from .fanout import describe_workers, fan_out
 from .schema import apply_options, make_result
 
 __all__ = ["CampaignConfig", "add_call_metrics", "campaign_table", "run_campaign_bench"]
@@ -53,7 +54,9 @@ __all__ = ["CampaignConfig", "add_call_metrics", "campaign_table", "run_campaign
 class CampaignConfig:
     """Configuration of ``python -m nanonb.bench campaign`` (``--set key=value``).
 
-    ``budget`` counts simulator (EMT) calls, ``tol_ev_per_atom`` is in eV/atom.
+    ``budget`` counts simulator (EMT) calls, ``tol_ev_per_atom`` is in eV/atom; ``workers``: processes
+    running the (pair, seed, strategy) campaigns side by side (:func:`~nanonb.bench.fanout.fan_out`; 1:
+    one after the other in this process; the same numbers either way).
 
     Example
     -------
@@ -72,6 +75,7 @@ class CampaignConfig:
     max_atoms: int = 55
     tol_ev_per_atom: float = 0.005
     surrogate: str = "nanoalloys-bml"
+    workers: int = 1
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -163,6 +167,20 @@ def run_campaign_bench(quick: bool = False, seed: int = 0, progress: bool = True
         return _run(quick, seed, progress, data, config, log, options)
 
 
+def _campaign_job(cfg: CampaignConfig, seed: int, surrogate, pair: str, s: int, strat: str
+                  ) -> tuple[dict, np.ndarray]:
+    """One campaign (a :func:`~nanonb.bench.fanout.fan_out` job): its row and its best-so-far curve."""
+    kind, _, acq = strat.partition("-")
+    with limit_threads(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # BoTorch input-scaling and fit warnings, once per round
+        res = run_live_campaign(AlloyOracle(*pair.split("-"), max_atoms=cfg.max_atoms), kind,
+                                surrogate=surrogate, budget=cfg.budget, n_init=cfg.n_init,
+                                batch_size=cfg.batch_size, n_candidates=cfg.n_candidates, seed=seed + s,
+                                acquisition=acq or "qlogei")
+    return ({"pair": pair, "seed": seed + s, "strategy": strat, "runtime_s": res.runtime_s,
+             "best_after_budget": float(res.best_curve[-1]), "best_design": res.best_design}, res.best_curve)
+
+
 def _run(quick, seed, progress, data, config, log, options) -> dict:
     from ..pretrained import load_pretrained
 
@@ -171,15 +189,12 @@ def _run(quick, seed, progress, data, config, log, options) -> dict:
     t_all = time.perf_counter()
     surrogate = load_pretrained(cfg.surrogate)
     jobs = [(p, s, st) for p in cfg.pairs for s in cfg.seeds for st in cfg.strategies]
-    rows, curves = [], {}
-    for pair, s, strat in tqdm(jobs, desc="campaigns", disable=not progress, leave=False):
-        kind, _, acq = strat.partition("-")
-        res = run_live_campaign(AlloyOracle(*pair.split("-"), max_atoms=cfg.max_atoms), kind, surrogate=surrogate,
-                                budget=cfg.budget, n_init=cfg.n_init, batch_size=cfg.batch_size,
-                                n_candidates=cfg.n_candidates, seed=seed + s, acquisition=acq or "qlogei")
-        curves[(pair, s, strat)] = res.best_curve
-        rows.append({"pair": pair, "seed": seed + s, "strategy": strat, "runtime_s": res.runtime_s,
-                     "best_after_budget": float(res.best_curve[-1]), "best_design": res.best_design})
+    if cfg.workers > 1:
+        log(f"campaign: {describe_workers(cfg.workers, len(jobs))}")
+    done = fan_out(partial(_campaign_job, cfg, seed, surrogate), jobs, cfg.workers, progress=progress,
+                   desc="campaigns", names=[f"(pair={p}, seed={seed + s}, strategy={st})" for p, s, st in jobs])
+    rows = [row for row, _ in done]
+    curves = {job: curve for job, (_, curve) in zip(jobs, done)}
     runs = add_call_metrics(pd.DataFrame(rows), {(p, seed + q, st): c for (p, q, st), c in curves.items()},
                             cfg.tol_ev_per_atom)
     table = campaign_table(runs, cfg.budget)
