@@ -243,3 +243,25 @@ def test_merge_folds_recomputes_rows_over_all_folds():
     assert row["n_tasks"] == 2 and row["mean"] == pytest.approx(3.0)  # per-task means 2 and 4
     assert set(res["folds"]) == {"s/0", "s/1"} and res["config"]["fold_ids"] == [0, 1]
     assert res["runtime_s"] == pytest.approx(20.0)
+
+
+@pytest.mark.data
+def test_folds_fanned_out_over_two_processes_equal_the_hand_merged_fold_runs(shared_data_dir, tmp_path):
+    """``--set workers=2`` gives the rows that ``--set fold_ids=[i]`` run fold by fold and ``merge_folds`` give.
+
+    Exact equality: the same code on the same machine with one thread per process (the thread policy)
+    does the same floating-point operations, whichever process runs a fold.
+    """
+    import pandas as pd
+
+    kw = dict(quick=True, progress=False, data_dir=shared_data_dir, log=lambda *_: None, splits=("leave-salt-out",),
+              max_folds=2, meta=[casestudy.MetaSpec("m", n_iterations=2, meta_batch_size=1)],
+              baselines=("pooled-gbm",), shots=(5,), n_episodes=1, select=False)
+    fanned = calisol.run_calisol(workers=2, **kw)
+    parts = [calisol.run_calisol(fold_ids=(i,), episodes_path=tmp_path / f"ep{i}.csv", **kw) for i in (0, 1)]
+    frames = [pd.read_csv(tmp_path / f"ep{i}.csv", float_precision="round_trip") for i in (0, 1)]
+    merged = casestudy.merge_folds(parts, frames, ["mae"])
+    assert fanned["config"]["workers"] == 2 and len(fanned["folds"]) == 2
+    assert fanned["results"] == merged["results"]
+    assert fanned["folds"] == merged["folds"] and fanned["leakage"] == merged["leakage"]
+    assert fanned["timings"].keys() == merged["timings"].keys()

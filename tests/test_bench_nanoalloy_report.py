@@ -65,3 +65,20 @@ def test_loeo_summary_counts_wins_against_every_baseline_and_checks_holdouts():
                                       "beats_every_baseline": False}
     with pytest.raises(ValueError, match="holdouts must be elements"):
         run_nanoalloys_loeo(holdouts="Cu,Fe")
+
+
+def test_loeo_fanned_out_over_two_processes_gives_the_in_process_numbers():
+    """Each held-out element run in a worker process gives the rows it gives in this process (exactly:
+    same code, same machine, one thread), in the order of ``holdouts``."""
+    from nanonb.bench.nanoalloys_loeo import run_nanoalloys_loeo
+
+    tiny = dict(quick=True, progress=False, log=lambda *a: None, algorithms=(), descriptor_learners=("bml",),
+                shots=(5,), iterations={"bml": 5}, pooled_epochs=1, scratch_steps=2, finetune_steps=1, n_episodes=1)
+    serial = run_nanoalloys_loeo(holdouts="Cu", **tiny)
+    fanned = run_nanoalloys_loeo(holdouts="Cu,Pt", workers=2, **tiny)
+    assert fanned["config"]["workers"] == 2 and serial["config"]["workers"] == 1
+    assert [r["split"] for r in fanned["results"]] == ["holdout-Cu"] * len(serial["results"]) + ["holdout-Pt"] * (
+        len(fanned["results"]) - len(serial["results"]))
+    assert fanned["results"][: len(serial["results"])] == serial["results"]
+    assert fanned["loeo"]["per_element"]["Cu"] == serial["loeo"]["per_element"]["Cu"]
+    assert list(fanned["runs"]) == ["Cu", "Pt"]

@@ -110,6 +110,7 @@ class CalisolConfig:
     gp_restarts: int = 1
     max_folds: int | None = None
     fold_ids: tuple[int, ...] | None = None
+    workers: int = 1
     seed: int = 0
     select: bool = True
     select_episodes: int = 3

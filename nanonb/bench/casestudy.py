@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,7 @@ from ..physics.vtfnet import vtf_model_kwargs
 from ..tasks import Task, TaskSet, leakage_report
 from ..threads import limit_threads
 from .adaptation import FastMeta
+from .fanout import describe_workers, fan_out
 from .schema import make_result, summary_to_rows
 
 __all__ = ["MetaSpec", "build_meta_learner", "check_disjoint", "drop_low_targets", "evaluate_episodes", "finish",
@@ -269,47 +271,58 @@ def run_folds(protocol: str, splits: dict, cfg, metrics: Sequence[str], k_query_
 
 
 def _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log, extra=None):
+    only = getattr(cfg, "fold_ids", None)
+    jobs = [(split, i, train, test) for split, folds in splits.items()
+            for i, (train, test) in enumerate(folds if cfg.max_folds is None else folds[: cfg.max_folds])
+            if only is None or i in only]
+    workers = getattr(cfg, "workers", 1)
+    if workers > 1:
+        log(f"  [{protocol}] folds: {describe_workers(workers, len(jobs))}")
+    fold = partial(_run_fold, protocol, cfg, metrics, k_query_cap, ard, seed, progress and workers == 1, log, extra)
+    done = fan_out(fold, jobs, workers, names=[f"{split}/{i}" for split, i, _, _ in jobs],
+                   progress=progress and workers > 1, desc=f"{protocol} folds")
     frames, timings, leakage, fold_info = [], {}, {}, {}
-    for split, folds in splits.items():
-        if cfg.max_folds is not None:
-            folds = folds[: cfg.max_folds]
-        only = getattr(cfg, "fold_ids", None)
-        for i, (train, test) in enumerate(folds):
-            if only is not None and i not in only:
-                continue
-            tag = f"{split}/{i}"
-            train = drop_low_targets(train, cfg.train_min_target)
-            t0 = time.perf_counter()
-            pooled_nets: dict = {}
-            methods = []
-            for spec in cfg.meta:
-                t1 = time.perf_counter()
-                methods.append(build_meta_learner(spec, train, pooled_nets, seed=seed, progress=progress,
-                                                  pooled_epochs=cfg.pooled_epochs, pooled_batch=cfg.pooled_batch))
-                timings[f"{tag} meta-train {spec.name}"] = time.perf_counter() - t1
-            t1 = time.perf_counter()
-            methods += make_baselines(cfg.baselines, cfg, train, seed, pooled_nets, ard, progress)
-            timings[f"{tag} fit baselines"] = time.perf_counter() - t1
-            record = None
-            if extra is not None:
-                t1 = time.perf_counter()
-                more, record = extra(train, log)
-                methods += more
-                timings[f"{tag} nested selection"] = time.perf_counter() - t1
-            t1 = time.perf_counter()
-            df = evaluate_episodes(methods, test, cfg.shots, cfg.n_episodes, metrics, seed=seed,
-                                   k_query_cap=k_query_cap, progress=progress, fold=tag)
-            timings[f"{tag} evaluation"] = time.perf_counter() - t1
-            df.insert(0, "split", split)
-            frames.append(df)
-            leakage[tag] = str(leakage_report(train, test))
-            fold_info[tag] = {"test_groups": sorted({t.groups[0] for t in test}), "n_train": len(train),
-                              "n_test": len(test)}
-            if record is not None:
-                fold_info[tag]["selection"] = record
-            log(f"  [{protocol}] {tag}: {len(train)} meta-train / {len(test)} test tasks "
-                f"({', '.join(fold_info[tag]['test_groups'])}) in {time.perf_counter() - t0:.1f} s")
+    for (split, i, _, _), (df, times, leak, info) in zip(jobs, done):
+        frames.append(df)
+        timings.update(times)
+        leakage[f"{split}/{i}"] = leak
+        fold_info[f"{split}/{i}"] = info
     return pd.concat(frames, ignore_index=True), timings, leakage, fold_info
+
+
+def _run_fold(protocol, cfg, metrics, k_query_cap, ard, seed, progress, log, extra, split, i, train, test):
+    """One fold (a :func:`~nanonb.bench.fanout.fan_out` job): ``(episodes frame, timings, leakage, fold info)``."""
+    with limit_threads(1):
+        tag = f"{split}/{i}"
+        train = drop_low_targets(train, cfg.train_min_target)
+        t0 = time.perf_counter()
+        pooled_nets: dict = {}
+        methods, timings = [], {}
+        for spec in cfg.meta:
+            t1 = time.perf_counter()
+            methods.append(build_meta_learner(spec, train, pooled_nets, seed=seed, progress=progress,
+                                              pooled_epochs=cfg.pooled_epochs, pooled_batch=cfg.pooled_batch))
+            timings[f"{tag} meta-train {spec.name}"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        methods += make_baselines(cfg.baselines, cfg, train, seed, pooled_nets, ard, progress)
+        timings[f"{tag} fit baselines"] = time.perf_counter() - t1
+        record = None
+        if extra is not None:
+            t1 = time.perf_counter()
+            more, record = extra(train, log)
+            methods += more
+            timings[f"{tag} nested selection"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        df = evaluate_episodes(methods, test, cfg.shots, cfg.n_episodes, metrics, seed=seed,
+                               k_query_cap=k_query_cap, progress=progress, fold=tag)
+        timings[f"{tag} evaluation"] = time.perf_counter() - t1
+        df.insert(0, "split", split)
+        info = {"test_groups": sorted({t.groups[0] for t in test}), "n_train": len(train), "n_test": len(test)}
+        if record is not None:
+            info["selection"] = record
+        log(f"  [{protocol}] {tag}: {len(train)} meta-train / {len(test)} test tasks "
+            f"({', '.join(info['test_groups'])}) in {time.perf_counter() - t0:.1f} s")
+        return df, timings, str(leakage_report(train, test)), info
 
 
 def finish(protocol: str, df: pd.DataFrame, metrics, cfg, timings, leakage, fold_info, t_all, extra_cfg,

@@ -83,6 +83,7 @@ class LNPDBConfig:
     rf_trees: int = 100
     gp_restarts: int = 0
     max_folds: int | None = None
+    workers: int = 1
     seed: int = 0
     fingerprint: str = "counts"
     split_assays: bool = True

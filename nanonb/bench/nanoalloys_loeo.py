@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from ..data.nanoalloys import ELEMENTS
+from .fanout import describe_workers, fan_out
 from .nanoalloys import run_nanoalloys
 from .schema import make_result
 
@@ -48,11 +50,18 @@ def loeo_summary(rows: list[dict], best: dict[str, str], k: int = 5) -> dict:
 
 
 def run_nanoalloys_loeo(quick: bool = False, seed: int = 0, progress: bool = True,
-                        holdouts: Sequence[str] | str = ELEMENTS, log: Callable = print, **options) -> dict:
+                        holdouts: Sequence[str] | str = ELEMENTS, workers: int = 1, log: Callable = print,
+                        **options) -> dict:
     """Run the nanoalloys protocol once per held-out element; ``options`` go to every run (``--set``).
 
-    ``holdouts``: elements to hold out (a list, or a comma-separated string). Returns one result dict
-    with every run's rows, ``loeo`` (see :func:`loeo_summary`), and each run's verdict and timings.
+    ``holdouts``: elements to hold out (a list, or a comma-separated string). ``workers``: processes
+    running the held-out elements side by side (:func:`~nanonb.bench.fanout.fan_out`; 1: one after the
+    other in this process; the same numbers either way). Returns one result dict with every run's rows,
+    ``loeo`` (see :func:`loeo_summary`), and each run's verdict and timings.
+
+    Example
+    -------
+    >>> res = run_nanoalloys_loeo(quick=True, holdouts="Cu,Pt", workers=2, progress=False)  # doctest: +SKIP
     """
     if isinstance(holdouts, str):
         holdouts = [h.strip() for h in holdouts.split(",") if h.strip()]
@@ -61,17 +70,27 @@ def run_nanoalloys_loeo(quick: bool = False, seed: int = 0, progress: bool = Tru
         raise ValueError(f"holdouts must be elements of {ELEMENTS}, not {bad}")
     options.pop("holdout", None)
     t0 = time.perf_counter()
+    if workers > 1:
+        log(f"[loeo] {describe_workers(workers, len(holdouts))}")
+    one = partial(_holdout_run, quick, seed, progress and workers == 1, log, options)
+    done = fan_out(one, [(el,) for el in holdouts], workers, names=[f"holdout={el}" for el in holdouts],
+                   progress=progress and workers > 1, desc="nanoalloys-loeo")
     rows, best, runs = [], {}, {}
-    for el in holdouts:
-        res = run_nanoalloys(quick=quick, seed=seed, holdout=el, progress=progress, log=log, **options)
+    for el, res in zip(holdouts, done):
         rows += res["results"]
         best[el] = res["best"]["name"]
         runs[el] = {"verdict": res["verdict"], "best": res["best"], "timings": res["timings"]}
-        log(f"[loeo] {el}: {res['verdict']}")
     summary = loeo_summary(rows, best)
     for el, v in summary["per_element"].items():
         log(f"[loeo] {el}: {v['best']} {v['mae']:.1f} vs best baseline {v['best_baseline']} {v['baseline_mae']:.1f} "
             f"-> {'wins' if v['beats_every_baseline'] else 'loses'}")
     log(f"[loeo] best learner beats every baseline at K=5 on {summary['wins']} of {summary['n_elements']} elements")
-    return make_result("nanoalloys-loeo", rows, time.perf_counter() - t0, {"holdouts": list(holdouts), **options},
-                       loeo=summary, runs=runs)
+    return make_result("nanoalloys-loeo", rows, time.perf_counter() - t0,
+                       {"holdouts": list(holdouts), "workers": workers, **options}, loeo=summary, runs=runs)
+
+
+def _holdout_run(quick: bool, seed: int, progress: bool, log: Callable, options: dict, el: str) -> dict:
+    """The nanoalloys protocol with ``el`` held out (a :func:`~nanonb.bench.fanout.fan_out` job)."""
+    res = run_nanoalloys(quick=quick, seed=seed, holdout=el, progress=progress, log=log, **options)
+    log(f"[loeo] {el}: {res['verdict']}")
+    return res
