@@ -1,5 +1,7 @@
 """nanonb.threads: one thread policy (NANONB_NUM_THREADS, default 1) for torch and BLAS."""
 
+import os
+
 import torch
 from threadpoolctl import threadpool_info
 
@@ -41,3 +43,15 @@ def test_set_threads_is_process_wide_and_idempotent(monkeypatch):
         assert set_threads() == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(old)
+
+
+def test_worker_threads_keeps_workers_times_threads_within_the_cores(monkeypatch):
+    from nanonb.threads import available_cores, worker_threads
+
+    monkeypatch.setenv("NANONB_NUM_THREADS", "4")
+    assert worker_threads(1, cores=16) == 4            # the policy, when the cores allow it
+    assert worker_threads(8, cores=16) == 2            # capped: 8 x 2 <= 16
+    assert worker_threads(3, cores=2) == 1             # more workers than cores: one thread each
+    monkeypatch.delenv("NANONB_NUM_THREADS")
+    assert worker_threads(2, cores=64) == 1            # default policy: 1
+    assert 1 <= available_cores() <= (os.cpu_count() or 1)
