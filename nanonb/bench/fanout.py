@@ -81,7 +81,7 @@ def _run_job(fn: Callable, job: tuple, name: str, desc: str, threads: int | None
 
 
 def fan_out(fn: Callable, jobs: Sequence[tuple], workers: int = 1, names: Sequence[str] | None = None,
-            progress: bool = True, desc: str = "jobs") -> list:
+            progress: bool = True, desc: str = "bench") -> list:
     """``[fn(*job) for job in jobs]``, in job order, run by ``workers`` processes (1: in this process).
 
     Parameters
@@ -116,7 +116,7 @@ def fan_out(fn: Callable, jobs: Sequence[tuple], workers: int = 1, names: Sequen
     >>> fan_out(divmod, [(1, 0)], names=["fold 3"], progress=False)
     Traceback (most recent call last):
     ...
-    nanonb.bench.fanout.JobError: jobs job fold 3 failed: ZeroDivisionError: integer division or modulo by zero
+    nanonb.bench.fanout.JobError: bench job fold 3 failed: ZeroDivisionError: integer division or modulo by zero
     """
     jobs = [tuple(j) for j in jobs]
     names = [str(j) for j in jobs] if names is None else [str(n) for n in names]
