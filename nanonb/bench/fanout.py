@@ -26,6 +26,10 @@ The jobs of a benchmark share nothing (no gradients to sum), so ``torchrun`` (wh
 job array (one ``--set fold_ids=[i]`` per task, merged with ``tools/merge_casestudy.py``) remains the
 way across machines.
 
+When it pays: with idle cores and jobs long next to a worker's start-up (a fresh interpreter importing
+torch and BoTorch: about 10 s of CPU). On a busy shared machine it does not (measured in the README,
+"Speed and scale": 2 workers took twice the serial wall time there).
+
 Same seeds, same numbers: every job draws its random numbers from generators seeded by its own
 arguments, and the results come back in job order, so a fanned-out run gives the same rows as a
 serial one (``tests/test_bench_fanout.py`` checks it). A failing job raises :class:`JobError` naming
