@@ -7,6 +7,7 @@ from nanonb.bench.nbexec import cell_seconds, heaviest_cell
 from nanonb.bench.run import PROTOCOLS, run
 from nanonb.bench.schema import OptionError
 from nanonb.bench.speed import markdown_table, run_speed
+from nanonb.learners.config import MetaConfig
 
 
 def test_quick_speed_run_times_every_algorithm_family_and_backend(tmp_path):
@@ -15,8 +16,9 @@ def test_quick_speed_run_times_every_algorithm_family_and_backend(tmp_path):
     rows = res["results"]
     ms = {(r["split"], r["method"]): r for r in rows if r["metric"] == "ms_per_iteration"}
     sp = {(r["split"], r["method"]): r for r in rows if r["metric"] == "speedup_vs_higher"}
-    algos, fams = ("maml", "fomaml", "anil", "metasgd"), ("MLP", "InvariantGNN")
+    algos, fams = ("maml", "fomaml", "anil", "metasgd"), ("MLP", "MLP-default", "InvariantGNN")
     assert set(ms) == {(f, f"{a}/{b}") for f in fams for a in algos for b in ("higher", "func")}
+    assert {r["k"] for (f, _), r in ms.items() if f == "MLP-default"} == {MetaConfig.meta_batch_size}  # the default
     for (fam, method), r in sp.items():
         algo = method.split("/")[0]
         h, f = ms[(fam, f"{algo}/higher")], ms[(fam, f"{algo}/func")]
