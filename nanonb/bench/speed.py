@@ -3,8 +3,9 @@
 Three measurements, one run:
 
 * **meta-iterations**: milliseconds per meta-iteration (min and median over ``repeats``; each repeat
-  times ``iterations`` calls of the learner's own ``fit`` loop, episode sampling and the Adam step
-  included; ``ms_per_meta_gradient``: the meta-gradient of one pre-sampled meta-batch alone) for every
+  times ``iterations`` calls of the learner's own ``fit`` loop (``MLP-default``: as many more as make about the
+  same number of episodes as an ``MLP`` repeat, so its short iterations are not timed alone), episode sampling and
+  the Adam step included; ``ms_per_meta_gradient``: the meta-gradient of one pre-sampled meta-batch alone) for every
   algorithm (MAML, FOMAML, ANIL, Meta-SGD) × model family × backend
   (``higher``, ``func``), and the speed-up of ``func`` over ``higher`` measured in the same run. The
   two backends start from the same weights; ``grad_max_abs_diff`` is the largest difference of their
@@ -102,6 +103,13 @@ def _is_mlp(family: str) -> bool:
 def _batch(family: str, cfg: SpeedConfig) -> int:
     """Episodes per meta-iteration of a family (``MLP-default``: the library's default meta-batch)."""
     return MetaConfig.meta_batch_size if family == "MLP-default" else cfg.meta_batch[family]
+
+
+def _iterations(family: str, cfg: SpeedConfig) -> int:
+    """Timed meta-iterations per repeat: ``MLP-default`` times about as many episodes as ``MLP`` does."""
+    if family != "MLP-default":
+        return cfg.iterations
+    return cfg.iterations * max(1, round(cfg.meta_batch.get("MLP", 1) / _batch(family, cfg)))
 
 
 def _learner(algorithm: str, family: str, backend: str, cfg: SpeedConfig, seed: int):
@@ -220,7 +228,7 @@ def run_speed(quick: bool = False, seed: int = 0, progress: bool = True, config:
             times, grad_ms = {}, {}
             for backend in cfg.backends:
                 learner = _learner(algo, family, backend, cfg, seed)
-                t = time_fit(learner, tasks, cfg.repeats, cfg.iterations)
+                t = time_fit(learner, tasks, cfg.repeats, _iterations(family, cfg))
                 times[backend] = t
                 grad_ms[backend] = g = time_meta_gradient(learner, tasks, cfg.repeats, seed)
                 rows.append(_row(family, f"{algo}/{backend}", "ms_per_meta_gradient", statistics.fmean(g),
