@@ -96,3 +96,10 @@ def test_sampled_episodes_are_the_checked_episodes():
         assert_same_task(ep.support, validated(task, ep.support_idx))
         assert_same_task(ep.query, validated(task, ep.query_idx))
     assert sample_episode(task, 0, 3, seed=0).support is None
+
+
+def test_a_task_pickled_before_lazy_meta_still_reads_its_meta():
+    task = tabular()
+    old = object.__new__(Task)  # the __dict__ an older nanonb pickled: plain fields, "meta" among them
+    old.__dict__.update({k: v for k, v in task.__dict__.items() if not k.startswith("_")} | {"meta": task.meta})
+    assert list(old.meta["c"]) == list(task.meta["c"]) and list(old.subset([3]).meta["s"]) == ["r3"]

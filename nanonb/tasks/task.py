@@ -30,7 +30,7 @@ class _LazyMeta:
         if rows is not None:
             d["_meta"] = rows[0].iloc[rows[1]].reset_index(drop=True)
             d["_meta_rows"] = None
-        return d.get("_meta")
+        return d["_meta"] if "_meta" in d else d.get("meta")  # "meta": a Task pickled before this attribute
 
     def __set__(self, obj, value) -> None:
         obj.__dict__["_meta"] = value
