@@ -14,6 +14,10 @@ first ``n_init`` random designs and the same candidate generator:
 - ``metagp-<acq>``: GP-BO whose prior mean is the meta-learned surrogate's zero-shot prediction
   (:func:`~nanonb.active.live.meta_prior_gp`).
 
+``--data flakes`` runs the same loop, strategies and metrics on new graphene flakes labelled by GFN2-xTB
+(narrowest HOMO-LUMO gap within a size budget; config, oracle and the meta-trained surrogate in
+:mod:`nanonb.bench.campaign_flakes`; tolerance ``tol_ev`` in eV).
+
 Metrics (rows of the shared schema; ``median`` and ``iqr`` over pairs x seeds):
 
 - ``simulator_calls_to_target``: calls until the best-so-far is within ``tol_ev_per_atom`` (5 meV/atom)
@@ -151,7 +155,8 @@ def run_campaign_bench(quick: bool = False, seed: int = 0, progress: bool = True
                        config: CampaignConfig | None = None, log: Callable = print, **options) -> dict:
     """Live campaigns (EMT in the loop) on held-out pairs: meta-learned surrogate vs GP-BO vs random.
 
-    ``seed`` offsets every campaign seed; ``options`` override :class:`CampaignConfig` fields.
+    ``seed`` offsets every campaign seed; ``options`` override :class:`CampaignConfig` fields
+    (``data="flakes"``: :class:`~nanonb.bench.campaign_flakes.FlakeCampaignConfig` fields).
 
     Example
     -------

@@ -122,8 +122,8 @@ def flakes_setup(quick: bool, config: FlakeCampaignConfig | None, options: dict,
         return oracle
 
     n_heavy = np.concatenate([t.meta["n_heavy"].to_numpy() for t in train])
+    meta_train = {"split": f"size_split(n_heavy <= {cfg.meta_max_heavy})", "n_tasks": len(train),
+                  "n_molecules": int(len(n_heavy)), "max_n_heavy": int(n_heavy.max())}
     info = {"goal": "min", "unit": "eV", "target": "HOMO-LUMO gap (narrowest)", "oracle": "GFN2-xTB (tblite), live",
-            "tol": cfg.tol_ev, "xtb_seconds": xtb_seconds, "meta_train": {"split": f"size_split(n_heavy <= {cfg.meta_max_heavy})",
-                                              "n_tasks": len(train), "n_molecules": int(len(n_heavy)),
-                                              "max_n_heavy": int(n_heavy.max())}}
+            "tol": cfg.tol_ev, "xtb_seconds": xtb_seconds, "meta_train": meta_train}
     return cfg, surrogate, make_oracle, info
