@@ -33,7 +33,7 @@ def test_campaign_quick_emits_the_schema_and_consistent_metrics():
     assert len(firsts) == 1
     with pytest.raises(ValueError, match="unknown option"):
         run_campaign_bench(quick=True, progress=False, bogus=1)
-    with pytest.raises(ValueError, match="only 'nanoalloys'"):
+    with pytest.raises(ValueError, match="FlakeCampaignConfig"):
         CampaignConfig.for_data("flakes")
 
 
