@@ -6,7 +6,8 @@ import pytest
 from nanonb.bench.nbexec import cell_seconds, heaviest_cell
 from nanonb.bench.run import PROTOCOLS, run
 from nanonb.bench.schema import OptionError
-from nanonb.bench.speed import markdown_table, run_speed
+from nanonb.bench.speed import SpeedConfig, _iterations, markdown_table, run_speed
+from nanonb.learners.config import MetaConfig
 
 
 def test_quick_speed_run_times_every_algorithm_family_and_backend(tmp_path):
@@ -15,8 +16,9 @@ def test_quick_speed_run_times_every_algorithm_family_and_backend(tmp_path):
     rows = res["results"]
     ms = {(r["split"], r["method"]): r for r in rows if r["metric"] == "ms_per_iteration"}
     sp = {(r["split"], r["method"]): r for r in rows if r["metric"] == "speedup_vs_higher"}
-    algos, fams = ("maml", "fomaml", "anil", "metasgd"), ("MLP", "InvariantGNN")
+    algos, fams = ("maml", "fomaml", "anil", "metasgd"), ("MLP", "MLP-default", "InvariantGNN")
     assert set(ms) == {(f, f"{a}/{b}") for f in fams for a in algos for b in ("higher", "func")}
+    assert {r["k"] for (f, _), r in ms.items() if f == "MLP-default"} == {MetaConfig.meta_batch_size}  # the default
     for (fam, method), r in sp.items():
         algo = method.split("/")[0]
         h, f = ms[(fam, f"{algo}/higher")], ms[(fam, f"{algo}/func")]
@@ -24,6 +26,11 @@ def test_quick_speed_run_times_every_algorithm_family_and_backend(tmp_path):
         assert r["median"] == pytest.approx(h["median"] / f["median"])
         assert 0 < h["min"] <= h["median"] and r["grad_max_abs_diff"] < 1e-5  # the same gradients
     assert res["table"] == markdown_table(rows) and res["table"].count("\n") == 1 + len(sp)
+
+
+def test_default_batch_rows_time_about_as_many_episodes_per_repeat():
+    cfg = SpeedConfig()  # MLP: 25 episodes x 2 iterations; MLP-default: 4 episodes x 12 iterations
+    assert [_iterations(f, cfg) for f in ("MLP", "MLP-default", "InvariantGNN")] == [2, 12, 2]
 
 
 def test_unknown_option_is_an_error():

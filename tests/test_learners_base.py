@@ -249,3 +249,24 @@ def test_nan_never_passes_silently(tmp_path, algorithm):
             p.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="Likely cause: the meta-learned weights contain NaN/inf"):
         learner.predict(ep.query, support=ep.support)
+
+
+def test_fit_reads_episodes_from_cached_task_tensors_with_the_same_numbers():
+    tasks = sine_tasks(n_tasks=4)
+    seen = []
+
+    def check(learner, step):
+        cache = learner._task_tensors
+        assert set(cache) == {id(t) for t in tasks}
+        ep = tasks.episode(tasks[1], 5, 10, seed=step)
+        fast = learner._episode_data(ep)
+        learner._task_tensors = {}
+        slow = learner._episode_data(ep)
+        learner._task_tensors = cache
+        assert all(torch.equal(a, b) for a, b in zip(fast, slow, strict=True))  # bit for bit
+        assert "_task_tensors" not in learner.copy().__dict__  # a copy made during fit does not carry them
+        seen.append(step)
+
+    learner = make_learner("maml", model="MLP", model_kwargs={"hidden": (8,)}, meta_batch_size=2, inner_steps=1)
+    learner.fit(tasks, n_iterations=2, progress=False, callback=check)
+    assert seen == [1, 2] and learner._task_tensors == {}

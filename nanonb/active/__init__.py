@@ -9,10 +9,11 @@
 - :mod:`.botorch_model`: any learner with ``predict_dist`` as a BoTorch model (:func:`learner_model`).
 - :mod:`.store`: :class:`CampaignStore`, the SQLite campaign log (resumable after a crash).
 - :mod:`.oracle`: live oracles (:class:`AlloyOracle`: EMT; :class:`CSVDropOracle`: a human, by CSV).
+- :mod:`.flake_oracle`: :class:`FlakeOracle`, new graphene flakes in a size budget labelled by GFN2-xTB.
 - :mod:`.live`: :func:`run_live_campaign`, the autonomous-lab loop (BoTorch proposals, oracle in the loop).
 - :mod:`.formulation`: constrained mixture proposals (:func:`propose_mixtures`, :func:`mixture_report`).
 
-The benchmark protocols ``python -m nanonb.bench active --data ...`` and ``... campaign --data nanoalloys``
+The benchmark protocols ``python -m nanonb.bench active --data ...`` and ``... campaign --data nanoalloys|flakes``
 live in :mod:`nanonb.bench.active` and :mod:`nanonb.bench.campaign`.
 """
 
@@ -35,6 +36,7 @@ from .campaign import (
     compare_strategies,
     run_campaign,
 )
+from .flake_oracle import FlakeOracle
 from .formulation import ELECTROLYTE_SPACE, LNP_SPACE, mixture_report, propose_mixtures, unconstrained_proposals
 from .live import calls_to_target, run_live_campaign
 from .oracle import AlloyOracle, CSVDropOracle
@@ -42,7 +44,7 @@ from .refine import acquired_tasks, augment_taskset, refine
 from .store import CampaignStore
 
 __all__ = [
-    "ELECTROLYTE_SPACE", "LNP_SPACE", "AlloyOracle", "CSVDropOracle", "CampaignStore", "calls_to_target",
+    "ELECTROLYTE_SPACE", "LNP_SPACE", "AlloyOracle", "CSVDropOracle", "CampaignStore", "FlakeOracle", "calls_to_target",
     "learner_model", "mixture_report", "propose_mixtures", "run_live_campaign", "unconstrained_proposals",
     "ACQUISITIONS", "GOALS", "CampaignResult", "acquired_tasks", "augment_taskset", "best_so_far_curves",
     "campaign_pool", "campaign_summary", "compare_strategies", "expected_improvement",

@@ -14,6 +14,10 @@ first ``n_init`` random designs and the same candidate generator:
 - ``metagp-<acq>``: GP-BO whose prior mean is the meta-learned surrogate's zero-shot prediction
   (:func:`~nanonb.active.live.meta_prior_gp`).
 
+``--data flakes`` runs the same loop, strategies and metrics on new graphene flakes labelled by GFN2-xTB
+(narrowest HOMO-LUMO gap within a size budget; config, oracle and the meta-trained surrogate in
+:mod:`nanonb.bench.campaign_flakes`; tolerance ``tol_ev`` in eV).
+
 Metrics (rows of the shared schema; ``median`` and ``iqr`` over pairs x seeds):
 
 - ``simulator_calls_to_target``: calls until the best-so-far is within ``tol_ev_per_atom`` (5 meV/atom)
@@ -44,6 +48,7 @@ from ..active.live import calls_to_target, run_live_campaign
 from ..active.oracle import AlloyOracle
 from ..data.alloy_clusters import PAIRS
 from ..threads import limit_threads
+from .campaign_flakes import FlakeCampaignConfig, flakes_setup
 from .fanout import describe_workers, fan_out
 from .schema import apply_options, make_result
 
@@ -82,8 +87,8 @@ class CampaignConfig:
     def for_data(cls, data: str, quick: bool = False) -> CampaignConfig:
         """Defaults per data set; ``quick``: one pair, one seed, 6 calls, 24 candidates (seconds)."""
         if data != "nanoalloys":
-            raise ValueError(f"campaign --data {data!r} is not available; only 'nanoalloys' (EMT in the loop) is "
-                             "implemented (flakes with GFN2-xTB in the loop is not built yet)")
+            raise ValueError(f"CampaignConfig is for --data nanoalloys only, not {data!r}; flakes (GFN2-xTB in the "
+                             "loop) has its own config, nanonb.bench.campaign_flakes.FlakeCampaignConfig")
         cfg = cls(data=data)
         if quick:
             cfg = cls(**{**asdict(cfg), "pairs": ("Cu-Pt",),
@@ -154,7 +159,8 @@ def run_campaign_bench(quick: bool = False, seed: int = 0, progress: bool = True
                        config: CampaignConfig | None = None, log: Callable = print, **options) -> dict:
     """Live campaigns (EMT in the loop) on held-out pairs: meta-learned surrogate vs GP-BO vs random.
 
-    ``seed`` offsets every campaign seed; ``options`` override :class:`CampaignConfig` fields.
+    ``seed`` offsets every campaign seed; ``options`` override :class:`CampaignConfig` fields
+    (``data="flakes"``: :class:`~nanonb.bench.campaign_flakes.FlakeCampaignConfig` fields).
 
     Example
     -------
@@ -167,38 +173,50 @@ def run_campaign_bench(quick: bool = False, seed: int = 0, progress: bool = True
         return _run(quick, seed, progress, data, config, log, options)
 
 
-def _campaign_job(cfg: CampaignConfig, seed: int, surrogate, pair: str, s: int, strat: str
-                  ) -> tuple[dict, np.ndarray]:
-    """One campaign (a :func:`~nanonb.bench.fanout.fan_out` job): its row and its best-so-far curve."""
+def _campaign_job(cfg, seed: int, surrogate, make_oracle: Callable, pair: str, s: int, strat: str
+                  ) -> tuple[dict, np.ndarray, list[float]]:
+    """One campaign (a :func:`~nanonb.bench.fanout.fan_out` job): its row, its best-so-far curve and the
+    wall time (s) of each simulator call it made, where the oracle records them (``xtb_seconds``)."""
     kind, _, acq = strat.partition("-")
+    oracle = make_oracle(pair)
+    n0 = len(getattr(oracle, "xtb_seconds", []))
     with limit_threads(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # BoTorch input-scaling and fit warnings, once per round
-        res = run_live_campaign(AlloyOracle(*pair.split("-"), max_atoms=cfg.max_atoms), kind,
-                                surrogate=surrogate, budget=cfg.budget, n_init=cfg.n_init,
+        res = run_live_campaign(oracle, kind, surrogate=surrogate, budget=cfg.budget, n_init=cfg.n_init,
                                 batch_size=cfg.batch_size, n_candidates=cfg.n_candidates, seed=seed + s,
                                 acquisition=acq or "qlogei")
     return ({"pair": pair, "seed": seed + s, "strategy": strat, "runtime_s": res.runtime_s,
-             "best_after_budget": float(res.best_curve[-1]), "best_design": res.best_design}, res.best_curve)
+             "best_after_budget": float(res.best_curve[-1]), "best_design": res.best_design}, res.best_curve,
+            list(getattr(oracle, "xtb_seconds", [])[n0:]))
 
 
 def _run(quick, seed, progress, data, config, log, options) -> dict:
     from ..pretrained import load_pretrained
 
-    cfg = CampaignConfig(**asdict(config or CampaignConfig.for_data(data, quick=quick)))
-    apply_options(cfg, options, reserved={"seed": "--seed", "data": "--data"})
     t_all = time.perf_counter()
-    surrogate = load_pretrained(cfg.surrogate)
+    if data == "flakes" or isinstance(config, FlakeCampaignConfig):  # GFN2-xTB in the loop: campaign_flakes.py
+        cfg, surrogate, make_oracle, info = flakes_setup(quick, config, options)
+    else:
+        cfg = CampaignConfig(**asdict(config or CampaignConfig.for_data(data, quick=quick)))
+        apply_options(cfg, options, reserved={"seed": "--seed", "data": "--data"})
+        surrogate = load_pretrained(cfg.surrogate)
+        info = {"goal": "min", "unit": "eV/atom", "oracle": "EMT (ase), live", "tol": cfg.tol_ev_per_atom}
+
+        def make_oracle(pair):
+            return AlloyOracle(*pair.split("-"), max_atoms=cfg.max_atoms)
     jobs = [(p, s, st) for p in cfg.pairs for s in cfg.seeds for st in cfg.strategies]
     if cfg.workers > 1:
         log(f"campaign: {describe_workers(cfg.workers, len(jobs))}")
-    done = fan_out(partial(_campaign_job, cfg, seed, surrogate), jobs, cfg.workers, progress=progress,
+    done = fan_out(partial(_campaign_job, cfg, seed, surrogate, make_oracle), jobs, cfg.workers, progress=progress,
                    desc="campaigns", names=[f"(pair={p}, seed={seed + s}, strategy={st})" for p, s, st in jobs])
-    rows = [row for row, _ in done]
-    curves = {job: curve for job, (_, curve) in zip(jobs, done)}
+    rows = [row for row, _, _ in done]
+    curves = {job: curve for job, (_, curve, _) in zip(jobs, done)}
+    if "xtb_seconds" in info:  # every simulator call's time, in job order (from worker processes too)
+        info["xtb_seconds"][:] = [t for _, _, times in done for t in times]
     runs = add_call_metrics(pd.DataFrame(rows), {(p, seed + q, st): c for (p, q, st), c in curves.items()},
-                            cfg.tol_ev_per_atom)
+                            info["tol"])
     table = campaign_table(runs, cfg.budget)
-    split = f"held-out pairs ({', '.join(cfg.pairs)})"
+    split = f"{'families' if cfg.data == 'flakes' else 'held-out pairs'} ({', '.join(cfg.pairs)})"
     out = []
     for r in table.itertuples():
         g = runs[runs.strategy == r.strategy]
@@ -222,7 +240,7 @@ def _run(quick, seed, progress, data, config, log, options) -> dict:
                   for (p, s, st), c in curves.items()]
     log(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return make_result("campaign", out, time.perf_counter() - t_all,
-                       asdict(cfg) | {"goal": "min", "unit": "eV/atom", "oracle": "EMT (ase), live"},
+                       asdict(cfg) | info,
                        data=cfg.data, table=table.to_dict(orient="records"),
                        campaigns=runs.drop(columns=["best_design"]).to_dict(orient="records"),
                        best_designs=runs[["pair", "seed", "strategy", "best_design"]].to_dict(orient="records"),

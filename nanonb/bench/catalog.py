@@ -98,8 +98,10 @@ CATALOG: dict[str, ProtocolInfo] = {
         "none for the timings (synthetic tasks); the explorer uses the shipped learner, the notebooks as above"),
     "campaign": ProtocolInfo(
         "live design campaigns on the held-out Pt pairs with EMT in the loop: random vs GP-BO (SingleTaskGP) vs the "
-        "meta-learned surrogate and a GP on its residuals (simulator calls to target, best after the budget)",
-        "~19 min with 5 seeds (1136 s measured; quick: seconds)", _NO_DOWNLOAD,
+        "meta-learned surrogate and a GP on its residuals (simulator calls to target, best after the budget); "
+        "--data flakes: new graphene flakes of 21-30 heavy atoms, narrowest gap, GFN2-xTB in the loop",
+        "~19 min with 5 seeds (1136 s measured; quick: seconds); --data flakes: ~21 min with 10 seeds (1277 s)",
+        _NO_DOWNLOAD,
         config="nanonb.bench.campaign:CampaignConfig"),
     "stability": ProtocolInfo(
         "few-shot oxidation and reduction potentials (simulated, IPEA1-xTB) of electrolyte solvents on held-out "

@@ -117,7 +117,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="data, training and episode seed (default: %(default)s)")
     p.add_argument("--holdout", default=None, help="nanoalloys: element whose pairs are held out (default: Pt)")
     p.add_argument("--data", default=None, help="active: data set, nanoalloys, calisol or lnpdb "
-                                                "(default: nanoalloys); campaign: nanoalloys")
+                                                "(default: nanoalloys); campaign: nanoalloys or flakes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the protocol's configuration (repeatable; VALUE is JSON or a "
                         "string); PROTOCOL --help lists the keys; an unknown KEY is an error that lists them")

@@ -3,13 +3,15 @@
 Three measurements, one run:
 
 * **meta-iterations**: milliseconds per meta-iteration (min and median over ``repeats``; each repeat
-  times ``iterations`` calls of the learner's own ``fit`` loop, episode sampling and the Adam step
-  included; ``ms_per_meta_gradient``: the meta-gradient of one pre-sampled meta-batch alone) for every
+  times ``iterations`` calls of the learner's own ``fit`` loop (``MLP-default``: as many more as make about the
+  same number of episodes as an ``MLP`` repeat, so its short iterations are not timed alone), episode sampling and
+  the Adam step included; ``ms_per_meta_gradient``: the meta-gradient of one pre-sampled meta-batch alone) for every
   algorithm (MAML, FOMAML, ANIL, Meta-SGD) × model family × backend
   (``higher``, ``func``), and the speed-up of ``func`` over ``higher`` measured in the same run. The
   two backends start from the same weights; ``grad_max_abs_diff`` is the largest difference of their
   meta-gradients on one meta-batch (they must agree). Tasks are synthetic, so no data is needed:
   ``MLP``: sinusoid regression tasks (40 points, 1 input), ``meta_batch`` episodes per iteration;
+  ``MLP-default``: the same at the library's default ``meta_batch_size`` (:class:`~nanonb.learners.config.MetaConfig`);
   ``InvariantGNN``: 55-atom Cu/Pt icosahedra (the size of the nanoalloy clusters), episodes of
   ``gnn_structures`` structures, random per-atom targets (speed does not depend on them).
 * **explorer latency**: p50/p95 of a slider move of :class:`nanonb.widgets.AdaptationExplorer`
@@ -40,6 +42,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ..learners.config import MetaConfig
 from ..learners.registry import make_learner
 from ..tasks import TaskSet
 from ..tasks.toy import cluster_tasks, sinusoid_tasks
@@ -50,7 +53,8 @@ from .schema import apply_options, make_result
 class SpeedConfig:
     """Options of :func:`run_speed` (each can be set with ``--set key=value``).
 
-    ``meta_batch``: episodes per meta-iteration per family; ``inner_steps``: inner SGD steps;
+    ``meta_batch``: episodes per meta-iteration per family (``MLP-default``: the library default,
+    ``MetaConfig.meta_batch_size``); ``inner_steps``: inner SGD steps;
     ``mlp_hidden``: MLP widths; ``gnn_width``/``gnn_blocks``: InvariantGNN size; ``gnn_structures``:
     structures per GNN episode (half support, half query); ``gnn_shells``: icosahedron shells (3: 55 atoms);
     ``repeats`` × ``iterations``: timed meta-iterations; ``explorer_moves``: slider moves timed (0: skip);
@@ -63,7 +67,7 @@ class SpeedConfig:
     """
 
     algorithms: tuple = ("maml", "fomaml", "anil", "metasgd")
-    families: tuple = ("MLP", "InvariantGNN")
+    families: tuple = ("MLP", "MLP-default", "InvariantGNN")
     backends: tuple = ("higher", "func")
     meta_batch: dict = None  # type: ignore[assignment]
     inner_steps: int = 5
@@ -92,16 +96,32 @@ QUICK = {"meta_batch": {"MLP": 4, "InvariantGNN": 2}, "inner_steps": 2, "mlp_hid
          "explorer_moves": 0, "notebooks": False}
 
 
+def _is_mlp(family: str) -> bool:
+    return family.startswith("MLP")
+
+
+def _batch(family: str, cfg: SpeedConfig) -> int:
+    """Episodes per meta-iteration of a family (``MLP-default``: the library's default meta-batch)."""
+    return MetaConfig.meta_batch_size if family == "MLP-default" else cfg.meta_batch[family]
+
+
+def _iterations(family: str, cfg: SpeedConfig) -> int:
+    """Timed meta-iterations per repeat: ``MLP-default`` times about as many episodes as ``MLP`` does."""
+    if family != "MLP-default":
+        return cfg.iterations
+    return cfg.iterations * max(1, round(cfg.meta_batch.get("MLP", 1) / _batch(family, cfg)))
+
+
 def _learner(algorithm: str, family: str, backend: str, cfg: SpeedConfig, seed: int):
-    b = cfg.meta_batch[family]
-    if family == "MLP":
+    b = _batch(family, cfg)
+    if _is_mlp(family):
         kw = {"model_kwargs": {"hidden": tuple(cfg.mlp_hidden)}, "k_support": (5, 10), "k_query": 10}
     else:
         half = cfg.gnn_structures // 2
         kw = {"model_kwargs": {"width": cfg.gnn_width, "n_blocks": cfg.gnn_blocks}, "k_support": (half, half),
               "k_query": cfg.gnn_structures - half, "center": "support", "inner_grad_clip": 1.0}
-    return make_learner(algorithm, model=family, meta_batch_size=b, inner_steps=cfg.inner_steps, seed=seed,
-                        backend=backend, n_iterations=0, **kw)
+    return make_learner(algorithm, model="MLP" if _is_mlp(family) else family, meta_batch_size=b,
+                        inner_steps=cfg.inner_steps, seed=seed, backend=backend, n_iterations=0, **kw)
 
 
 def time_fit(learner, tasks: TaskSet, repeats: int, iterations: int) -> list[float]:
@@ -201,14 +221,14 @@ def run_speed(quick: bool = False, seed: int = 0, progress: bool = True, config:
     t_all = time.perf_counter()
     rows: list[dict] = []
     for family in cfg.families:
-        b = cfg.meta_batch[family]
-        tasks = (sinusoid_tasks(seed=seed) if family == "MLP"
+        b = _batch(family, cfg)
+        tasks = (sinusoid_tasks(seed=seed) if _is_mlp(family)
                  else cluster_tasks(max(2, b), cfg.gnn_structures + 2, cfg.gnn_shells, seed=seed))
         for algo in cfg.algorithms:
             times, grad_ms = {}, {}
             for backend in cfg.backends:
                 learner = _learner(algo, family, backend, cfg, seed)
-                t = time_fit(learner, tasks, cfg.repeats, cfg.iterations)
+                t = time_fit(learner, tasks, cfg.repeats, _iterations(family, cfg))
                 times[backend] = t
                 grad_ms[backend] = g = time_meta_gradient(learner, tasks, cfg.repeats, seed)
                 rows.append(_row(family, f"{algo}/{backend}", "ms_per_meta_gradient", statistics.fmean(g),

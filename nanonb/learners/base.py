@@ -82,6 +82,8 @@ class MetaLearner:
     algorithm: str | None = None
     #: Only the head is adapted (the inner loop sees body features, never positions).
     head_only = False
+    #: Standardized tensors of the meta-train tasks while :meth:`fit` runs (reassigned, never mutated).
+    _task_tensors: dict = {}
 
     def __init__(self, config: MetaConfig | None = None, **overrides: Any):
         if self.algorithm is None:
@@ -217,8 +219,27 @@ class MetaLearner:
         return self.scaler.y(y).to(self.config.device)
 
     def _episode_data(self, ep):
+        """``(x_s, y_s, x_q, y_q)`` model tensors of an episode; during :meth:`fit`, rows of the task's cached
+        standardized tensors (the same numbers: standardization is elementwise)."""
+        cached = self._task_tensors.get(id(ep.task)) if ep.support is not None else None
+        if cached is not None and cached[0] is ep.task:
+            _, x, y = cached
+            s = torch.as_tensor(np.asarray(ep.support_idx, dtype=np.int64), device=x.device)
+            q = torch.as_tensor(np.asarray(ep.query_idx, dtype=np.int64), device=x.device)
+            return x[s], y[s], x[q], y[q]
         return (self.inputs(ep.support), self.targets(ep.support.targets),
                 self.inputs(ep.query), self.targets(ep.query.targets))
+
+    def _cache_tensors(self, tasks: TaskSet) -> dict:
+        """``{id(task): (task, x, y)}``: standardized model tensors of whole tabular tasks (for :meth:`fit`)."""
+        if not tasks[0].is_tabular:
+            return {}
+        return {id(t): (t, self.inputs(t.inputs), self.targets(t.targets)) for t in tasks}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_task_tensors", None)  # a copy made during fit does not carry the task tensors
+        return state
 
     def _episode_loss(self, ep) -> torch.Tensor:
         """Query loss after adaptation; accumulates the meta-gradient into ``.grad`` (second order)."""
@@ -297,35 +318,39 @@ class MetaLearner:
         start = len(self.history["iteration"])
         t0 = time.perf_counter()
         bar = tqdm(range(n_iter), desc=f"meta-train {cfg.algorithm}", disable=not progress, leave=False)
-        for it in bar:
-            opt.zero_grad(set_to_none=True)
-            episodes = []
-            for _ in range(cfg.meta_batch_size):
-                task = eligible[int(rng.integers(len(eligible)))]
-                k = int(rng.integers(kmin, kmax + 1))
-                kq = min(cfg.k_query, len(task) - k)
-                episodes.append(eligible.episode(task, k, kq, seed=int(rng.integers(2**31 - 1))))
-            mean_loss = self._meta_batch_grads(episodes) / cfg.meta_batch_size
-            if not np.isfinite(mean_loss):
-                raise FloatingPointError(
-                    f"{cfg.algorithm} meta-training diverged at iteration {start + it + 1} (query loss "
-                    f"{mean_loss}): lower inner_lr (now {cfg.inner_lr}), set inner_grad_clip (now "
-                    f"{cfg.inner_grad_clip}) or lower outer_lr (now {cfg.outer_lr}).")
-            for p in self.parameters():
-                if p.grad is not None:
-                    p.grad /= cfg.meta_batch_size
-            torch.nn.utils.clip_grad_norm_(self.parameters(), cfg.grad_clip)
-            opt.step()
-            self._after_outer_step()
-            step = start + it + 1
-            self.history["iteration"].append(step)
-            self.history["train_loss"].append(mean_loss)
-            if val is not None and (step % cfg.val_every == 0 or it == n_iter - 1):
-                self.history["val_iteration"].append(step)
-                self.history["val_loss"].append(self.validation_loss(val))
-                bar.set_postfix(val=f"{self.history['val_loss'][-1]:.3f}")
-            if callback is not None:
-                callback(self, step)
+        self._task_tensors = self._cache_tensors(eligible)
+        try:
+            for it in bar:
+                opt.zero_grad(set_to_none=True)
+                episodes = []
+                for _ in range(cfg.meta_batch_size):
+                    task = eligible[int(rng.integers(len(eligible)))]
+                    k = int(rng.integers(kmin, kmax + 1))
+                    kq = min(cfg.k_query, len(task) - k)
+                    episodes.append(eligible.episode(task, k, kq, seed=int(rng.integers(2**31 - 1))))
+                mean_loss = self._meta_batch_grads(episodes) / cfg.meta_batch_size
+                if not np.isfinite(mean_loss):
+                    raise FloatingPointError(
+                        f"{cfg.algorithm} meta-training diverged at iteration {start + it + 1} (query loss "
+                        f"{mean_loss}): lower inner_lr (now {cfg.inner_lr}), set inner_grad_clip (now "
+                        f"{cfg.inner_grad_clip}) or lower outer_lr (now {cfg.outer_lr}).")
+                for p in self.parameters():
+                    if p.grad is not None:
+                        p.grad /= cfg.meta_batch_size
+                torch.nn.utils.clip_grad_norm_(self.parameters(), cfg.grad_clip)
+                opt.step()
+                self._after_outer_step()
+                step = start + it + 1
+                self.history["iteration"].append(step)
+                self.history["train_loss"].append(mean_loss)
+                if val is not None and (step % cfg.val_every == 0 or it == n_iter - 1):
+                    self.history["val_iteration"].append(step)
+                    self.history["val_loss"].append(self.validation_loss(val))
+                    bar.set_postfix(val=f"{self.history['val_loss'][-1]:.3f}")
+                if callback is not None:
+                    callback(self, step)
+        finally:
+            self._task_tensors = {}
         self.fit_time_s += time.perf_counter() - t0
         return self
 

@@ -17,6 +17,26 @@ import pandas as pd
 from ._validate import check_count, is_missing
 
 
+class _LazyMeta:
+    """The ``meta`` attribute of a :class:`Task`: a plain value, except that a subset's frame is only sliced
+    from its parent's (``iloc`` + ``reset_index``) when first read. Episode sampling makes two subsets per
+    episode and training never reads their metadata, so this pandas work is skipped on the hot path."""
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return None  # the dataclass default of ``meta``
+        d = obj.__dict__
+        rows = d.get("_meta_rows")
+        if rows is not None:
+            d["_meta"] = rows[0].iloc[rows[1]].reset_index(drop=True)
+            d["_meta_rows"] = None
+        return d["_meta"] if "_meta" in d else d.get("meta")  # "meta": a Task pickled before this attribute
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__["_meta"] = value
+        obj.__dict__["_meta_rows"] = None
+
+
 @dataclass
 class Task:
     """One task: inputs, targets, per-point metadata and group labels.
@@ -59,7 +79,7 @@ class Task:
     name: str
     inputs: np.ndarray | Sequence
     targets: np.ndarray
-    meta: pd.DataFrame | None = None
+    meta: pd.DataFrame | None = _LazyMeta()  # type: ignore[assignment]  # default None
     groups: tuple[str, ...] = ()
     descriptors: np.ndarray | None = None
     target_name: str = "y"
@@ -127,6 +147,14 @@ class Task:
         self.groups = tuple(str(g) for g in groups)
         self.group_keys = {str(k): (v,) if isinstance(v, str) else tuple(str(x) for x in v)
                            for k, v in dict(self.group_keys or {}).items()}
+        self._validated = self._fields_now()
+
+    def _fields_now(self) -> tuple:
+        return (self.inputs, self.targets, self.descriptors, self.groups, self.group_keys)
+
+    def __getstate__(self) -> dict:
+        self.meta  # noqa: B018  (slice a pending subset's meta, so a pickle does not carry the parent's frame)
+        return self.__dict__
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -136,8 +164,14 @@ class Task:
         return isinstance(self.inputs, np.ndarray)
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> Task:
-        """The task restricted to the points ``idx`` (same name and groups)."""
+        """The task restricted to the points ``idx`` (same name and groups).
+
+        A subset of a validated task skips re-validation (its arrays are slices of checked arrays) and slices
+        ``meta`` only when it is first read: the same :class:`Task`, made cheaply (episode sampling).
+        """
         idx = np.asarray(idx, dtype=int)
+        if idx.ndim == 1 and len(idx) and self._trusted():
+            return self._trusted_subset(idx)
         inputs = self.inputs[idx] if self.is_tabular else [self.inputs[i] for i in idx]
         return Task(
             name=self.name,
@@ -150,6 +184,25 @@ class Task:
             target_unit=self.target_unit,
             group_keys=self.group_keys,
         )
+
+    def _trusted(self) -> bool:
+        """Whether the validated fields are still the ones :meth:`__post_init__` checked (not reassigned)."""
+        checked = self.__dict__.get("_validated")
+        return checked is not None and all(a is b for a, b in zip(checked, self._fields_now(), strict=True))
+
+    def _trusted_subset(self, idx: np.ndarray) -> Task:
+        """:meth:`subset` without re-validation: the result of ``Task(...)`` on the sliced fields, field by field."""
+        out = object.__new__(Task)
+        out.name, out.target_name, out.target_unit = self.name, self.target_name, self.target_unit
+        out.inputs = self.inputs[idx] if self.is_tabular else [self.inputs[i] for i in idx]
+        out.targets = self.targets[idx]
+        out.descriptors = None if self.descriptors is None else self.descriptors[idx]
+        out.groups, out.group_keys = self.groups, dict(self.group_keys)
+        rows = self.__dict__.get("_meta_rows")  # a subset of a subset composes the row indices
+        out.__dict__["_meta"] = None
+        out.__dict__["_meta_rows"] = (rows[0], rows[1][idx]) if rows is not None else (self.meta, idx)
+        out._validated = out._fields_now()
+        return out
 
     def __repr__(self) -> str:
         kind = "tabular" if self.is_tabular else "structures"
@@ -187,6 +240,15 @@ class Episode:
         self.support = self.task.subset(self.support_idx) if len(self.support_idx) else None
         self.query = self.task.subset(self.query_idx)
 
+    @classmethod
+    def _sampled(cls, task: Task, support_idx: np.ndarray, query_idx: np.ndarray, seed: int) -> Episode:
+        """The episode of disjoint indices drawn by :func:`sample_episode` (the overlap check is skipped)."""
+        ep = object.__new__(cls)
+        ep.task, ep.support_idx, ep.query_idx, ep.seed = task, support_idx, query_idx, seed
+        ep.support = task.subset(support_idx) if len(support_idx) else None
+        ep.query = task.subset(query_idx)
+        return ep
+
     def __repr__(self) -> str:
         return (f"Episode({self.task.name!r}, support={len(self.support_idx)}, "
                 f"query={len(self.query_idx)}, seed={self.seed})")
@@ -216,5 +278,5 @@ def sample_episode(task: Task, k_support: int, k_query: int | None = None, seed:
     perm = np.random.default_rng(seed).permutation(n)
     s = np.sort(perm[:k_support])
     q = np.sort(perm[k_support: k_support + (k_query if k_query is not None else rest)])
-    return Episode(task, s, q, seed)
+    return Episode._sampled(task, s, q, seed)  # s and q are disjoint parts of one permutation
 

@@ -200,6 +200,8 @@ def readout_html(r: dict, model_name: str, scale: float, unit: str) -> str:
     ...      "n_query": 75, "task": "Cu-Pt", "k": 5}
     >>> "closes 88 %" in readout_html(r, "bml", 1000.0, "meV/atom")
     True
+    >>> "below the in-task ceiling" in readout_html({**r, "mae": 0.014, "closed": 1.06}, "bml", 1000.0, "meV/atom")
+    True
     """
     s, u, name = scale, html.escape(unit), html.escape(model_name)
     settings = ""
@@ -217,7 +219,9 @@ def readout_html(r: dict, model_name: str, scale: float, unit: str) -> str:
                   f"the task)</td><td style='text-align:right'><i>{r['ceiling_mae'] * s:.1f}</i></td></tr>")
     verdict = "beats" if r["mae"] < r["baseline_mae"]["support mean"] else "does not beat"
     gap = ""
-    if r.get("closed") is not None:
+    if r.get("ceiling_mae") is not None and r["mae"] <= r["ceiling_mae"]:
+        gap = " It is even below the in-task ceiling: on this episode it beats a GP fitted to 80 % of the task."
+    elif r.get("closed") is not None and r["closed"] > 0:
         gap = f" It closes {100 * r['closed']:.0f} % of the gap between the support mean and the in-task ceiling."
     return (f"<div><b>MAE</b> on {r['n_query']} query points of {html.escape(r['task'])}, {r['k']} shots "
             f"({u}):<table>{cells}</table><span style='font-size:90%;color:#555'>{name} {verdict} the "
