@@ -33,6 +33,7 @@ from ..baselines.tabular import PooledTrees, SupportRF
 from ..evaluation import Named, evaluate
 from ..learners.dkt_mean import MeanDKT
 from ..learners.registry import make_learner
+from ..learners.stack import StackLearner
 from ..learners.tanimoto_gp import TanimotoGP
 from ..physics.vtfnet import vtf_model_kwargs
 from ..tasks import Task, TaskSet
@@ -115,12 +116,15 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
 
 def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     """Candidate learners of the LNPDB selection (name -> fitter): Tanimoto GPs with and without the pooled
-    GBM as their mean, and the random forest on the support (the strongest baseline so far).
+    GBM as their mean, the random forest on the support (the strongest baseline so far), and ``stack``: the
+    equal-weight average of the per-task z-scored predictions of ``tanimoto-gp`` and ``rf-support``
+    (:class:`~nanonb.learners.stack.StackLearner`; it reuses the ``tanimoto-gp`` fitted on the same tasks).
+    ``cfg.candidates`` (if the config has it) keeps only the names it lists.
 
     Example
     -------
     >>> sorted(lnpdb_candidates(LNPDBConfig(), 0))  # doctest: +SKIP
-    ['rf-support', 'tanimoto-gp', 'tanimoto-gp+pooled']
+    ['rf-support', 'stack', 'tanimoto-gp', 'tanimoto-gp+pooled']
     """
     def gbm(train: TaskSet):
         return PooledTrees("gbm", max_iter=cfg.gbm_iter, seed=seed).fit(train)
@@ -129,16 +133,35 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
         return np.array([i for i, n in enumerate(train.feature_names) if n.startswith("fp_")])
 
     kw = dict(n_iterations=cfg.gp_iterations, seed=seed)
+    fitted_gp: dict[tuple, TanimotoGP] = {}  # one constant-mean Tanimoto GP per meta-train set, shared with the stack
 
     def rf(train: TaskSet):
         return SupportRF(n_estimators=cfg.rf_trees, seed=seed).fit(train)
 
-    return {
+    def tgp(train: TaskSet):
+        key = tuple(train.names)
+        if key not in fitted_gp:
+            fitted_gp.clear()
+            fitted_gp[key] = TanimotoGP(fp_cols(train), name="tanimoto-gp", **kw).fit(train)
+        return fitted_gp[key]
+
+    def stack(train: TaskSet):
+        return StackLearner([tgp(train), rf(train)], scale="zscore", name="stack")
+
+    out = {
         "rf-support": rf,
-        "tanimoto-gp": lambda tr: TanimotoGP(fp_cols(tr), name="tanimoto-gp", **kw).fit(tr),
+        "tanimoto-gp": tgp,
         "tanimoto-gp+pooled": lambda tr: TanimotoGP(fp_cols(tr), fit_mean=gbm, name="tanimoto-gp+pooled",
                                                     **kw).fit(tr),
+        "stack": stack,
     }
+    keep = getattr(cfg, "candidates", None)
+    if keep is not None:
+        unknown = sorted(set(keep) - set(out))
+        if unknown:
+            raise ValueError(f"unknown LNPDB candidates {unknown}; choose from {sorted(out)}")
+        out = {n: f for n, f in out.items() if n in keep}
+    return out
 
 
 class PerShot:

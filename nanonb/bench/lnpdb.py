@@ -57,7 +57,8 @@ class LNPDBConfig:
     """Configuration of :func:`run_lnpdb` (every field can be overridden with ``--set key=value``).
 
     ``k_query_cap``: most query points per episode; budgets as in
-    :class:`nanonb.bench.calisol.CalisolConfig` (``rf_trees``: trees of the support random forest).
+    :class:`nanonb.bench.calisol.CalisolConfig` (``rf_trees``: trees of the support random forest);
+    ``candidates``: the learners of the nested selection (:func:`nanonb.bench.casestudy_gp.lnpdb_candidates`).
 
     Example
     -------
@@ -89,6 +90,7 @@ class LNPDBConfig:
     select: bool = True
     select_episodes: int = 3
     gp_iterations: int = 200
+    candidates: tuple[str, ...] = ("rf-support", "tanimoto-gp", "tanimoto-gp+pooled", "stack")
 
     @classmethod
     def quick(cls) -> LNPDBConfig:
