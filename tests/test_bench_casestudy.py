@@ -265,3 +265,21 @@ def test_lnpdb_candidates_stack_reuses_the_tanimoto_gp_and_filter_works():
     assert stack.adapt(ts[0].subset(range(8))).predict(ts[0].subset(range(8, 20))).shape == (12,)
     with pytest.raises(ValueError, match="unknown LNPDB candidates"):
         lnpdb_candidates(lnpdb.LNPDBConfig(candidates=("stak",)), 0)
+
+
+def test_calisol_candidates_filter_and_the_fit_memo_shared_with_the_stack():
+    from nanonb.bench.casestudy_gp import calisol_candidates
+
+    cands = calisol_candidates(calisol.CalisolConfig(candidates=("dkt-vtf-rbf", "pooled-vtf+finetune", "stack")), 0)
+    assert sorted(cands) == ["dkt-vtf-rbf", "pooled-vtf+finetune", "stack"]
+    with pytest.raises(ValueError, match="unknown CALiSol candidates"):
+        calisol_candidates(calisol.CalisolConfig(candidates=("stak",)), 0)
+    # the memo: a stand-in fitter shows the stack reuses the member fitted on the same meta-train set
+    from nanonb.bench import casestudy_gp
+
+    calls = []
+    once = casestudy_gp._once_per_trainset(lambda tr: calls.append(tuple(tr.names)) or object())
+    ts = _linear_taskset(n_tasks=4)
+    a, b = once(ts), once(ts)
+    assert a is b and len(calls) == 1
+    assert once(ts.select(ts.names[:2])) is not a and len(calls) == 2

@@ -73,14 +73,39 @@ def _pooled_vtf_fitter(cfg, seed: int) -> Callable[[TaskSet], object]:
     return fit
 
 
+def _once_per_trainset(fit: Callable[[TaskSet], object]) -> Callable[[TaskSet], object]:
+    """``fit`` memoised on the meta-train set's task names (the last one only): a candidate and a stack share it."""
+    memo: dict[tuple, object] = {}
+
+    def fitted(train: TaskSet):
+        key = tuple(train.names)
+        if key not in memo:
+            memo.clear()
+            memo[key] = fit(train)
+        return memo[key]
+    return fitted
+
+
+def _keep(cands: dict[str, Callable], keep, what: str) -> dict[str, Callable]:
+    """Only the candidates named in ``keep`` (None: all); an unknown name is an error."""
+    if keep is None:
+        return cands
+    unknown = sorted(set(keep) - set(cands))
+    if unknown:
+        raise ValueError(f"unknown {what} candidates {unknown}; choose from {sorted(cands)}")
+    return {n: f for n, f in cands.items() if n in keep}
+
+
 def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     """Learners of the CALiSol selection: name -> ``fit(meta_train) -> fitted learner`` (``ensemble`` too;
-    the protocol fits it on the outer meta-train set only, see :func:`nested_select`'s ``also``).
+    the protocol fits it on the outer meta-train set only, see :func:`nested_select`'s ``also``). ``stack`` is
+    the plain mean of ``dkt-vtf-rbf`` and ``pooled-vtf+finetune`` (:class:`~nanonb.learners.stack.StackLearner`,
+    ``scale="mean"``; it reuses their fits on the same tasks). ``cfg.candidates`` (if set) keeps the names it lists.
 
     Example
     -------
     >>> sorted(calisol_candidates(CalisolConfig(), 0))  # doctest: +SKIP
-    ['bml', 'dkt-vtf-jac', 'dkt-vtf-rbf', 'ensemble', 'pooled-vtf+finetune']
+    ['bml', 'dkt-vtf-jac', 'dkt-vtf-rbf', 'ensemble', 'pooled-vtf+finetune', 'stack']
     """
     it = cfg.gp_iterations
     mean = _pooled_vtf_fitter(cfg, seed)
@@ -104,14 +129,18 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
                             model_kwargs={"n_in": n_in, "hidden": (64, 64)}, n_iterations=cfg.ens_iterations,
                             meta_batch_size=8, seed=seed).fit(train, progress=False)
 
-    return {
-        "dkt-vtf-rbf": lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-rbf", **rbf).fit(tr),
+    rbf_fit = _once_per_trainset(lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-rbf", **rbf).fit(tr))
+    ft_fit = _once_per_trainset(pooled_ft)
+    cands = {
+        "dkt-vtf-rbf": rbf_fit,
         "dkt-vtf-jac": lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-jac", features=vtf_jacobian,
                                           **jac).fit(tr),
-        "pooled-vtf+finetune": pooled_ft,
+        "pooled-vtf+finetune": ft_fit,
+        "stack": lambda tr: StackLearner([rbf_fit(tr), ft_fit(tr)], scale="mean", name="stack"),
         "bml": bml,
         "ensemble": ensemble,
     }
+    return _keep(cands, getattr(cfg, "candidates", None), "CALiSol")
 
 
 def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
@@ -133,35 +162,19 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
         return np.array([i for i, n in enumerate(train.feature_names) if n.startswith("fp_")])
 
     kw = dict(n_iterations=cfg.gp_iterations, seed=seed)
-    fitted_gp: dict[tuple, TanimotoGP] = {}  # one constant-mean Tanimoto GP per meta-train set, shared with the stack
 
     def rf(train: TaskSet):
         return SupportRF(n_estimators=cfg.rf_trees, seed=seed).fit(train)
 
-    def tgp(train: TaskSet):
-        key = tuple(train.names)
-        if key not in fitted_gp:
-            fitted_gp.clear()
-            fitted_gp[key] = TanimotoGP(fp_cols(train), name="tanimoto-gp", **kw).fit(train)
-        return fitted_gp[key]
-
-    def stack(train: TaskSet):
-        return StackLearner([tgp(train), rf(train)], scale="zscore", name="stack")
-
-    out = {
+    tgp = _once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), name="tanimoto-gp", **kw).fit(tr))
+    cands = {
         "rf-support": rf,
         "tanimoto-gp": tgp,
         "tanimoto-gp+pooled": lambda tr: TanimotoGP(fp_cols(tr), fit_mean=gbm, name="tanimoto-gp+pooled",
                                                     **kw).fit(tr),
-        "stack": stack,
+        "stack": lambda tr: StackLearner([tgp(tr), rf(tr)], scale="zscore", name="stack"),
     }
-    keep = getattr(cfg, "candidates", None)
-    if keep is not None:
-        unknown = sorted(set(keep) - set(out))
-        if unknown:
-            raise ValueError(f"unknown LNPDB candidates {unknown}; choose from {sorted(out)}")
-        out = {n: f for n, f in out.items() if n in keep}
-    return out
+    return _keep(cands, getattr(cfg, "candidates", None), "LNPDB")
 
 
 class PerShot:
