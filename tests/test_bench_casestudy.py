@@ -263,6 +263,11 @@ def test_lnpdb_candidates_stack_reuses_the_tanimoto_gp_and_filter_works():
     assert list(gp.fp_columns) == list(range(6))
     assert cands["stack"](ts.select(ts.names[:3])).members[0] is not gp  # another meta-train set: refitted
     assert stack.adapt(ts[0].subset(range(8))).predict(ts[0].subset(range(8, 20))).shape == (12,)
+    weighted = lnpdb_candidates(lnpdb.LNPDBConfig(gp_iterations=2, rf_trees=5, stack_gp_weights=(0.25, 0.5),
+                                                  candidates=("stack", "stack-gp0.25")), 0)
+    assert sorted(weighted) == ["stack", "stack-gp0.25"]
+    assert weighted["stack-gp0.25"](ts).weights.tolist() == [0.25, 0.75]
+    assert weighted["stack"](ts).weights.tolist() == [0.5, 0.5]
     with pytest.raises(ValueError, match="unknown LNPDB candidates"):
         lnpdb_candidates(lnpdb.LNPDBConfig(candidates=("stak",)), 0)
 

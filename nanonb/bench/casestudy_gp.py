@@ -148,7 +148,9 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     GBM as their mean, the random forest on the support (the strongest baseline so far), and ``stack``: the
     equal-weight average of the per-task z-scored predictions of ``tanimoto-gp`` and ``rf-support``
     (:class:`~nanonb.learners.stack.StackLearner`; it reuses the ``tanimoto-gp`` fitted on the same tasks).
-    ``cfg.candidates`` (if the config has it) keeps only the names it lists.
+    ``cfg.stack_gp_weights`` (if the config has it) gives one stack per weight ``w`` of the GP (the RF gets
+    ``1 - w``), named ``stack`` for 0.5 and ``stack-gp<w>`` otherwise, so the nested selection can choose the
+    weight on inner validation. ``cfg.candidates`` (if the config has it) keeps only the names it lists.
 
     Example
     -------
@@ -172,8 +174,14 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
         "tanimoto-gp": tgp,
         "tanimoto-gp+pooled": lambda tr: TanimotoGP(fp_cols(tr), fit_mean=gbm, name="tanimoto-gp+pooled",
                                                     **kw).fit(tr),
-        "stack": lambda tr: StackLearner([tgp(tr), rf(tr)], scale="zscore", name="stack"),
     }
+
+    def stack(w: float, name: str) -> Callable[[TaskSet], StackLearner]:
+        return lambda tr: StackLearner([tgp(tr), rf(tr)], weights=[w, 1 - w], scale="zscore", name=name)
+
+    for w in getattr(cfg, "stack_gp_weights", (0.5,)):
+        name = "stack" if w == 0.5 else f"stack-gp{w:g}"
+        cands[name] = stack(w, name)
     return _keep(cands, getattr(cfg, "candidates", None), "LNPDB")
 
 
