@@ -245,6 +245,51 @@ def test_merge_folds_recomputes_rows_over_all_folds():
     assert res["runtime_s"] == pytest.approx(20.0)
 
 
+def test_lnpdb_candidates_stack_reuses_the_tanimoto_gp_and_filter_works():
+    from nanonb.bench.casestudy_gp import lnpdb_candidates
+    from nanonb.learners.stack import StackLearner
+    from nanonb.tasks import Task, TaskSet
+
+    rng = np.random.default_rng(0)
+    tasks = [Task(f"t{i}", np.hstack([rng.poisson(0.8, (20, 6)), rng.normal(size=(20, 2))]), rng.normal(size=20),
+                  groups=(f"s{i}",)) for i in range(4)]
+    ts = TaskSet(tasks, feature_names=[f"fp_{j}" for j in range(6)] + ["a", "b"])
+    cfg = lnpdb.LNPDBConfig(gp_iterations=2, rf_trees=5, candidates=("tanimoto-gp", "stack"))
+    cands = lnpdb_candidates(cfg, 0)
+    assert sorted(cands) == ["stack", "tanimoto-gp"]
+    gp = cands["tanimoto-gp"](ts)
+    stack = cands["stack"](ts)
+    assert isinstance(stack, StackLearner) and stack.members[0] is gp  # fitted once, shared
+    assert list(gp.fp_columns) == list(range(6))
+    assert cands["stack"](ts.select(ts.names[:3])).members[0] is not gp  # another meta-train set: refitted
+    assert stack.adapt(ts[0].subset(range(8))).predict(ts[0].subset(range(8, 20))).shape == (12,)
+    weighted = lnpdb_candidates(lnpdb.LNPDBConfig(gp_iterations=2, rf_trees=5, stack_gp_weights=(0.25, 0.5),
+                                                  candidates=("stack", "stack-gp0.25")), 0)
+    assert sorted(weighted) == ["stack", "stack-gp0.25"]
+    assert weighted["stack-gp0.25"](ts).weights.tolist() == [0.25, 0.75]
+    assert weighted["stack"](ts).weights.tolist() == [0.5, 0.5]
+    with pytest.raises(ValueError, match="unknown LNPDB candidates"):
+        lnpdb_candidates(lnpdb.LNPDBConfig(candidates=("stak",)), 0)
+
+
+def test_calisol_candidates_filter_and_the_fit_memo_shared_with_the_stack():
+    from nanonb.bench.casestudy_gp import calisol_candidates
+
+    cands = calisol_candidates(calisol.CalisolConfig(candidates=("dkt-vtf-rbf", "pooled-vtf+finetune", "stack")), 0)
+    assert sorted(cands) == ["dkt-vtf-rbf", "pooled-vtf+finetune", "stack"]
+    with pytest.raises(ValueError, match="unknown CALiSol candidates"):
+        calisol_candidates(calisol.CalisolConfig(candidates=("stak",)), 0)
+    # the memo: a stand-in fitter shows the stack reuses the member fitted on the same meta-train set
+    from nanonb.bench import casestudy_gp
+
+    calls = []
+    once = casestudy_gp._once_per_trainset(lambda tr: calls.append(tuple(tr.names)) or object())
+    ts = _linear_taskset(n_tasks=4)
+    a, b = once(ts), once(ts)
+    assert a is b and len(calls) == 1
+    assert once(ts.select(ts.names[:2])) is not a and len(calls) == 2
+
+
 @pytest.mark.data
 def test_folds_fanned_out_over_two_processes_equal_the_hand_merged_fold_runs(shared_data_dir, tmp_path):
     """``--set workers=2`` gives the rows that ``--set fold_ids=[i]`` run fold by fold and ``merge_folds`` give.

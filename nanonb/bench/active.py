@@ -17,12 +17,15 @@ import pandas as pd
 from ..active import GOALS, CampaignResult, campaign_summary, compare_strategies, refine
 from ..baselines.gp import PooledNetResidualGP, SupportGP
 from ..baselines.nets import Pooled
+from ..baselines.tabular import SupportRF
 from ..data.calisol import calisol_taskset
 from ..data.lnpdb import lnpdb_taskset
 from ..data.nanoalloys import load_nanoalloys
 from ..evaluation import summarize
 from ..learners.alpaca import BayesianMetaLearner
 from ..learners.ensemble import EnsembleMetaLearner
+from ..learners.stack import StackLearner
+from ..learners.tanimoto_gp import TanimotoGP
 from ..tasks import Task, TaskSet, descriptor_tasks, leakage_report
 from ..threads import limit_threads
 from ..uncertainty import calibration_summary, evaluate_uncertainty
@@ -34,7 +37,11 @@ class ActiveConfig:
     """Configuration of ``python -m nanonb.bench active`` for one data set (see :func:`run_active_bench`).
 
     Iteration counts are meta-training steps, ``budget`` counts experiments, ``top_fraction`` is a
-    fraction of the candidate pool.
+    fraction of the candidate pool. ``surrogates`` adds campaign strategies ``<name>-<surrogate_acquisition>``
+    with more surrogates (data sets with fingerprint columns ``fp_*``): ``"tanimoto-gp"`` (the meta-learned
+    :class:`~nanonb.learners.tanimoto_gp.TanimotoGP`, ``gp_iterations`` steps) and ``"stack"`` (its equal-weight
+    z-score stack with a ``rf_trees``-tree random forest on the measured points,
+    :class:`~nanonb.learners.stack.StackLearner`).
 
     Example
     -------
@@ -82,6 +89,10 @@ class ActiveConfig:
     bo_refit_every: int = 3
     refine_iterations: int = 200
     refine_acquisition: str = "ei"
+    surrogates: tuple[str, ...] = ()
+    surrogate_acquisition: str = "ei"
+    gp_iterations: int = 150
+    rf_trees: int = 100
     seed: int = 0
 
     @classmethod
@@ -97,7 +108,7 @@ class ActiveConfig:
         elif data == "lnpdb":
             cfg = cls(data=data, fold=0, model="MLP", model_kwargs={"hidden": [64, 64]}, bml_iterations=1000,
                       bml_meta_batch=8, bml_k_support=(0, 30), bml_k_query=30, ens_iterations=300,
-                      shots=(10, 30), budget=40)
+                      shots=(10, 30), budget=40, surrogates=("tanimoto-gp", "stack"))
         else:
             raise ValueError(f"unknown data set {data!r}; choose from {sorted(GOALS)}")
         if quick:
@@ -109,7 +120,7 @@ class ActiveConfig:
                          "acquisitions": ("ei", "thompson"), "seeds": (0,), "budget": 8, "max_pool": 40,
                          "shots": cfg.shots[:1],
                          "max_tasks": 2, "min_task_size": 20, "refine_iterations": 5, "k_query": 20,
-                         "n_per_pair": 24})
+                         "n_per_pair": 24, "gp_iterations": 3, "rf_trees": 10})
         return cfg
 
 
@@ -155,7 +166,7 @@ def run_active_bench(quick: bool = False, seed: int = 0, progress: bool = True, 
        per held-out task and shot count; calibration curves go to ``calibration``.
     3. Campaigns on held-out tasks with at least ``min_task_size`` points (at most ``max_tasks``,
        largest first), every seed: ``random`` and ``gp_bo`` (GP on descriptors + EI, warm-started
-       hyper-parameters) as baselines, ``bml-<acq>`` and ``ensemble-<acq>``. Metrics
+       hyper-parameters) as baselines, ``bml-<acq>``, ``ensemble-<acq>`` and the ``surrogates``. Metrics
        ``experiments_to_top5`` and ``auc_best_so_far`` (``median`` over tasks x seeds, ``iqr`` in
        the row).
     4. Refinement: campaign data of half the campaign tasks fed back into the BML's meta-training
@@ -212,7 +223,7 @@ def _run_active(quick, seed, progress, data, config, data_dir, cache_dir, log, o
     t0 = time.perf_counter()
     camp_tasks, runs_df, runs = _campaigns(cfg, train, test, learners, ens, goal, seed, progress)
     tick("campaigns", t0)
-    kinds = {"random": "baseline", "gp_bo": "baseline"}
+    kinds = {"random": "baseline", "gp_bo": "baseline"}  # the extra surrogates are meta-learned (kind "meta")
     csum = campaign_summary(runs_df)
     rows += _rows_from_summary(csum, split, kinds, cfg.n_init)
     error_curves = (pd.concat([r.history.assign(strategy=r.strategy, task=r.task, seed=r.seed) for r in runs])
@@ -282,6 +293,8 @@ def _campaigns(cfg: ActiveConfig, train: TaskSet, test: TaskSet, learners: list,
                       seed=seed, name="gp_bo").fit(train)
     strategies: dict[str, tuple] = {"random": (bml, "random"), "gp_bo": (bo_gp, "ei")}
     strategies.update({f"bml-{a}": (bml, a) for a in cfg.acquisitions})
+    strategies.update({f"{n}-{cfg.surrogate_acquisition}": (m, cfg.surrogate_acquisition)
+                       for n, m in _surrogates(cfg, train, seed).items()})
     strategies.update({f"ensemble-{a}": (ens, a) for a in cfg.ensemble_acquisitions})
     if cfg.bml_calibrated:
         strategies.update({f"bml_cal-{a}": (learners[1], a) for a in cfg.calibrated_acquisitions})
@@ -289,6 +302,21 @@ def _campaigns(cfg: ActiveConfig, train: TaskSet, test: TaskSet, learners: list,
                                        batch_size=cfg.batch_size, budget=cfg.budget, goal=goal,
                                        top_fraction=cfg.top_fraction, max_pool=cfg.max_pool)
     return camp_tasks, runs_df, runs
+
+
+def _surrogates(cfg: ActiveConfig, train: TaskSet, seed: int) -> dict[str, object]:
+    """The extra campaign surrogates of ``cfg.surrogates``, fitted on ``train`` (name -> learner)."""
+    if not cfg.surrogates:
+        return {}
+    unknown = sorted(set(cfg.surrogates) - {"tanimoto-gp", "stack"})
+    if unknown:
+        raise ValueError(f"unknown surrogates {unknown}; choose from ['stack', 'tanimoto-gp']")
+    fp = [i for i, n in enumerate(train.feature_names or []) if n.startswith("fp_")]
+    if not fp:
+        raise ValueError(f"surrogates {list(cfg.surrogates)} need fingerprint columns (fp_*); {cfg.data} has none")
+    gp = TanimotoGP(fp, n_iterations=cfg.gp_iterations, seed=seed, name="tanimoto-gp").fit(train)
+    out = {"tanimoto-gp": gp, "stack": StackLearner([gp, SupportRF(n_estimators=cfg.rf_trees, seed=seed)])}
+    return {n: out[n] for n in cfg.surrogates}
 
 
 def _refinement(bml, train: TaskSet, test: TaskSet, camp_tasks: list[Task], runs: list[CampaignResult],

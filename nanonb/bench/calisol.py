@@ -83,7 +83,8 @@ class CalisolConfig:
     """Configuration of :func:`run_calisol` (every field can be overridden with ``--set key=value``).
 
     Budgets: ``pooled_epochs`` / ``finetune_steps`` (optimiser steps), ``gbm_iter`` (trees),
-    ``train_min_target`` in log10(mS/cm) (None: keep every meta-train point).
+    ``train_min_target`` in log10(mS/cm) (None: keep every meta-train point); ``candidates``: the learners of
+    the nested selection (:func:`nanonb.bench.casestudy_gp.calisol_candidates`; None: all of them).
 
     Example
     -------
@@ -119,6 +120,7 @@ class CalisolConfig:
     ens_members: int = 3
     outer_only: tuple[str, ...] = ("ensemble",)
     ens_iterations: int = 150
+    candidates: tuple[str, ...] | None = None
 
     @classmethod
     def quick(cls) -> CalisolConfig:

@@ -33,6 +33,7 @@ from ..baselines.tabular import PooledTrees, SupportRF
 from ..evaluation import Named, evaluate
 from ..learners.dkt_mean import MeanDKT
 from ..learners.registry import make_learner
+from ..learners.stack import StackLearner
 from ..learners.tanimoto_gp import TanimotoGP
 from ..physics.vtfnet import vtf_model_kwargs
 from ..tasks import Task, TaskSet
@@ -72,14 +73,39 @@ def _pooled_vtf_fitter(cfg, seed: int) -> Callable[[TaskSet], object]:
     return fit
 
 
+def _once_per_trainset(fit: Callable[[TaskSet], object]) -> Callable[[TaskSet], object]:
+    """``fit`` memoised on the meta-train set's task names (the last one only): a candidate and a stack share it."""
+    memo: dict[tuple, object] = {}
+
+    def fitted(train: TaskSet):
+        key = tuple(train.names)
+        if key not in memo:
+            memo.clear()
+            memo[key] = fit(train)
+        return memo[key]
+    return fitted
+
+
+def _keep(cands: dict[str, Callable], keep, what: str) -> dict[str, Callable]:
+    """Only the candidates named in ``keep`` (None: all); an unknown name is an error."""
+    if keep is None:
+        return cands
+    unknown = sorted(set(keep) - set(cands))
+    if unknown:
+        raise ValueError(f"unknown {what} candidates {unknown}; choose from {sorted(cands)}")
+    return {n: f for n, f in cands.items() if n in keep}
+
+
 def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     """Learners of the CALiSol selection: name -> ``fit(meta_train) -> fitted learner`` (``ensemble`` too;
-    the protocol fits it on the outer meta-train set only, see :func:`nested_select`'s ``also``).
+    the protocol fits it on the outer meta-train set only, see :func:`nested_select`'s ``also``). ``stack`` is
+    the plain mean of ``dkt-vtf-rbf`` and ``pooled-vtf+finetune`` (:class:`~nanonb.learners.stack.StackLearner`,
+    ``scale="mean"``; it reuses their fits on the same tasks). ``cfg.candidates`` (if set) keeps the names it lists.
 
     Example
     -------
     >>> sorted(calisol_candidates(CalisolConfig(), 0))  # doctest: +SKIP
-    ['bml', 'dkt-vtf-jac', 'dkt-vtf-rbf', 'ensemble', 'pooled-vtf+finetune']
+    ['bml', 'dkt-vtf-jac', 'dkt-vtf-rbf', 'ensemble', 'pooled-vtf+finetune', 'stack']
     """
     it = cfg.gp_iterations
     mean = _pooled_vtf_fitter(cfg, seed)
@@ -103,24 +129,33 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
                             model_kwargs={"n_in": n_in, "hidden": (64, 64)}, n_iterations=cfg.ens_iterations,
                             meta_batch_size=8, seed=seed).fit(train, progress=False)
 
-    return {
-        "dkt-vtf-rbf": lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-rbf", **rbf).fit(tr),
+    rbf_fit = _once_per_trainset(lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-rbf", **rbf).fit(tr))
+    ft_fit = _once_per_trainset(pooled_ft)
+    cands = {
+        "dkt-vtf-rbf": rbf_fit,
         "dkt-vtf-jac": lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-jac", features=vtf_jacobian,
                                           **jac).fit(tr),
-        "pooled-vtf+finetune": pooled_ft,
+        "pooled-vtf+finetune": ft_fit,
+        "stack": lambda tr: StackLearner([rbf_fit(tr), ft_fit(tr)], scale="mean", name="stack"),
         "bml": bml,
         "ensemble": ensemble,
     }
+    return _keep(cands, getattr(cfg, "candidates", None), "CALiSol")
 
 
 def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     """Candidate learners of the LNPDB selection (name -> fitter): Tanimoto GPs with and without the pooled
-    GBM as their mean, and the random forest on the support (the strongest baseline so far).
+    GBM as their mean, the random forest on the support (the strongest baseline so far), and ``stack``: the
+    equal-weight average of the per-task z-scored predictions of ``tanimoto-gp`` and ``rf-support``
+    (:class:`~nanonb.learners.stack.StackLearner`; it reuses the ``tanimoto-gp`` fitted on the same tasks).
+    ``cfg.stack_gp_weights`` (if the config has it) gives one stack per weight ``w`` of the GP (the RF gets
+    ``1 - w``), named ``stack`` for 0.5 and ``stack-gp<w>`` otherwise, so the nested selection can choose the
+    weight on inner validation. ``cfg.candidates`` (if the config has it) keeps only the names it lists.
 
     Example
     -------
     >>> sorted(lnpdb_candidates(LNPDBConfig(), 0))  # doctest: +SKIP
-    ['rf-support', 'tanimoto-gp', 'tanimoto-gp+pooled']
+    ['rf-support', 'stack', 'tanimoto-gp', 'tanimoto-gp+pooled']
     """
     def gbm(train: TaskSet):
         return PooledTrees("gbm", max_iter=cfg.gbm_iter, seed=seed).fit(train)
@@ -133,12 +168,21 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     def rf(train: TaskSet):
         return SupportRF(n_estimators=cfg.rf_trees, seed=seed).fit(train)
 
-    return {
+    tgp = _once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), name="tanimoto-gp", **kw).fit(tr))
+    cands = {
         "rf-support": rf,
-        "tanimoto-gp": lambda tr: TanimotoGP(fp_cols(tr), name="tanimoto-gp", **kw).fit(tr),
+        "tanimoto-gp": tgp,
         "tanimoto-gp+pooled": lambda tr: TanimotoGP(fp_cols(tr), fit_mean=gbm, name="tanimoto-gp+pooled",
                                                     **kw).fit(tr),
     }
+
+    def stack(w: float, name: str) -> Callable[[TaskSet], StackLearner]:
+        return lambda tr: StackLearner([tgp(tr), rf(tr)], weights=[w, 1 - w], scale="zscore", name=name)
+
+    for w in getattr(cfg, "stack_gp_weights", (0.5,)):
+        name = "stack" if w == 0.5 else f"stack-gp{w:g}"
+        cands[name] = stack(w, name)
+    return _keep(cands, getattr(cfg, "candidates", None), "LNPDB")
 
 
 class PerShot:

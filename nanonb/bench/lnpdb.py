@@ -57,7 +57,9 @@ class LNPDBConfig:
     """Configuration of :func:`run_lnpdb` (every field can be overridden with ``--set key=value``).
 
     ``k_query_cap``: most query points per episode; budgets as in
-    :class:`nanonb.bench.calisol.CalisolConfig` (``rf_trees``: trees of the support random forest).
+    :class:`nanonb.bench.calisol.CalisolConfig` (``rf_trees``: trees of the support random forest);
+    ``candidates``: the learners of the nested selection (:func:`nanonb.bench.casestudy_gp.lnpdb_candidates`);
+    ``stack_gp_weights``: the Tanimoto GP's weight in each stack candidate (0.5: ``stack``, else ``stack-gp<w>``).
 
     Example
     -------
@@ -90,6 +92,8 @@ class LNPDBConfig:
     select: bool = True
     select_episodes: int = 3
     gp_iterations: int = 200
+    candidates: tuple[str, ...] = ("rf-support", "tanimoto-gp", "tanimoto-gp+pooled", "stack")
+    stack_gp_weights: tuple[float, ...] = (0.5,)
 
     @classmethod
     def quick(cls) -> LNPDBConfig:

@@ -17,7 +17,8 @@ algorithm     adapted parameters   meta-gradient               inner learning ra
 The inner loop (:meth:`MetaLearner._inner_loop`): starting from the meta-learned initial weights,
 ``inner_steps`` SGD steps on the support loss with the clip / first-order rule of
 :mod:`nanonb.learners.inner`. ``backend="func"`` (default) runs it with ``torch.func``
-(:mod:`nanonb.learners.functional`; tabular meta-batches as one ``vmap``); ``backend="higher"`` on
+(:mod:`nanonb.learners.functional`; tabular meta-batches of the plain MLP as one batched ``bmm``
+computation, :mod:`nanonb.learners.batched`, other tabular models as one ``vmap``); ``backend="higher"`` on
 ``higher.innerloop_ctx`` with :func:`~nanonb.learners.inner.prepare_grads` as its gradient callback
 (the reference: same gradients, slower).
 Targets (and tabular inputs) are standardized with meta-train statistics (:class:`Scaler`);

@@ -8,13 +8,17 @@
   :func:`nanonb.learners.inner.sgd_step`, the same clipped-SGD rule (clip, first order, per-weight
   step sizes) the ``higher`` loop applies through :func:`~nanonb.learners.inner.prepare_grads`.
 
-Meta-batches of tabular tasks (a tensor input, as for the MLP) go through :func:`vmap_meta_batch`:
+Meta-batches of tabular tasks on the plain :class:`~nanonb.models.mlp.MLP` run as stacked per-episode
+weights and ``bmm`` with ordinary autograd (:mod:`nanonb.learners.batched`: no ``torch.func``
+transform overhead, which dominated at a few episodes per meta-batch). Other tabular models (a tensor
+input) go through :func:`vmap_meta_batch`:
 the episodes are padded to a common support and query size (padded rows have weight 0 in every
 mean, so they change no gradient), the inner loop takes gradients with :func:`torch.func.grad`, and
 :func:`torch.func.vmap` runs all episodes of the meta-batch as one batched computation; one
 ``backward`` then gives the summed meta-gradient. Graph inputs (variable numbers of atoms and edges)
 run one episode at a time through :func:`inner_loop` (``vmap`` of padded graphs was slower).
-Both paths give the ``higher`` meta-gradients to float rounding (``tests/test_learners_functional.py``).
+All paths give the ``higher`` meta-gradients to float rounding (``tests/test_learners_functional.py``,
+``tests/test_learners_batched.py``).
 
 Example
 -------
@@ -34,6 +38,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from .batched import masked_mse, mlp_layers, mlp_meta_batch, pad_episodes, query_mse
 from .inner import sgd_step
 
 BACKENDS = ("func", "higher")
@@ -100,14 +105,18 @@ def can_vmap(learner, episodes: Sequence) -> bool:
 def meta_batch(learner, episodes: Sequence) -> list[torch.Tensor]:
     """Query losses (detached) of a meta-batch; the summed meta-gradient is added to ``.grad``.
 
-    Tabular episodes run as one :func:`vmap_meta_batch`; graph episodes one at a time through
-    :func:`inner_loop`.
+    Tabular episodes on a plain MLP run as one batched computation without ``torch.func``
+    (:func:`nanonb.learners.batched.mlp_meta_batch`), other tabular models as one
+    :func:`vmap_meta_batch`; graph episodes one at a time through :func:`inner_loop`.
 
     Example
     -------
     >>> losses = meta_batch(learner, [ep1, ep2, ep3, ep4])   # doctest: +SKIP
     """
     if can_vmap(learner, episodes):
+        layers = mlp_layers(learner)
+        if layers is not None:
+            return mlp_meta_batch(learner, episodes, layers)
         return vmap_meta_batch(learner, episodes)
     losses = []
     for ep in episodes:
@@ -119,25 +128,6 @@ def meta_batch(learner, episodes: Sequence) -> list[torch.Tensor]:
     return losses
 
 
-def _pad(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack tensors of different lengths (zero rows appended) and a ``(B, n_max)`` weight mask of 1/0."""
-    out = torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)
-    lengths = torch.tensor([len(t) for t in tensors], device=out.device)
-    mask = (torch.arange(out.shape[1], device=out.device)[None, :] < lengths[:, None]).to(out.dtype)
-    return out, mask
-
-
-def _mean(v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    return (v * m).sum() / m.sum()
-
-
-def _masked_mse(pred: torch.Tensor, y: torch.Tensor, m: torch.Tensor, center: bool) -> torch.Tensor:
-    """:func:`~nanonb.learners.training.mse` over the rows with ``m = 1`` (support-centred if ``center``)."""
-    if center:
-        pred, y = pred - _mean(pred, m), y - _mean(y, m)
-    return _mean((pred - y) ** 2, m)
-
-
 def vmap_meta_batch(learner, episodes: Sequence) -> list[torch.Tensor]:
     """One meta-batch of tabular episodes as a single ``vmap``-ed computation (see the module docstring).
 
@@ -146,34 +136,28 @@ def vmap_meta_batch(learner, episodes: Sequence) -> list[torch.Tensor]:
     >>> losses = vmap_meta_batch(learner, episodes)   # doctest: +SKIP
     """
     cfg = learner.config
-    data = [learner._episode_data(ep) for ep in episodes]
-    xs, ms = _pad([d[0] for d in data])
-    ys, _ = _pad([d[1] for d in data])
-    xq, mq = _pad([d[2] for d in data])
-    yq, _ = _pad([d[3] for d in data])
+    xs, ys, ws, xq, yq, wq = pad_episodes(learner, episodes)
     module = learner._adapted_module()
     names = [n for n, _ in module.named_parameters()]
     meta = tuple(p for _, p in module.named_parameters())
     sizes = learner._step_sizes(None)
     first_order, center = bool(cfg.first_order), cfg.center == "support"
 
-    def episode_loss(xs, ys, ms, xq, yq, mq):
+    def episode_loss(xs, ys, ws, xq, yq, wq):
         inp = learner._inner_input(xs, True)
 
         def support_loss(params):
             out = functional_call(module, dict(zip(names, params)), (inp,))
-            return _masked_mse(out.reshape(ys.shape), ys, ms, center)
+            return masked_mse(out.reshape(ys.shape), ys, ws, center)
 
         params = meta
         for _ in range(cfg.inner_steps):
             params = tuple(sgd_step(params, grad(support_loss)(params), sizes, clip=cfg.inner_grad_clip,
                                     first_order=first_order))
         fm = FunctionalModule(module, dict(zip(names, params)))
-        pred_q = learner._query_pred(fm, xq).reshape(yq.shape)
-        if center:
-            pred_q = pred_q + _mean(ys, ms) - _mean(learner._query_pred(fm, xs).reshape(ys.shape), ms)
-        return _mean((pred_q - yq) ** 2, mq)
+        pred_s = learner._query_pred(fm, xs).reshape(ys.shape) if center else None
+        return query_mse(learner._query_pred(fm, xq).reshape(yq.shape), yq, wq, pred_s, ys, ws)
 
-    losses = vmap(episode_loss)(xs, ys, ms, xq, yq, mq)
+    losses = vmap(episode_loss)(xs, ys, ws, xq, yq, wq)
     losses.sum().backward()
     return list(losses.detach())

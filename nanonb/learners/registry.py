@@ -10,6 +10,7 @@ name        class
 ``bml``     :class:`~nanonb.learners.alpaca.BayesianMetaLearner` (registers itself)
 ``ensemble`` :class:`~nanonb.learners.ensemble.EnsembleMetaLearner` (registers itself)
 ``vtf-prior`` :class:`~nanonb.learners.vtfprior.VTFPriorLearner` (imported on first use, :data:`LAZY`)
+``stack``   :class:`~nanonb.learners.stack.StackLearner` (imported on first use, :data:`LAZY`)
 ==========  ==========================================
 
 :data:`ALGORITHMS` are the gradient-based algorithms (the values of ``MetaConfig.algorithm``);
@@ -57,7 +58,7 @@ LEARNERS: dict[str, Callable[..., Any]] = {
 ALGORITHMS = tuple(LEARNERS)
 #: Learners that register themselves when their module is imported, imported on first use by name
 #: (they sit above the baselines, which this package's modules are imported by).
-LAZY = {"vtf-prior": "nanonb.learners.vtfprior"}
+LAZY = {"vtf-prior": "nanonb.learners.vtfprior", "stack": "nanonb.learners.stack"}
 
 
 def register_learner(name: str, factory: Callable[..., Any] | None = None):

@@ -1,0 +1,82 @@
+"""Add the methods of a second case-study run to a finished one, on the same episodes.
+
+Usage (from the repository root)::
+
+    python tools/add_methods.py lnpdb notebooks/results/lnpdb.json /tmp/lnpdb_stack.json \\
+        --rename selected=selected-no-stack
+
+Both runs must use the same protocol settings (folds, shots, episodes, seed, query cap), so that a method in both
+has the same episodes. The script checks it: every method present in both runs must give identical per-episode
+scores (within 1e-9), else it stops. Methods of the second run are added; a method in both keeps the second run's
+rows only if it is listed with ``--rename old=new`` (the base run's rows are kept under ``new``). The per-episode
+CSV of each run is ``<run>.json`` -> ``<run>_episodes.csv.gz``; the result rows are recomputed from the merged
+episodes as :func:`nanonb.bench.casestudy.finish` does; the second run's nested selection records replace the
+base's (the base's are kept as ``selection_<new>``); ``runtime_s`` is the sum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nanonb.bench.schema import format_table, make_result, summary_to_rows
+from nanonb.evaluation import summarize
+
+METRICS = {"calisol": ["mae"], "lnpdb": ["spearman", "top10_recall"]}
+KEYS = ["split", "method", "task", "k", "episode"]
+
+
+def _episodes(path: str) -> pd.DataFrame:
+    return pd.read_csv(path.replace(".json", "_episodes.csv.gz"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("protocol", choices=sorted(METRICS))
+    ap.add_argument("base")
+    ap.add_argument("new")
+    ap.add_argument("--rename", action="append", default=[], help="old=new: the base run's method renamed")
+    args = ap.parse_args()
+    metrics = METRICS[args.protocol]
+    base, new = (json.loads(Path(p).read_text()) for p in (args.base, args.new))
+    eb, en = _episodes(args.base), _episodes(args.new)
+    rename = dict(r.split("=", 1) for r in args.rename)
+    for key in ("shots", "n_episodes", "k_query_cap", "seed", "n_folds", "min_points", "fingerprint", "split_assays"):
+        if base["config"].get(key) != new["config"].get(key):
+            raise SystemExit(f"config {key} differs: {base['config'].get(key)} vs {new['config'].get(key)}")
+    shared = sorted((set(eb.method) & set(en.method)) - set(rename))
+    for m in shared:
+        a = eb[eb.method == m].set_index(KEYS)[metrics].sort_index()
+        b = en[en.method == m].set_index(KEYS)[metrics].sort_index()
+        if not a.index.equals(b.index) or not np.allclose(a.to_numpy(), b.to_numpy(), atol=1e-9, equal_nan=True):
+            raise SystemExit(f"{m}: per-episode scores differ between the runs; not the same episodes or code")
+        print(f"{m}: {len(a)} episodes identical in both runs")
+    eb = eb.assign(method=eb.method.replace(rename))
+    df = pd.concat([eb, en[~en.method.isin(shared)]], ignore_index=True)
+    rows = []
+    for split, g in df.groupby("split", sort=False):
+        for metric in metrics:
+            rows += summary_to_rows(summarize(g, metric), split)
+    folds = base["folds"]
+    for tag, info in new["folds"].items():
+        if "selection" in info:
+            for old_name in rename.values():
+                folds[tag][f"selection_{old_name}"] = folds[tag].get("selection")
+            folds[tag]["selection"] = info["selection"]
+    config = base["config"] | {"added_from": {"config": new["config"], "methods": sorted(set(en.method) - set(shared)),
+                                              "renamed": rename}}
+    timings = base["timings"] | {f"added run: {k}": v for k, v in new["timings"].items()}
+    adapt = df.groupby("method", sort=False)["adapt_s"].mean().to_dict()
+    res = make_result(base["protocol"], rows, float(base["runtime_s"] + new["runtime_s"]), config, timings=timings,
+                      leakage=base["leakage"], folds=folds, mean_adapt_predict_s=adapt)
+    Path(args.base).write_text(json.dumps(res, indent=1))
+    df.to_csv(args.base.replace(".json", "_episodes.csv.gz"), index=False)
+    print(format_table(res))
+
+
+if __name__ == "__main__":
+    main()
