@@ -66,3 +66,10 @@ def test_flakes_campaign_fanned_out_gives_the_serial_numbers_and_every_xtb_time(
     fanned = run_campaign_bench(quick=True, data="flakes", progress=False, log=lambda *a: None, workers=2)
     assert numbers(fanned) == numbers(serial)
     assert len(fanned["config"]["xtb_seconds"]) == len(serial["config"]["xtb_seconds"]) > 0  # workers' calls too
+
+
+def test_campaign_without_random_skips_only_the_random_best_metric():
+    res = run_campaign_bench(quick=True, progress=False, log=lambda *a: None,
+                             strategies=["gp-qlogei"], budget=4, n_candidates=12)
+    df = pd.DataFrame(res["results"])
+    assert set(df.metric) == {"simulator_calls_to_target", "simulator_calls_to_target_same_seed", "best_after_budget"}

@@ -223,14 +223,14 @@ def _run(quick, seed, progress, data, config, log, options) -> dict:
         kind = "meta" if r.strategy.startswith("meta") else "baseline"
         calls = g["calls_to_target"].fillna(cfg.budget + 1).to_numpy(float)
         calls_seed = g["calls_to_target_same_seed"].fillna(cfg.budget + 1).to_numpy(float)
-        for metric, v, med, iqr in (("simulator_calls_to_target", calls, r.calls_median, [r.calls_q25, r.calls_q75]),
-                                    ("simulator_calls_to_target_same_seed", calls_seed, r.calls_same_seed_median,
-                                     None),
-                                    ("simulator_calls_to_random_best",
-                                     g["calls_to_random_best"].fillna(cfg.budget + 1).to_numpy(float),
-                                     r.calls_to_random_best_median, None),
-                                    ("best_after_budget", g["best_after_budget"].to_numpy(float),
-                                     r.best_median_ev_per_atom, None)):
+        metrics = [("simulator_calls_to_target", calls, r.calls_median, [r.calls_q25, r.calls_q75]),
+                   ("simulator_calls_to_target_same_seed", calls_seed, r.calls_same_seed_median, None)]
+        if "calls_to_random_best" in g:  # only when 'random' is among the strategies
+            metrics.append(("simulator_calls_to_random_best",
+                            g["calls_to_random_best"].fillna(cfg.budget + 1).to_numpy(float),
+                            r.calls_to_random_best_median, None))
+        metrics.append(("best_after_budget", g["best_after_budget"].to_numpy(float), r.best_median_ev_per_atom, None))
+        for metric, v, med, iqr in metrics:
             sem = float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
             iqr = iqr or [float(np.quantile(v, 0.25)), float(np.quantile(v, 0.75))]
             out.append({"split": split, "method": r.strategy, "kind": kind, "k": cfg.n_init, "metric": metric,
