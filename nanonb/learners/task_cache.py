@@ -41,20 +41,16 @@ class TaskTensors(dict):
 
     @classmethod
     def build(cls, tasks: Sequence, inputs: Callable, targets: Callable) -> TaskTensors:
-        """The cache of tabular ``tasks``, their rows standardized by ``inputs`` / ``targets`` (empty for
-        graph tasks)."""
+        """The cache of tabular ``tasks``, their rows standardized by ``inputs`` / ``targets`` (row by row, so
+        all tasks go through one call: the same numbers as task by task); empty for graph tasks."""
         out = cls()
         if not tasks[0].is_tabular:
             return out
-        xs, ys, offset = [], [], 0
-        for t in tasks:
-            out[id(t)] = (t, offset)
-            xs.append(inputs(t.inputs))
-            ys.append(targets(t.targets))
-            offset += len(t)
-        xs.append(torch.zeros_like(xs[0][:1]))
-        ys.append(torch.zeros_like(ys[0][:1]))
-        out.x, out.y = torch.cat(xs), torch.cat(ys)
+        offsets = np.cumsum([0] + [len(t) for t in tasks])
+        out.update({id(t): (t, int(o)) for t, o in zip(tasks, offsets)})
+        x = inputs(np.concatenate([t.inputs for t in tasks]))
+        y = targets(np.concatenate([t.targets for t in tasks]))
+        out.x, out.y = torch.cat([x, torch.zeros_like(x[:1])]), torch.cat([y, torch.zeros_like(y[:1])])
         out._np_dtype = torch.empty(0, dtype=out.x.dtype).numpy().dtype
         return out
 
