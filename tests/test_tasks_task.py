@@ -103,3 +103,15 @@ def test_a_task_pickled_before_lazy_meta_still_reads_its_meta():
     old = object.__new__(Task)  # the __dict__ an older nanonb pickled: plain fields, "meta" among them
     old.__dict__.update({k: v for k, v in task.__dict__.items() if not k.startswith("_")} | {"meta": task.meta})
     assert list(old.meta["c"]) == list(task.meta["c"]) and list(old.subset([3]).meta["s"]) == ["r3"]
+
+
+def test_sampled_episode_makes_support_and_query_when_first_read_and_pickles():
+    task = tabular(n=20)
+    ep = sample_episode(task, 4, 6, seed=1)
+    assert "support" not in ep.__dict__ and "query" not in ep.__dict__  # fit reads only the indices
+    assert ep.support is ep.support and "support" in ep.__dict__         # made once, then kept
+    assert_same_task(ep.query, validated(task, ep.query_idx))
+    back = pickle.loads(pickle.dumps(sample_episode(task, 4, 6, seed=1)))
+    assert_same_task(back.support, validated(task, ep.support_idx)) and back == copy.copy(back)
+    with pytest.raises(AttributeError, match="no attribute 'supprt'"):
+        ep.supprt  # noqa: B018

@@ -48,13 +48,14 @@ from .._io import save_state
 from ..graphs import DEFAULT_CUTOFF, GraphBatch
 from ..models import build_model
 from ..models.registry import check_input_kind, missing_kwargs, model_kwargs_for
-from ..tasks import Task, TaskSet
+from ..tasks import Task, TaskSet, sample_episode
 from ._checks import all_finite, check_finite_tensors, check_int, check_positive
 from .adapted import AdaptedModel
 from .config import MetaConfig
 from .functional import FunctionalModule, inner_loop, meta_batch
 from .inner import prepare_grads
 from .sharding import all_reduce_sum, rank_world
+from .task_cache import TaskTensors
 from .training import Scaler, mse, pooled_train, predict_energy_forces
 
 FORMAT_VERSION = 1
@@ -221,21 +222,16 @@ class MetaLearner:
 
     def _episode_data(self, ep):
         """``(x_s, y_s, x_q, y_q)`` model tensors of an episode; during :meth:`fit`, rows of the task's cached
-        standardized tensors (the same numbers: standardization is elementwise)."""
-        cached = self._task_tensors.get(id(ep.task)) if ep.support is not None else None
-        if cached is not None and cached[0] is ep.task:
-            _, x, y = cached
-            s = torch.as_tensor(np.asarray(ep.support_idx, dtype=np.int64), device=x.device)
-            q = torch.as_tensor(np.asarray(ep.query_idx, dtype=np.int64), device=x.device)
-            return x[s], y[s], x[q], y[q]
+        standardized tensors (the same numbers: standardization is elementwise; :mod:`.task_cache`)."""
+        cached = self._task_tensors.episode(ep) if self._task_tensors else None
+        if cached is not None:
+            return cached
         return (self.inputs(ep.support), self.targets(ep.support.targets),
                 self.inputs(ep.query), self.targets(ep.query.targets))
 
-    def _cache_tensors(self, tasks: TaskSet) -> dict:
-        """``{id(task): (task, x, y)}``: standardized model tensors of whole tabular tasks (for :meth:`fit`)."""
-        if not tasks[0].is_tabular:
-            return {}
-        return {id(t): (t, self.inputs(t.inputs), self.targets(t.targets)) for t in tasks}
+    def _cache_tensors(self, tasks: TaskSet) -> TaskTensors:
+        """Standardized model tensors of whole tabular tasks (for :meth:`fit`; :class:`TaskTensors`)."""
+        return TaskTensors.build(tasks, self.inputs, self.targets)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -314,31 +310,32 @@ class MetaLearner:
                 self.history["pretrain_loss"] = pooled_train(
                     self.model, train, self.scaler, cfg.pretrain_epochs, seed=cfg.seed, progress=progress,
                     desc=f"pre-train {cfg.algorithm}", force_weight=cfg.force_weight)
-        opt = torch.optim.Adam(self.parameters(), lr=cfg.outer_lr)
+        params = self.parameters()
+        opt = torch.optim.Adam(params, lr=cfg.outer_lr, foreach=True)
         rng = np.random.default_rng(cfg.seed + len(self.history["iteration"]))
         start = len(self.history["iteration"])
         t0 = time.perf_counter()
         bar = tqdm(range(n_iter), desc=f"meta-train {cfg.algorithm}", disable=not progress, leave=False)
         self._task_tensors = self._cache_tensors(eligible)
+        pool = list(eligible)
         try:
             for it in bar:
                 opt.zero_grad(set_to_none=True)
                 episodes = []
                 for _ in range(cfg.meta_batch_size):
-                    task = eligible[int(rng.integers(len(eligible)))]
+                    task = pool[int(rng.integers(len(pool)))]
                     k = int(rng.integers(kmin, kmax + 1))
                     kq = min(cfg.k_query, len(task) - k)
-                    episodes.append(eligible.episode(task, k, kq, seed=int(rng.integers(2**31 - 1))))
+                    episodes.append(sample_episode(task, k, kq, int(rng.integers(2**31 - 1))))
                 mean_loss = self._meta_batch_grads(episodes) / cfg.meta_batch_size
                 if not np.isfinite(mean_loss):
                     raise FloatingPointError(
                         f"{cfg.algorithm} meta-training diverged at iteration {start + it + 1} (query loss "
                         f"{mean_loss}): lower inner_lr (now {cfg.inner_lr}), set inner_grad_clip (now "
                         f"{cfg.inner_grad_clip}) or lower outer_lr (now {cfg.outer_lr}).")
-                for p in self.parameters():
-                    if p.grad is not None:
-                        p.grad /= cfg.meta_batch_size
-                torch.nn.utils.clip_grad_norm_(self.parameters(), cfg.grad_clip)
+                grads = [p.grad for p in params if p.grad is not None]
+                torch._foreach_div_(grads, cfg.meta_batch_size)
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
                 opt.step()
                 self._after_outer_step()
                 step = start + it + 1

@@ -71,6 +71,10 @@ def pad_episodes(learner, episodes: Sequence) -> tuple[torch.Tensor, ...]:
     -------
     >>> xs, ys, ws, xq, yq, wq = pad_episodes(learner, episodes)   # doctest: +SKIP
     """
+    cache = learner._task_tensors
+    cached = cache.padded(episodes) if cache else None  # during fit: one indexing of the cached task rows
+    if cached is not None:
+        return cached
     data = [learner._episode_data(ep) for ep in episodes]
     xs, ws = pad([d[0] for d in data])
     xq, wq = pad([d[2] for d in data])

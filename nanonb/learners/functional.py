@@ -99,7 +99,8 @@ def inner_loop(learner, x_s, y_s: torch.Tensor, steps: int, lr, track: bool) -> 
 
 def can_vmap(learner, episodes: Sequence) -> bool:
     """Whether a meta-batch can run as one ``vmap``: tabular inputs (tensors), no force term."""
-    return bool(episodes) and all(ep.support.is_tabular for ep in episodes) and learner.config.force_weight == 0
+    return (bool(episodes) and all(len(ep.support_idx) and ep.task.is_tabular for ep in episodes)
+            and learner.config.force_weight == 0)
 
 
 def meta_batch(learner, episodes: Sequence) -> list[torch.Tensor]:

@@ -245,9 +245,18 @@ class Episode:
         """The episode of disjoint indices drawn by :func:`sample_episode` (the overlap check is skipped)."""
         ep = object.__new__(cls)
         ep.task, ep.support_idx, ep.query_idx, ep.seed = task, support_idx, query_idx, seed
-        ep.support = task.subset(support_idx) if len(support_idx) else None
-        ep.query = task.subset(query_idx)
-        return ep
+        return ep  # ``support`` and ``query`` are made on first access (__getattr__): fit reads only the indices
+
+    def __getattr__(self, name: str):
+        """``support`` / ``query`` of a sampled episode, made (and kept) when first read."""
+        if name == "support":
+            value = self.task.subset(self.support_idx) if len(self.support_idx) else None
+        elif name == "query":
+            value = self.task.subset(self.query_idx)
+        else:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.__dict__[name] = value
+        return value
 
     def __repr__(self) -> str:
         return (f"Episode({self.task.name!r}, support={len(self.support_idx)}, "
