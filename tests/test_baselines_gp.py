@@ -58,3 +58,19 @@ def test_task_residual_gp_is_pooled_when_residuals_vanish_and_task_gp_fits_suppo
     assert err < 0.3 * np.abs(ep.query.targets - ep.support.targets.mean()).mean()
     mean, std = gp.predict_dist(ep.query)
     assert np.array_equal(mean, gp.predict(ep.query)) and np.all(std > 0)
+
+
+def test_gp_uses_the_shared_input_rule_for_a_near_constant_column():
+    """A column constant in meta-train (up to 1e-12) but not on a new task must not swamp the kernel."""
+    ts = tabular_taskset(n_tasks=6, n=30)
+    with_col = TaskSet([Task(t.name, np.hstack([t.inputs, np.full((len(t), 1), 5.0)]), t.targets, groups=t.groups)
+                        for t in ts])
+    new = ts[0]
+    shifted = Task(new.name, np.hstack([new.inputs, np.full((len(new), 1), 5.001)]), new.targets)
+    plain = SupportGP(n_restarts=0, ard=None, maxiter=200).fit(ts)
+    gp = SupportGP(n_restarts=0, ard=None, maxiter=200).fit(with_col)
+    z = gp._features(shifted)
+    assert np.all(np.abs(z) <= 10.0)  # standardized inputs are clipped at +-10 std, as for every learner
+    m0, _ = plain.adapt(new.subset(range(10))).predict_dist(new.subset(range(10, 30)))
+    m1, _ = gp.adapt(shifted.subset(range(10))).predict_dist(shifted.subset(range(10, 30)))
+    assert np.allclose(m0, m1, atol=1e-6 * new.targets.std())

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..scaling import clip_standardized, input_statistics
 from ..tasks import Task, TaskSet
 from .gp_core import ExactGP, fit_gp, varying_columns
 from .nets import Pooled
@@ -91,10 +92,10 @@ class _DescriptorGP:
 
     def _fit_scaler(self, train: TaskSet) -> None:
         d = np.vstack([TaskSet._descriptors(t) for t in train])
-        self.x_mean, self.x_std = d.mean(0), d.std(0) + 1e-9
+        self.x_mean, self.x_std = input_statistics(d)  # the one input rule of every learner (nanonb.scaling)
 
     def _features(self, task: Task) -> np.ndarray:
-        return (TaskSet._descriptors(task) - self.x_mean) / self.x_std
+        return clip_standardized((TaskSet._descriptors(task) - self.x_mean) / self.x_std)
 
     def adapt(self, support: Task | None) -> GPPredictor:
         """Fit the GP on ``support`` (``None`` or empty: the prior); returns a :class:`GPPredictor`."""
