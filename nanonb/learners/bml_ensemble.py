@@ -37,18 +37,29 @@ from .registry import register_learner
 __all__ = ["BMLEnsemble", "BMLEnsemblePredictor", "mixture_moments"]
 
 
-def mixture_moments(means: np.ndarray, stds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of an equal-weight mixture of Gaussians; inputs ``(n_members, n)``.
+def mixture_moments(means: np.ndarray, stds: np.ndarray,
+                    weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of a mixture of Gaussians; inputs ``(n_members, n)``.
+
+    ``weights``: one per member, summing to 1 (``None``: equal weights). The variance is the members'
+    variance plus their disagreement, ``sum_i w_i (std_i^2 + mean_i^2) - mean^2``.
 
     Example
     -------
     >>> m, s = mixture_moments(np.array([[0.0], [2.0]]), np.array([[1.0], [1.0]]))
     >>> float(m[0]), round(float(s[0]), 4)          # variance 1 + 1 (spread of the means)
     (1.0, 1.4142)
+    >>> float(mixture_moments(np.array([[0.0], [2.0]]), np.zeros((2, 1)), np.array([0.75, 0.25]))[0][0])
+    0.5
     """
     means, stds = np.asarray(means, dtype=np.float64), np.asarray(stds, dtype=np.float64)
-    mean = means.mean(0)
-    var = (stds**2 + means**2).mean(0) - mean**2
+    if weights is None:
+        mean = means.mean(0)
+        var = (stds**2 + means**2).mean(0) - mean**2
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        mean = w @ means
+        var = w @ (stds**2 + means**2) - mean**2
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 

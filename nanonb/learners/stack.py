@@ -17,7 +17,8 @@ Description
     - ``scale="mean"`` (for regression): plain weighted mean, ``mu_i = p_i``, ``mu = sum_i w_i p_i``.
 
     ``predict_dist`` returns ``mu`` and the standard deviation of the members' mixture,
-    ``var = sum_i w_i (std_i^2 + mu_i^2) - mu^2`` (member variance plus their disagreement).
+    ``var = sum_i w_i (std_i^2 + mu_i^2) - mu^2`` (member variance plus their disagreement;
+    :func:`nanonb.learners.bml_ensemble.mixture_moments`, the rule of the BML ensemble).
 
     Members are used as given: :meth:`StackLearner.fit` fits the members that have ``fit``; pass members
     that are already fitted and skip it (the LNPDB bench shares one fitted Tanimoto GP between its own row
@@ -38,6 +39,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..tasks import Task, TaskSet
+from .bml_ensemble import mixture_moments
 from .registry import register_learner
 
 __all__ = ["SCALES", "StackLearner", "StackPredictor", "combine"]
@@ -71,9 +73,7 @@ def combine(means: Sequence[np.ndarray], stds: Sequence[np.ndarray], weights: Se
         m, s = float(w @ level), float(w @ spread)
         p = m + s * z
         sd = sd * np.where(ok, s / np.where(ok, spread, 1.0), 1.0)[:, None]
-    mu = w @ p
-    var = w @ (sd**2 + p**2) - mu**2
-    return mu, np.sqrt(np.clip(var, 0.0, None))
+    return mixture_moments(p, sd, w)
 
 
 class StackPredictor:
