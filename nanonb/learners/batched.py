@@ -58,9 +58,20 @@ def pad(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     (torch.Size([2, 4]), [[0.5, 0.5, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]])
     """
     out = torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)
-    lengths = torch.tensor([len(t) for t in tensors], device=out.device)
-    mask = (torch.arange(out.shape[1], device=out.device)[None, :] < lengths[:, None]).to(out.dtype)
-    return out, mask / lengths[:, None].to(out.dtype)
+    return out, row_weights(torch.tensor([len(t) for t in tensors], device=out.device), out.shape[1], out.dtype)
+
+
+def row_weights(lengths: torch.Tensor, n_max: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(B, n_max)`` row weights of ``B`` padded rows of ``lengths`` real entries: ``1/n`` on the real rows,
+    0 on padding (the one padding rule of :func:`pad` and :meth:`~nanonb.learners.task_cache.TaskTensors.padded`).
+
+    Example
+    -------
+    >>> row_weights(torch.tensor([1, 2]), 2, torch.float32).tolist()
+    [[1.0, 0.0], [0.5, 0.5]]
+    """
+    mask = (torch.arange(n_max, device=lengths.device)[None, :] < lengths[:, None]).to(dtype)
+    return mask / lengths[:, None].to(dtype)
 
 
 def pad_episodes(learner, episodes: Sequence) -> tuple[torch.Tensor, ...]:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from .batched import row_weights
+
 
 class TaskTensors(dict):
     """``{id(task): (task, offset)}``: where each task's rows start in :attr:`x` / :attr:`y`, the
@@ -51,7 +53,6 @@ class TaskTensors(dict):
         x = inputs(np.concatenate([t.inputs for t in tasks]))
         y = targets(np.concatenate([t.targets for t in tasks]))
         out.x, out.y = torch.cat([x, torch.zeros_like(x[:1])]), torch.cat([y, torch.zeros_like(y[:1])])
-        out._np_dtype = torch.empty(0, dtype=out.x.dtype).numpy().dtype
         return out
 
     def _offset(self, ep) -> int | None:
@@ -84,7 +85,5 @@ class TaskTensors(dict):
         idx = np.full((len(rows), n.max()), len(self.x) - 1, dtype=np.int64)
         for i, r in enumerate(rows):
             idx[i, : len(r)] = r
-        real = np.arange(idx.shape[1])[None, :] < n[:, None]
-        w = real.astype(self._np_dtype) / n[:, None].astype(self._np_dtype)
         device = self.x.device
-        return torch.from_numpy(idx).to(device), torch.from_numpy(w).to(device)
+        return torch.from_numpy(idx).to(device), row_weights(torch.from_numpy(n).to(device), idx.shape[1], self.x.dtype)
