@@ -257,20 +257,15 @@ def run_folds(protocol: str, splits: dict, cfg, metrics: Sequence[str], k_query_
     the nested selection of :func:`nanonb.bench.casestudy_gp.nested_select`) and a JSON-ready record
     stored as ``folds[tag]["selection"]``.
 
-    One torch thread and one BLAS thread (:func:`nanonb.threads.limit_threads`; many tiny GP fits:
-    threads only add contention), whatever the caller set. Returns
-    ``(episodes frame, timings in s, leakage report per fold, fold info)``.
+    Every fold runs with one torch thread and one BLAS thread (:func:`nanonb.threads.limit_threads` in
+    :func:`_run_fold`, in this process or a worker; many tiny GP fits: threads only add contention),
+    whatever the caller set. Returns ``(episodes frame, timings in s, leakage report per fold, fold info)``.
 
     Example
     -------
     >>> df, timings, leakage, folds = run_folds("calisol", splits, cfg, ["mae"], None, True, 0, False,
     ...                                         print)  # doctest: +SKIP
     """
-    with limit_threads(1):
-        return _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log, extra)
-
-
-def _run_folds(protocol, splits, cfg, metrics, k_query_cap, ard, seed, progress, log, extra=None):
     only = getattr(cfg, "fold_ids", None)
     jobs = [(split, i, train, test) for split, folds in splits.items()
             for i, (train, test) in enumerate(folds if cfg.max_folds is None else folds[: cfg.max_folds])
