@@ -19,7 +19,7 @@ from ..baselines.gp import PooledNetResidualGP, SupportGP
 from ..baselines.nets import Pooled
 from ..baselines.tabular import SupportRF
 from ..data.calisol import calisol_taskset
-from ..data.lnpdb import lnpdb_taskset
+from ..data.lnpdb import fingerprint_columns, lnpdb_taskset
 from ..data.nanoalloys import load_nanoalloys
 from ..evaluation import summarize
 from ..learners.alpaca import BayesianMetaLearner
@@ -311,7 +311,7 @@ def _surrogates(cfg: ActiveConfig, train: TaskSet, seed: int) -> dict[str, objec
     unknown = sorted(set(cfg.surrogates) - {"tanimoto-gp", "stack"})
     if unknown:
         raise ValueError(f"unknown surrogates {unknown}; choose from ['stack', 'tanimoto-gp']")
-    fp = [i for i, n in enumerate(train.feature_names or []) if n.startswith("fp_")]
+    fp = fingerprint_columns(train.feature_names)
     if not fp:
         raise ValueError(f"surrogates {list(cfg.surrogates)} need fingerprint columns (fp_*); {cfg.data} has none")
     gp = TanimotoGP(fp, n_iterations=cfg.gp_iterations, seed=seed, name="tanimoto-gp").fit(train)

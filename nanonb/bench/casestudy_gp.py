@@ -30,6 +30,7 @@ import torch
 
 from ..baselines.nets import FineTune
 from ..baselines.tabular import PooledTrees, SupportRF
+from ..data.lnpdb import fingerprint_columns
 from ..evaluation import Named, evaluate
 from ..learners.dkt_mean import MeanDKT
 from ..learners.registry import make_learner
@@ -161,7 +162,7 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
         return PooledTrees("gbm", max_iter=cfg.gbm_iter, seed=seed).fit(train)
 
     def fp_cols(train: TaskSet) -> np.ndarray:
-        return np.array([i for i, n in enumerate(train.feature_names) if n.startswith("fp_")])
+        return np.array(fingerprint_columns(train.feature_names))
 
     kw = dict(n_iterations=cfg.gp_iterations, seed=seed)
 

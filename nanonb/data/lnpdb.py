@@ -35,6 +35,7 @@ __all__ = [
     "METADATA",
     "ONE_HOT_PREFIXES",
     "clean_lnpdb",
+    "fingerprint_columns",
     "lnpdb_features",
     "lnpdb_taskset",
     "load_lnpdb",
@@ -311,6 +312,18 @@ def _lipid_table(smiles: np.ndarray, n_bits: int, radius: int, counts: bool = Fa
     desc = _disk_cached("desc", [rdkit.__version__, ",".join(LIPID_DESCRIPTORS), *smiles],
                         (len(smiles), len(LIPID_DESCRIPTORS)), lambda: lipid_descriptors(smiles))
     return fp, desc
+
+
+def fingerprint_columns(feature_names) -> list[int]:
+    """Indices of the Morgan fingerprint columns (``fp_*``, as :func:`lnpdb_features` names them) among
+    ``feature_names`` (e.g. ``TaskSet.feature_names``; ``None``: none).
+
+    Example
+    -------
+    >>> fingerprint_columns(["fp_0", "fp_1", "MolWt", "IL_molratio"])
+    [0, 1]
+    """
+    return [i for i, n in enumerate(feature_names or []) if n.startswith("fp_")]
 
 
 def lnpdb_features(df: pd.DataFrame, n_bits: int = 256, radius: int = 2, fingerprint: str = "bits"
