@@ -15,11 +15,16 @@ def _no(name):
     return fail
 
 
-def _run(path, algorithm, center, monkeypatch, clip=None):
-    """``(summed query loss, meta-gradients, adapted predictions)`` of one meta-batch through ``path``."""
+def _run(path, algorithm, center, monkeypatch, clip=None, no_clip=False, activation=None):
+    """``(summed query loss, meta-gradients, adapted predictions)`` of one meta-batch through ``path``
+    (inner-gradient clip 1 unless ``clip`` is given or ``no_clip``; the body's activations replaced by
+    ``activation`` if given)."""
     learner, ts = _learner(algorithm, "MLP", "higher" if path == "higher" else "func", center=center)
-    if clip is not None:
+    if clip is not None or no_clip:
         learner.config.inner_grad_clip = clip
+    if activation is not None:
+        for i in range(1, len(learner.model.body), 2):
+            learner.model.body[i] = activation
     eps = _episodes(ts)
     with monkeypatch.context() as m:
         if path == "vmap":

@@ -41,6 +41,7 @@ from torch.nn import functional as F
 
 from ..models.mlp import MLP
 from .inner import sgd_step
+from .mlp_backprop import DERIVATIVES, InnerLoop, support_gradients
 
 #: Activations applied elementwise (so they act on ``(T, n, width)`` as on ``(n, width)``).
 ELEMENTWISE = (nn.ReLU, nn.SiLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.ELU, nn.LeakyReLU, nn.Softplus, nn.Identity,
@@ -188,11 +189,54 @@ def _forward(layers: list, params: Sequence[torch.Tensor], x: torch.Tensor) -> t
     return h.squeeze(-1)
 
 
+def _autograd_grads(layers: list, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
+                    center: bool, create_graph: bool) -> tuple[torch.Tensor, ...]:
+    """The same gradients by ``torch.autograd.grad`` of the summed support losses (other activations)."""
+    losses = masked_mse(_forward(layers, params, x), y, w, center)
+    return torch.autograd.grad(losses.sum(), params, create_graph=create_graph)
+
+
+def _inner_loop(layers: list, meta: list[torch.Tensor], sizes, inp_s: torch.Tensor, ys: torch.Tensor,
+                ws: torch.Tensor, cfg) -> list[torch.Tensor]:
+    """The adapted ``(T, in + 1, out)`` matrices after ``cfg.inner_steps`` steps from ``meta``.
+
+    Three ways to the same numbers, fastest first: :class:`~.mlp_backprop.InnerLoop` (hand-written
+    gradients and Hessian-vector products, one autograd node) for second order without clipping and
+    with inputs that need no gradient; hand-written gradients inside an autograd graph
+    (:func:`~.mlp_backprop.support_gradients`) otherwise; ``torch.autograd.grad`` (:func:`_autograd_grads`)
+    for activations outside :data:`~.mlp_backprop.DERIVATIVES`. First order with fixed step sizes runs
+    without a graph; the adapted weights then carry the identity to the meta-weights
+    (``p + (m - m.detach())``, the first-order MAML gradient).
+    """
+    first_order, center, clip = bool(cfg.first_order), cfg.center == "support", cfg.inner_grad_clip
+    acts = [act for _, act in layers]
+    manual = all(act is None or isinstance(act, DERIVATIVES) for act in acts)
+    if not manual:
+        params = meta
+        for _ in range(cfg.inner_steps):
+            grads = _autograd_grads(layers, params, inp_s, ys, ws, center, create_graph=not first_order)
+            params = sgd_step(params, grads, sizes, clip=clip, first_order=first_order, batch_dims=1)
+        return params
+    x1 = F.pad(inp_s, (0, 1), value=1.0)
+    learned = isinstance(sizes, list)
+    if not first_order and clip is None and not x1.requires_grad and cfg.inner_steps > 0:
+        spec = {"acts": acts, "steps": cfg.inner_steps, "center": center, "lr": None if learned else sizes}
+        return list(InnerLoop.apply(spec, x1, ys, ws, *meta, *(sizes if learned else [])))
+    no_graph = first_order and not learned  # learned step sizes need the graph even then
+    params = meta
+    with torch.no_grad() if no_graph else torch.enable_grad():
+        for _ in range(cfg.inner_steps):
+            grads = support_gradients(acts, params, x1, ys, ws, center)
+            params = sgd_step(params, grads, sizes, clip=clip, first_order=first_order, batch_dims=1)
+    return [p + (m - m.detach()) for p, m in zip(params, meta)] if no_graph else params
+
+
 def mlp_meta_batch(learner, episodes: Sequence, layers: list) -> list[torch.Tensor]:
     """Query losses (detached) of a tabular meta-batch on an MLP; the summed meta-gradient goes to ``.grad``.
 
     ``layers`` from :func:`mlp_layers`. Same contract and numbers as
-    :func:`~nanonb.learners.functional.vmap_meta_batch` (see the module docstring).
+    :func:`~nanonb.learners.functional.vmap_meta_batch` (see the module docstring); the inner loop is
+    :func:`_inner_loop`.
 
     Example
     -------
@@ -202,13 +246,10 @@ def mlp_meta_batch(learner, episodes: Sequence, layers: list) -> list[torch.Tens
     xs, ys, ws, xq, yq, wq = pad_episodes(learner, episodes)
     n_ep = len(episodes)
     sizes = _layout(learner._step_sizes(None))
-    first_order, center = bool(cfg.first_order), cfg.center == "support"
+    center = cfg.center == "support"
     inp_s, inp_q = learner._inner_input(xs, True), learner._inner_input(xq, True)
-    params = _layout([p for lin, _ in layers for p in (lin.weight, lin.bias)], n_ep)
-    for _ in range(cfg.inner_steps):
-        losses = masked_mse(_forward(layers, params, inp_s), ys, ws, center)
-        grads = torch.autograd.grad(losses.sum(), params, create_graph=not first_order)
-        params = sgd_step(params, grads, sizes, clip=cfg.inner_grad_clip, first_order=first_order, batch_dims=1)
+    meta = _layout([p for lin, _ in layers for p in (lin.weight, lin.bias)], n_ep)
+    params = _inner_loop(layers, meta, sizes, inp_s, ys, ws, cfg)
     pred_s = _forward(layers, params, inp_s) if center else None
     losses = query_mse(_forward(layers, params, inp_q), yq, wq, pred_s, ys, ws)
     losses.sum().backward()
