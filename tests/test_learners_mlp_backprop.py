@@ -46,12 +46,13 @@ def test_gradients_and_hessian_vector_products_match_autograd(act, center):
     loss = masked_mse(_forward(layers, params, x), y, w, center).sum()
     grads = torch.autograd.grad(loss, params, create_graph=True)
     x1 = torch.nn.functional.pad(x, (0, 1), value=1.0)
-    mine, saved = mlp_backprop.support_gradients([act, act, None], params, x1, y, w, center, keep=True)
+    y3, w2 = y.unsqueeze(-1), (2 * w).unsqueeze(-1)
+    mine, saved = mlp_backprop.support_gradients([act, act, None], params, x1, y3, w2, center, keep=True)
     for a, b in zip(mine, grads):
         torch.testing.assert_close(a, b)
     u = [torch.randn_like(p) for p in params]
     hvp = torch.autograd.grad(sum((g * v).sum() for g, v in zip(grads, u)), params, allow_unused=True)
-    for a, b, p in zip(mlp_backprop.hessian_vector([act, act, None], params, saved, u, w, center), hvp, params):
+    for a, b, p in zip(mlp_backprop.hessian_vector([act, act, None], params, saved, u, w2, center), hvp, params):
         torch.testing.assert_close(a, torch.zeros_like(p) if b is None else b)
     assert float(mine[0].detach().abs().max()) > 0
 

@@ -217,16 +217,16 @@ def _inner_loop(layers: list, meta: list[torch.Tensor], sizes, inp_s: torch.Tens
             grads = _autograd_grads(layers, params, inp_s, ys, ws, center, create_graph=not first_order)
             params = sgd_step(params, grads, sizes, clip=clip, first_order=first_order, batch_dims=1)
         return params
-    x1 = F.pad(inp_s, (0, 1), value=1.0)
+    x1, y, w2 = F.pad(inp_s, (0, 1), value=1.0), ys.unsqueeze(-1), (2 * ws).unsqueeze(-1)
     learned = isinstance(sizes, list)
     if not first_order and clip is None and not x1.requires_grad and cfg.inner_steps > 0:
         spec = {"acts": acts, "steps": cfg.inner_steps, "center": center, "lr": None if learned else sizes}
-        return list(InnerLoop.apply(spec, x1, ys, ws, *meta, *(sizes if learned else [])))
+        return list(InnerLoop.apply(spec, x1, y, w2, *meta, *(sizes if learned else [])))
     no_graph = first_order and not learned  # learned step sizes need the graph even then
     params = meta
     with torch.no_grad() if no_graph else torch.enable_grad():
         for _ in range(cfg.inner_steps):
-            grads = support_gradients(acts, params, x1, ys, ws, center)
+            grads = support_gradients(acts, params, x1, y, w2, center)
             params = sgd_step(params, grads, sizes, clip=clip, first_order=first_order, batch_dims=1)
     return [p + (m - m.detach()) for p, m in zip(params, meta)] if no_graph else params
 

@@ -103,20 +103,21 @@ def second_derivative(act: nn.Module, z: torch.Tensor) -> torch.Tensor | None:
 
 
 def support_gradients(acts: list, params: list[torch.Tensor], x1: torch.Tensor, y: torch.Tensor,
-                      w: torch.Tensor, center: bool, keep: bool = False):
+                      w2: torch.Tensor, center: bool, keep: bool = False):
     """Per-episode gradients of the weighted support MSE w.r.t. the stacked layer matrices.
 
     ``acts``: the activation after each layer (``None`` for the linear head); ``params``: ``(T, in + 1,
-    out)`` matrices; ``x1``: ``(T, n, d + 1)`` inputs with their column of ones; ``y``, ``w``: ``(T, n)``
-    targets and row weights. Plain tensor operations, so autograd can differentiate through them. With
-    ``keep``, also returns what :func:`hessian_vector` needs: each layer's input ``[h, 1]``, the hidden
-    pre-activations ``z`` and ``s'(z)``, and each layer's ``delta = dL/dz``.
+    out)`` matrices; ``x1``: ``(T, n, d + 1)`` inputs with their column of ones; ``y``: ``(T, n, 1)``
+    targets; ``w2``: ``(T, n, 1)`` twice the row weights (``2 w``: the loss derivative is ``w2 * r``).
+    Plain tensor operations, so autograd can differentiate through them. With ``keep``, also returns
+    what :func:`hessian_vector` needs: each layer's input ``[h, 1]``, the hidden pre-activations ``z``,
+    ``s'(z)`` and ``dL/dh``, and each layer's ``delta = dL/dz``.
 
     Example
     -------
     >>> p = [torch.tensor([[[2.0], [0.0]]])]                     # f = 2 x, one episode, linear
-    >>> x1, y, w = torch.tensor([[[1.0, 1.0]]]), torch.tensor([[0.0]]), torch.tensor([[1.0]])
-    >>> support_gradients([None], p, x1, y, w, center=False)[0].tolist()   # d(2x)^2/dW = 2 f x
+    >>> x1, y, w2 = torch.tensor([[[1.0, 1.0]]]), torch.tensor([[[0.0]]]), torch.tensor([[[2.0]]])
+    >>> support_gradients([None], p, x1, y, w2, center=False)[0].tolist()   # d(2x)^2/dW = 2 f x
     [[[4.0], [4.0]]]
     """
     inputs, zs, d1s, h = [x1], [], [], x1
@@ -128,36 +129,36 @@ def support_gradients(acts: list, params: list[torch.Tensor], x1: torch.Tensor, 
             d1s.append(d)
             h = F.pad(a, (0, 1), value=1.0)
             inputs.append(h)
-    r = h.squeeze(-1) - y
+    r = h - y
     if center:
-        r = r - (r * w).sum(-1, keepdim=True)
-    delta = (2 * w * r).unsqueeze(-1)
-    grads, deltas = [None] * len(params), [None] * len(params)
+        r = r - 0.5 * (r * w2).sum(1, keepdim=True)
+    delta = w2 * r
+    grads, deltas, backs = [None] * len(params), [None] * len(params), [None] * len(params)
     for i in range(len(params) - 1, -1, -1):
         deltas[i] = delta
         grads[i] = torch.bmm(inputs[i].mT, delta)
         if i:
-            delta = torch.bmm(delta, params[i][:, :-1].mT)
+            delta = backs[i - 1] = torch.bmm(delta, params[i][:, :-1].mT)
             if d1s[i - 1] is not None:
                 delta = delta * d1s[i - 1]
-    return (grads, (inputs, zs, d1s, deltas)) if keep else grads
+    return (grads, (inputs, zs, d1s, backs, deltas)) if keep else grads
 
 
-def hessian_vector(acts: list, params: list[torch.Tensor], saved: tuple, u: list[torch.Tensor], w: torch.Tensor,
+def hessian_vector(acts: list, params: list[torch.Tensor], saved: tuple, u: list[torch.Tensor], w2: torch.Tensor,
                    center: bool) -> list[torch.Tensor]:
     """Per-episode Hessian of the support loss at ``params`` times ``u`` (same shapes as ``params``).
 
-    ``saved`` is the ``keep`` output of :func:`support_gradients` at ``params``.
+    ``saved`` is the ``keep`` output of :func:`support_gradients` at ``params``; ``w2`` as there.
 
     Example
     -------
     >>> p, u = [torch.tensor([[[2.0], [0.0]]])], [torch.tensor([[[1.0], [0.0]]])]
-    >>> x1, y, w = torch.tensor([[[1.0, 1.0]]]), torch.tensor([[0.0]]), torch.tensor([[1.0]])
-    >>> _, saved = support_gradients([None], p, x1, y, w, False, keep=True)
-    >>> hessian_vector([None], p, saved, u, w, False)[0].tolist()   # H = 2 [x, 1]^T [x, 1]
+    >>> x1, y, w2 = torch.tensor([[[1.0, 1.0]]]), torch.tensor([[[0.0]]]), torch.tensor([[[2.0]]])
+    >>> _, saved = support_gradients([None], p, x1, y, w2, False, keep=True)
+    >>> hessian_vector([None], p, saved, u, w2, False)[0].tolist()   # H = 2 [x, 1]^T [x, 1]
     [[[2.0], [2.0]]]
     """
-    inputs, zs, d1s, deltas = saved
+    inputs, zs, d1s, backs, deltas = saved
     n = len(params)
     rz, rh = [], []
     for i in range(n):
@@ -167,55 +168,55 @@ def hessian_vector(acts: list, params: list[torch.Tensor], saved: tuple, u: list
         rz.append(r)
         if i < n - 1:
             rh.append(r if d1s[i] is None else d1s[i] * r)
-    rf = rz[-1].squeeze(-1)
+    rf = rz[-1]
     if center:
-        rf = rf - (rf * w).sum(-1, keepdim=True)
-    rdelta = (2 * w * rf).unsqueeze(-1)
+        rf = rf - 0.5 * (rf * w2).sum(1, keepdim=True)
+    rdelta = w2 * rf
     out = [None] * n
     for i in range(n - 1, -1, -1):
         g = torch.bmm(inputs[i].mT, rdelta)
         if i:
-            g = g + F.pad(torch.bmm(rh[i - 1].mT, deltas[i]), (0, 0, 0, 1))  # [R h, 0]^T delta
+            g[:, :-1] += torch.bmm(rh[i - 1].mT, deltas[i])  # [R h, 0]^T delta (no graph here)
         out[i] = g
         if i:
-            weight = params[i][:, :-1].mT
-            back = torch.bmm(rdelta, weight) + torch.bmm(deltas[i], u[i][:, :-1].mT)
+            back = torch.bmm(rdelta, params[i][:, :-1].mT) + torch.bmm(deltas[i], u[i][:, :-1].mT)
             rdelta = back if d1s[i - 1] is None else back * d1s[i - 1]
             d2 = second_derivative(acts[i - 1], zs[i - 1])
             if d2 is not None:
-                rdelta = rdelta + torch.bmm(deltas[i], weight) * d2 * rz[i - 1]
+                rdelta = torch.addcmul(rdelta, backs[i - 1] * d2, rz[i - 1])
     return out
 
 
 class InnerLoop(torch.autograd.Function):
     """Second-order inner loop of the batched MLP as one autograd node.
 
-    ``InnerLoop.apply(spec, x1, y, w, *params, *step_sizes)`` returns the adapted ``(T, in + 1, out)``
+    ``InnerLoop.apply(spec, x1, y, w2, *params, *step_sizes)`` returns the adapted ``(T, in + 1, out)``
     matrices after ``spec["steps"]`` steps of :func:`~nanonb.learners.inner.sgd_step` (no clipping) on
-    the support loss of :func:`support_gradients`. ``spec``: ``acts``, ``steps``, ``center`` and ``lr``
-    (a float, or ``None`` when ``step_sizes`` holds Meta-SGD's learned ``(in + 1, out)`` step sizes, one
-    per layer). The backward pass applies ``v <- v - H(a * v)`` step by step (:func:`hessian_vector`).
+    the support loss of :func:`support_gradients` (``x1``, ``y``, ``w2`` as there). ``spec``: ``acts``,
+    ``steps``, ``center`` and ``lr`` (a float, or ``None`` when ``step_sizes`` holds Meta-SGD's learned
+    ``(in + 1, out)`` step sizes, one per layer). The backward pass applies ``v <- v - H(a * v)`` step
+    by step (:func:`hessian_vector`).
 
     Example
     -------
     >>> spec = {"acts": [None], "steps": 1, "center": False, "lr": 0.1}
     >>> p = torch.tensor([[[2.0], [0.0]]], requires_grad=True)
-    >>> x1, y, w = torch.tensor([[[1.0, 1.0]]]), torch.tensor([[0.0]]), torch.tensor([[1.0]])
-    >>> (q,) = InnerLoop.apply(spec, x1, y, w, p)
+    >>> x1, y, w2 = torch.tensor([[[1.0, 1.0]]]), torch.tensor([[[0.0]]]), torch.tensor([[[2.0]]])
+    >>> (q,) = InnerLoop.apply(spec, x1, y, w2, p)
     >>> q.sum().backward(); p.grad.flatten().tolist()            # (I - 0.1 H) 1, H = 2 [[1, 1], [1, 1]]
     [0.6000000238418579, 0.6000000238418579]
     """
 
     @staticmethod
-    def forward(ctx, spec: dict, x1, y, w, *tensors):
+    def forward(ctx, spec: dict, x1, y, w2, *tensors):
         n = len(spec["acts"])
         params, sizes = list(tensors[:n]), (list(tensors[n:]) if spec["lr"] is None else spec["lr"])
         trace = []
         for _ in range(spec["steps"]):
-            grads, saved = support_gradients(spec["acts"], params, x1, y, w, spec["center"], keep=True)
+            grads, saved = support_gradients(spec["acts"], params, x1, y, w2, spec["center"], keep=True)
             trace.append((params, grads, saved))
             params = sgd_step(params, grads, sizes, batch_dims=1)
-        ctx.spec, ctx.w, ctx.trace, ctx.sizes = spec, w, trace, sizes
+        ctx.spec, ctx.w2, ctx.trace, ctx.sizes = spec, w2, trace, sizes
         return tuple(params)
 
     @staticmethod
@@ -225,10 +226,13 @@ class InnerLoop(torch.autograd.Function):
         v = list(vs)  # unused outputs arrive as zeros (materialized gradients)
         g_sizes = [torch.zeros_like(a) for a in sizes] if learned else []
         for params, grads, saved in reversed(ctx.trace):
-            u = [a * vi for a, vi in zip(sizes, v)] if learned else [sizes * vi for vi in v]
-            if learned:
+            if learned:  # theta' = theta - a * g: dJ/da = -sum_T g * v, dJ/dtheta = v - H (a * v)
                 g_sizes = [ga - (g * vi).sum(0) for ga, g, vi in zip(g_sizes, grads, v)]
-            hu = hessian_vector(spec["acts"], params, saved, u, ctx.w, spec["center"])
-            v = [vi - h for vi, h in zip(v, hu)]
+                hu = hessian_vector(spec["acts"], params, saved, [a * vi for a, vi in zip(sizes, v)], ctx.w2,
+                                    spec["center"])
+                v = [vi - h for vi, h in zip(v, hu)]
+            else:  # a fixed float step: H (a v) = a (H v)
+                hv = hessian_vector(spec["acts"], params, saved, v, ctx.w2, spec["center"])
+                v = [torch.add(vi, h, alpha=-sizes) for vi, h in zip(v, hv)]
         ctx.trace = None
         return (None, None, None, None, *v, *g_sizes)
