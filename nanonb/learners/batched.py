@@ -3,17 +3,19 @@
 The ``func`` backend (:mod:`nanonb.learners.functional`) runs tabular meta-batches as one
 ``torch.func.vmap``; its transforms cost a fixed ~12 ms per meta-gradient, which dominates at the
 library's default of 4 episodes. For the plain :class:`~nanonb.models.mlp.MLP` (``Linear`` +
-elementwise activation body, ``Linear`` head) :func:`mlp_meta_batch` does the same computation with
-ordinary autograd (the classic batched-MAML trick):
+elementwise activation body, ``Linear`` head) :func:`mlp_meta_batch` does the same computation on
+stacked weights (the classic batched-MAML trick):
 
 - the ``T`` episodes are padded to a common support and query size (:func:`pad_episodes`; padded rows
   have weight 0 in every mean, so they change no loss and no gradient);
 - each layer's weight and bias are one ``(in + 1, out)`` matrix ``[W^T; b]``, and every adapted
   layer is a stacked ``(T, in + 1, out)`` tensor, starting as an ``expand`` of the meta-weights so
   autograd flows back to them; a layer is one ``torch.bmm`` of ``[h, 1]`` ``(T, n, in + 1)`` with it;
-- an inner step takes ONE ``torch.autograd.grad`` of the summed per-episode support losses w.r.t. the
-  stacked weights: the episodes' copies are independent, so row ``t`` of that gradient is episode
-  ``t``'s own gradient; :func:`nanonb.learners.inner.sgd_step` with ``batch_dims=1`` then applies the
+- an inner step takes each episode's support-loss gradient w.r.t. its stacked weights, written out by
+  hand (:mod:`.mlp_backprop`; second order without clipping: the whole inner loop is one autograd
+  node with hand-written Hessian-vector products), or as ONE ``torch.autograd.grad`` of the summed
+  per-episode losses for other activations (the episodes' copies are independent, so row ``t`` is
+  episode ``t``'s own gradient); :func:`nanonb.learners.inner.sgd_step` with ``batch_dims=1`` then applies the
   one clipped-SGD rule, clipping each episode by its own gradient norm (as the ``higher`` loop and the
   ``vmap`` path do); Meta-SGD's per-weight step sizes broadcast over the episode dimension; first
   order detaches the gradients (and builds no second-order graph);
@@ -21,7 +23,8 @@ ordinary autograd (the classic batched-MAML trick):
 
 The losses are the ones of :func:`~nanonb.learners.functional.vmap_meta_batch` (:func:`masked_mse`,
 :func:`query_mse`, shared by both paths). ``tests/test_learners_batched.py`` checks, in float64, that
-the meta-gradients equal those of ``higher`` and of the ``vmap`` path.
+the meta-gradients equal those of ``higher`` and of the ``vmap`` path (``tests/test_learners_mlp_backprop.py``
+for the hand-written parts).
 
 Example
 -------

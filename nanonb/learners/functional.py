@@ -9,8 +9,9 @@
   step sizes) the ``higher`` loop applies through :func:`~nanonb.learners.inner.prepare_grads`.
 
 Meta-batches of tabular tasks on the plain :class:`~nanonb.models.mlp.MLP` run as stacked per-episode
-weights and ``bmm`` with ordinary autograd (:mod:`nanonb.learners.batched`: no ``torch.func``
-transform overhead, which dominated at a few episodes per meta-batch). Other tabular models (a tensor
+weights and ``bmm`` with hand-written gradients (:mod:`nanonb.learners.batched`,
+:mod:`nanonb.learners.mlp_backprop`: no ``torch.func`` transform overhead, which dominated at a few
+episodes per meta-batch). Other tabular models (a tensor
 input) go through :func:`vmap_meta_batch`:
 the episodes are padded to a common support and query size (padded rows have weight 0 in every
 mean, so they change no gradient), the inner loop takes gradients with :func:`torch.func.grad`, and
