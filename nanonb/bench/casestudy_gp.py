@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..baselines.nets import FineTune
-from ..baselines.tabular import PooledTrees, SupportRF
+from ..baselines.tabular import PooledTrees, SupportExtraTrees, SupportRF
 from ..data.lnpdb import fingerprint_columns
 from ..evaluation import Named, evaluate
 from ..learners.dkt_mean import MeanDKT
@@ -151,7 +151,11 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     (:class:`~nanonb.learners.stack.StackLearner`; it reuses the ``tanimoto-gp`` fitted on the same tasks).
     ``cfg.stack_gp_weights`` (if the config has it) gives one stack per weight ``w`` of the GP (the RF gets
     ``1 - w``), named ``stack`` for 0.5 and ``stack-gp<w>`` otherwise, so the nested selection can choose the
-    weight on inner validation. ``cfg.candidates`` (if the config has it) keeps only the names it lists.
+    weight on inner validation. Also offered (not in the config's default list): ``et-support``, extremely
+    randomized trees on the support (:class:`~nanonb.baselines.tabular.SupportExtraTrees`); ``stack-et``, the
+    equal-weight stack of ``tanimoto-gp`` and ``et-support``; ``stack3``, the equal-weight (1/3 each) stack of
+    ``tanimoto-gp``, ``rf-support`` and ``et-support``. ``cfg.candidates`` (if the config has it) keeps only the
+    names it lists.
 
     Example
     -------
@@ -169,9 +173,13 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     def rf(train: TaskSet):
         return SupportRF(n_estimators=cfg.rf_trees, seed=seed).fit(train)
 
+    def et(train: TaskSet):
+        return SupportExtraTrees(n_estimators=cfg.rf_trees, seed=seed).fit(train)
+
     tgp = _once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), name="tanimoto-gp", **kw).fit(tr))
     cands = {
         "rf-support": rf,
+        "et-support": et,
         "tanimoto-gp": tgp,
         "tanimoto-gp+pooled": lambda tr: TanimotoGP(fp_cols(tr), fit_mean=gbm, name="tanimoto-gp+pooled",
                                                     **kw).fit(tr),
@@ -183,6 +191,8 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     for w in getattr(cfg, "stack_gp_weights", (0.5,)):
         name = "stack" if w == 0.5 else f"stack-gp{w:g}"
         cands[name] = stack(w, name)
+    cands["stack-et"] = lambda tr: StackLearner([tgp(tr), et(tr)], scale="zscore", name="stack-et")
+    cands["stack3"] = lambda tr: StackLearner([tgp(tr), rf(tr), et(tr)], scale="zscore", name="stack3")
     return _keep(cands, getattr(cfg, "candidates", None), "LNPDB")
 
 
