@@ -239,8 +239,9 @@ def nested_select(candidates: dict[str, Callable], train: TaskSet, key: Callable
     averaged over episodes, then over all held-out tasks of all the inner splits, and the best per K is
     chosen. Returns ``(methods, record)``: every candidate refitted on all of ``train`` plus a
     :class:`PerShot` ``selected``; ``record`` has the inner groups (``inner_val_groups``: all of them;
-    ``inner_folds``: per split), scores (``scores_per_fold``: per split), choice and timings. ``also`` (name -> fitter) are fitted on
-    ``train`` and returned too, without taking part in the selection (to save their inner fits).
+    ``inner_folds``: per split), scores (``scores_per_fold``: per split), choice and timings. ``also``
+    (name -> fitter) are fitted on ``train`` and returned too, without taking part in the selection (to
+    save their inner fits).
 
     Example
     -------
