@@ -164,8 +164,9 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     weight on inner validation. Also offered (not in the config's default list): ``et-support``, extremely
     randomized trees on the support (:class:`~nanonb.baselines.tabular.SupportExtraTrees`); ``stack-et``, the
     equal-weight stack of ``tanimoto-gp`` and ``et-support``; ``stack3``, the equal-weight (1/3 each) stack of
-    ``tanimoto-gp``, ``rf-support`` and ``et-support``. ``cfg.candidates`` (if the config has it) keeps only the
-    names it lists.
+    ``tanimoto-gp``, ``rf-support`` and ``et-support``; ``stack-pooled`` and ``stack3-pooled``, the same as
+    ``stack`` and ``stack3`` with ``tanimoto-gp+pooled`` (fitted once, shared) in place of ``tanimoto-gp``.
+    ``cfg.candidates`` (if the config has it) keeps only the names it lists.
 
     Example
     -------
@@ -187,12 +188,13 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
         return SupportExtraTrees(n_estimators=cfg.rf_trees, seed=seed).fit(train)
 
     tgp = _once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), name="tanimoto-gp", **kw).fit(tr))
+    tgp_pooled = _once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), fit_mean=gbm, name="tanimoto-gp+pooled",
+                                                          **kw).fit(tr))
     cands = {
         "rf-support": rf,
         "et-support": et,
         "tanimoto-gp": tgp,
-        "tanimoto-gp+pooled": lambda tr: TanimotoGP(fp_cols(tr), fit_mean=gbm, name="tanimoto-gp+pooled",
-                                                    **kw).fit(tr),
+        "tanimoto-gp+pooled": tgp_pooled,
     }
 
     def stack(w: float, name: str) -> Callable[[TaskSet], StackLearner]:
@@ -203,6 +205,9 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
         cands[name] = stack(w, name)
     cands["stack-et"] = lambda tr: StackLearner([tgp(tr), et(tr)], scale="zscore", name="stack-et")
     cands["stack3"] = lambda tr: StackLearner([tgp(tr), rf(tr), et(tr)], scale="zscore", name="stack3")
+    cands["stack-pooled"] = lambda tr: StackLearner([tgp_pooled(tr), rf(tr)], scale="zscore", name="stack-pooled")
+    cands["stack3-pooled"] = lambda tr: StackLearner([tgp_pooled(tr), rf(tr), et(tr)], scale="zscore",
+                                                     name="stack3-pooled")
     return _keep(cands, getattr(cfg, "candidates", None), "LNPDB")
 
 
