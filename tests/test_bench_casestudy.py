@@ -311,6 +311,12 @@ def test_lnpdb_candidates_stack_reuses_the_tanimoto_gp_and_filter_works():
     assert np.allclose(three.weights, 1 / 3) and three.scale == "zscore"
     assert [type(m) for m in two.members] == [type(gp), SupportExtraTrees] and two.weights.tolist() == [0.5, 0.5]
     assert three.adapt(ts[0].subset(range(8))).predict(ts[0].subset(range(8, 20))).shape == (12,)
+    pooled = lnpdb_candidates(lnpdb.LNPDBConfig(gp_iterations=2, rf_trees=5, gbm_iter=5, candidates=(
+        "tanimoto-gp+pooled", "stack-pooled", "stack3-pooled")), 0)
+    gpp = pooled["tanimoto-gp+pooled"](ts)
+    two, three = pooled["stack-pooled"](ts), pooled["stack3-pooled"](ts)
+    assert two.members[0] is gpp and three.members[0] is gpp and gpp.name == "tanimoto-gp+pooled"  # fitted once
+    assert [type(m) for m in three.members[1:]] == [SupportRF, SupportExtraTrees] and type(two.members[1]) is SupportRF
     with pytest.raises(ValueError, match="unknown LNPDB candidates"):
         lnpdb_candidates(lnpdb.LNPDBConfig(candidates=("stak",)), 0)
 
