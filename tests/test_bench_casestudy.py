@@ -349,6 +349,10 @@ def test_calisol_candidates_filter_and_the_fit_memo_shared_with_the_stack(monkey
     quarter, half = weighted["stack-gp0.25"](tr), weighted["stack"](tr)
     assert quarter.weights.tolist() == [0.25, 0.75] and half.weights.tolist() == [0.5, 0.5]
     assert quarter.scale == "mean" and quarter.members[0] is half.members[0] and quarter.members[0].n_fits == 1
+    three = calisol_candidates(calisol.CalisolConfig(candidates=("dkt-vtf-jac", "stack3", "stack3-eq")), 0)
+    s3, eq = three["stack3"](tr), three["stack3-eq"](tr)
+    assert s3.weights.tolist() == [0.25, 0.25, 0.5] and np.allclose(eq.weights, 1 / 3) and s3.scale == "mean"
+    assert three["dkt-vtf-jac"](tr) is s3.members[1] is eq.members[1] and s3.members[1].n_fits == 1  # shared fit
     # the memo: a stand-in fitter shows the stack reuses the member fitted on the same meta-train set
     from nanonb.bench import casestudy_gp
 

@@ -105,6 +105,8 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
     ``scale="mean"``; it reuses their fits on the same tasks). ``cfg.stack_gp_weights`` (if the config has it)
     gives one stack per weight ``w`` of ``dkt-vtf-rbf`` (the fine-tune gets ``1 - w``), named ``stack`` for 0.5
     and ``stack-gp<w>`` otherwise, so the nested selection can choose the weight on inner validation.
+    ``stack3`` / ``stack3-eq``: the weighted mean of ``dkt-vtf-rbf``, ``dkt-vtf-jac`` and the control with weights
+    0.25 / 0.25 / 0.5 or 1/3 each (all three fitted once per meta-train set and shared).
     ``cfg.candidates`` (if set) keeps the names it lists.
 
     Example
@@ -136,10 +138,11 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
 
     rbf_fit = _once_per_trainset(lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-rbf", **rbf).fit(tr))
     ft_fit = _once_per_trainset(pooled_ft)
+    jac_fit = _once_per_trainset(lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-jac", features=vtf_jacobian,
+                                                    **jac).fit(tr))
     cands = {
         "dkt-vtf-rbf": rbf_fit,
-        "dkt-vtf-jac": lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-jac", features=vtf_jacobian,
-                                          **jac).fit(tr),
+        "dkt-vtf-jac": jac_fit,
         "pooled-vtf+finetune": ft_fit,
         "bml": bml,
         "ensemble": ensemble,
@@ -151,6 +154,12 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
     for w in getattr(cfg, "stack_gp_weights", (0.5,)):
         name = "stack" if w == 0.5 else f"stack-gp{w:g}"
         cands[name] = stack(w, name)
+
+    def stack3(weights: list[float], name: str) -> Callable[[TaskSet], StackLearner]:
+        return lambda tr: StackLearner([rbf_fit(tr), jac_fit(tr), ft_fit(tr)], weights=weights, scale="mean", name=name)
+
+    cands["stack3"] = stack3([0.25, 0.25, 0.5], "stack3")
+    cands["stack3-eq"] = stack3([1, 1, 1], "stack3-eq")
     return _keep(cands, getattr(cfg, "candidates", None), "CALiSol")
 
 
