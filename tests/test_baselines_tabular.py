@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from _tabular import _ConstantPooled, _linear_taskset
 
-from nanonb.baselines.tabular import PooledOffset, PooledRecalibration, PooledTrees, RandomRanker, SupportRF
+from nanonb.baselines.tabular import (
+    PooledOffset,
+    PooledRecalibration,
+    PooledTrees,
+    RandomRanker,
+    SupportExtraTrees,
+    SupportRF,
+)
 from nanonb.evaluation import spearman
 
 
@@ -41,6 +48,10 @@ def test_support_rf_and_pooled_trees_learn_something():
     assert corr > 0.7  # shared slope transfers; only the offset is task specific
     rf = SupportRF(n_estimators=30).fit(train).adapt(ep.support)
     assert spearman(rf.predict(ep.query), ep.query.targets) > 0.5
+    et = SupportExtraTrees(n_estimators=30).fit(train).adapt(ep.support)
+    assert spearman(et.predict(ep.query), ep.query.targets) > 0.5
+    assert SupportExtraTrees.name == "et-support"
+    assert not np.allclose(et.predict(ep.query), rf.predict(ep.query))  # a different forest, not the RF again
 
 
 

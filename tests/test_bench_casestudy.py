@@ -226,6 +226,38 @@ def test_nested_select_chooses_on_inner_meta_train_groups_and_refits_on_all():
         sel.adapt(test[0].subset(range(3)))
 
 
+def test_nested_select_on_every_inner_split_holds_out_each_meta_train_group_once():
+    import dataclasses
+
+    from nanonb.bench.casestudy_gp import nested_select
+
+    ts = _linear_taskset(n_tasks=9, n=30, d=2, seed=3)
+    ts = ts.with_tasks([dataclasses.replace(t, groups=(f"g{i}",)) for i, t in enumerate(ts)])
+    train, test = ts.group_kfold(3, key=lambda t: t.groups[0])[0]
+    fitted: list[_Shift] = []
+
+    def make(shift):
+        def fit(tr):
+            fitted.append(_Shift(shift).fit(tr))
+            return fitted[-1]
+        return fit
+
+    kw = dict(shots=(5,), n_episodes=2, metric="mae", higher_is_better=False, log=lambda *_: None)
+    methods, rec = nested_select({"good": make(0.0), "bad": make(3.0)}, train, lambda t: t.groups[0],
+                                 n_select_folds=3, **kw)
+    train_groups = {t.groups[0] for t in train}
+    assert set(rec["inner_val_groups"]) == train_groups and len(rec["inner_folds"]) == 3
+    assert sorted(g for f in rec["inner_folds"] for g in f) == sorted(train_groups)  # each held out once
+    inner = fitted[:6]
+    assert [set(f.fitted_on) for f in inner[::2]] == [train_groups - set(f) for f in rec["inner_folds"]]
+    assert rec["chosen"] == {"5": "good"} and len(rec["scores_per_fold"]) == 3
+    # the pooled score is the mean over all held-out tasks, so between the per-split scores
+    per = [f["good"]["5"] for f in rec["scores_per_fold"]]
+    assert min(per) <= rec["scores"]["good"]["5"] <= max(per)
+    with pytest.raises(ValueError, match="n_select_folds"):
+        nested_select({"good": make(0.0)}, train, lambda t: t.groups[0], n_select_folds=4, **kw)
+
+
 def test_merge_folds_recomputes_rows_over_all_folds():
     import pandas as pd
 
@@ -268,17 +300,59 @@ def test_lnpdb_candidates_stack_reuses_the_tanimoto_gp_and_filter_works():
     assert sorted(weighted) == ["stack", "stack-gp0.25"]
     assert weighted["stack-gp0.25"](ts).weights.tolist() == [0.25, 0.75]
     assert weighted["stack"](ts).weights.tolist() == [0.5, 0.5]
+    from nanonb.baselines.tabular import SupportExtraTrees, SupportRF
+
+    trees = lnpdb_candidates(lnpdb.LNPDBConfig(gp_iterations=2, rf_trees=5,
+                                               candidates=("tanimoto-gp", "et-support", "stack-et", "stack3")), 0)
+    assert sorted(trees) == ["et-support", "stack-et", "stack3", "tanimoto-gp"]
+    gp = trees["tanimoto-gp"](ts)
+    three, two = trees["stack3"](ts), trees["stack-et"](ts)
+    assert [type(m) for m in three.members] == [type(gp), SupportRF, SupportExtraTrees] and three.members[0] is gp
+    assert np.allclose(three.weights, 1 / 3) and three.scale == "zscore"
+    assert [type(m) for m in two.members] == [type(gp), SupportExtraTrees] and two.weights.tolist() == [0.5, 0.5]
+    assert three.adapt(ts[0].subset(range(8))).predict(ts[0].subset(range(8, 20))).shape == (12,)
+    pooled = lnpdb_candidates(lnpdb.LNPDBConfig(gp_iterations=2, rf_trees=5, gbm_iter=5, candidates=(
+        "tanimoto-gp+pooled", "stack-pooled", "stack3-pooled")), 0)
+    gpp = pooled["tanimoto-gp+pooled"](ts)
+    two, three = pooled["stack-pooled"](ts), pooled["stack3-pooled"](ts)
+    assert two.members[0] is gpp and three.members[0] is gpp and gpp.name == "tanimoto-gp+pooled"  # fitted once
+    assert [type(m) for m in three.members[1:]] == [SupportRF, SupportExtraTrees] and type(two.members[1]) is SupportRF
     with pytest.raises(ValueError, match="unknown LNPDB candidates"):
         lnpdb_candidates(lnpdb.LNPDBConfig(candidates=("stak",)), 0)
 
 
-def test_calisol_candidates_filter_and_the_fit_memo_shared_with_the_stack():
+def test_calisol_candidates_filter_and_the_fit_memo_shared_with_the_stack(monkeypatch):
     from nanonb.bench.casestudy_gp import calisol_candidates
 
     cands = calisol_candidates(calisol.CalisolConfig(candidates=("dkt-vtf-rbf", "pooled-vtf+finetune", "stack")), 0)
     assert sorted(cands) == ["dkt-vtf-rbf", "pooled-vtf+finetune", "stack"]
     with pytest.raises(ValueError, match="unknown CALiSol candidates"):
         calisol_candidates(calisol.CalisolConfig(candidates=("stak",)), 0)
+    # stack weights: one stack per weight of dkt-vtf-rbf, sharing the members' fits (stand-in fitters)
+    from nanonb.bench import casestudy_gp as cg
+
+    class _Fit:
+        def __init__(self, *a, **k):
+            self.n_fits = 0
+
+        def fit(self, tr):
+            self.n_fits += 1
+            return self
+
+    monkeypatch.setattr(cg, "MeanDKT", _Fit)
+    monkeypatch.setattr(cg, "_fit_pooled", lambda *a, **k: _Fit())
+    monkeypatch.setattr(cg, "vtf_model_kwargs", lambda *a, **k: {})
+    weighted = calisol_candidates(calisol.CalisolConfig(stack_gp_weights=(0.25, 0.5),
+                                                        candidates=("stack", "stack-gp0.25")), 0)
+    assert sorted(weighted) == ["stack", "stack-gp0.25"]
+    tr = _linear_taskset(n_tasks=3)
+    quarter, half = weighted["stack-gp0.25"](tr), weighted["stack"](tr)
+    assert quarter.weights.tolist() == [0.25, 0.75] and half.weights.tolist() == [0.5, 0.5]
+    assert quarter.scale == "mean" and quarter.members[0] is half.members[0] and quarter.members[0].n_fits == 1
+    three = calisol_candidates(calisol.CalisolConfig(candidates=("dkt-vtf-jac", "stack3", "stack3-eq")), 0)
+    s3, eq = three["stack3"](tr), three["stack3-eq"](tr)
+    assert s3.weights.tolist() == [0.25, 0.25, 0.5] and np.allclose(eq.weights, 1 / 3) and s3.scale == "mean"
+    assert three["dkt-vtf-jac"](tr) is s3.members[1] is eq.members[1] and s3.members[1].n_fits == 1  # shared fit
     # the memo: a stand-in fitter shows the stack reuses the member fitted on the same meta-train set
     from nanonb.bench import casestudy_gp
 

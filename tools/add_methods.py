@@ -11,7 +11,8 @@ scores (within 1e-9), else it stops. Methods of the second run are added; a meth
 rows only if it is listed with ``--rename old=new`` (the base run's rows are kept under ``new``). The per-episode
 CSV of each run is ``<run>.json`` -> ``<run>_episodes.csv.gz``; the result rows are recomputed from the merged
 episodes as :func:`nanonb.bench.casestudy.finish` does; the second run's nested selection records replace the
-base's (the base's are kept as ``selection_<new>``); ``runtime_s`` is the sum.
+base's (the base's are kept as ``selection_<new>``); ``runtime_s`` is the sum; an earlier ``added_from`` record
+is kept in ``config["added_from_earlier"]``.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def main() -> None:
             for old_name in rename.values():
                 folds[tag][f"selection_{old_name}"] = folds[tag].get("selection")
             folds[tag]["selection"] = info["selection"]
+    earlier = base["config"].get("added_from_earlier", []) + [a for a in [base["config"].get("added_from")] if a]
     config = base["config"] | {"added_from": {"config": new["config"], "methods": sorted(set(en.method) - set(shared)),
-                                              "renamed": rename}}
+                                              "renamed": rename}} | ({"added_from_earlier": earlier} if earlier else {})
     timings = base["timings"] | {f"added run: {k}": v for k, v in new["timings"].items()}
     adapt = df.groupby("method", sort=False)["adapt_s"].mean().to_dict()
     res = make_result(base["protocol"], rows, float(base["runtime_s"] + new["runtime_s"]), config, timings=timings,

@@ -12,11 +12,11 @@ import zlib
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, RandomForestRegressor
 
 from ..tasks import Task, TaskSet
 
-__all__ = ["PooledOffset", "PooledRecalibration", "PooledTrees", "RandomRanker", "SupportRF"]
+__all__ = ["PooledOffset", "PooledRecalibration", "PooledTrees", "RandomRanker", "SupportExtraTrees", "SupportRF"]
 
 
 def _inputs(task_or_x) -> np.ndarray:
@@ -166,6 +166,7 @@ class SupportRF:
 
     kind = "baseline"
     name = "rf-support"
+    forest = RandomForestRegressor
 
     def __init__(self, n_estimators: int = 100, seed: int = 0):
         self.n_estimators, self.seed = n_estimators, seed
@@ -174,9 +175,24 @@ class SupportRF:
         return self
 
     def adapt(self, support: Task) -> _Fixed:
-        rf = RandomForestRegressor(n_estimators=self.n_estimators, n_jobs=1, random_state=self.seed)
+        rf = self.forest(n_estimators=self.n_estimators, n_jobs=1, random_state=self.seed)
         rf.fit(_inputs(support), support.targets)
         return _Fixed(rf.predict)
+
+
+class SupportExtraTrees(SupportRF):
+    """Extremely randomized trees (scikit-learn ``ExtraTreesRegressor``, defaults) trained on the support alone.
+
+    Same verbs as :class:`SupportRF`; split thresholds are drawn at random instead of optimised, so its
+    errors differ from the random forest's (a candidate member of the LNPDB stacks).
+
+    Example
+    -------
+    >>> SupportExtraTrees(n_estimators=100).adapt(support).predict(query)  # doctest: +SKIP
+    """
+
+    name = "et-support"
+    forest = ExtraTreesRegressor
 
 
 class RandomRanker:

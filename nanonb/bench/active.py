@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..active import GOALS, CampaignResult, campaign_summary, compare_strategies, refine
+from ..active import ACQUISITIONS, GOALS, CampaignResult, campaign_summary, compare_strategies, refine
 from ..baselines.gp import PooledNetResidualGP, SupportGP
 from ..baselines.nets import Pooled
 from ..baselines.tabular import SupportRF
@@ -37,7 +37,8 @@ class ActiveConfig:
     """Configuration of ``python -m nanonb.bench active`` for one data set (see :func:`run_active_bench`).
 
     Iteration counts are meta-training steps, ``budget`` counts experiments, ``top_fraction`` is a
-    fraction of the candidate pool. ``surrogates`` adds campaign strategies ``<name>-<surrogate_acquisition>``
+    fraction of the candidate pool. ``surrogates`` adds campaign strategies ``<name>-<acq>``, one per
+    acquisition ``acq`` of ``surrogate_acquisitions``,
     with more surrogates (data sets with fingerprint columns ``fp_*``): ``"tanimoto-gp"`` (the meta-learned
     :class:`~nanonb.learners.tanimoto_gp.TanimotoGP`, ``gp_iterations`` steps) and ``"stack"`` (its equal-weight
     z-score stack with a ``rf_trees``-tree random forest on the measured points,
@@ -90,7 +91,7 @@ class ActiveConfig:
     refine_iterations: int = 200
     refine_acquisition: str = "ei"
     surrogates: tuple[str, ...] = ()
-    surrogate_acquisition: str = "ei"
+    surrogate_acquisitions: tuple[str, ...] = ("ei",)
     gp_iterations: int = 150
     rf_trees: int = 100
     seed: int = 0
@@ -293,8 +294,8 @@ def _campaigns(cfg: ActiveConfig, train: TaskSet, test: TaskSet, learners: list,
                       seed=seed, name="gp_bo").fit(train)
     strategies: dict[str, tuple] = {"random": (bml, "random"), "gp_bo": (bo_gp, "ei")}
     strategies.update({f"bml-{a}": (bml, a) for a in cfg.acquisitions})
-    strategies.update({f"{n}-{cfg.surrogate_acquisition}": (m, cfg.surrogate_acquisition)
-                       for n, m in _surrogates(cfg, train, seed).items()})
+    strategies.update({f"{n}-{a}": (m, a) for n, m in _surrogates(cfg, train, seed).items()
+                       for a in cfg.surrogate_acquisitions})
     strategies.update({f"ensemble-{a}": (ens, a) for a in cfg.ensemble_acquisitions})
     if cfg.bml_calibrated:
         strategies.update({f"bml_cal-{a}": (learners[1], a) for a in cfg.calibrated_acquisitions})
@@ -311,6 +312,9 @@ def _surrogates(cfg: ActiveConfig, train: TaskSet, seed: int) -> dict[str, objec
     unknown = sorted(set(cfg.surrogates) - {"tanimoto-gp", "stack"})
     if unknown:
         raise ValueError(f"unknown surrogates {unknown}; choose from ['stack', 'tanimoto-gp']")
+    unknown = sorted(set(cfg.surrogate_acquisitions) - set(ACQUISITIONS))
+    if unknown:
+        raise ValueError(f"unknown surrogate_acquisitions {unknown}; choose from {sorted(ACQUISITIONS)}")
     fp = fingerprint_columns(train.feature_names)
     if not fp:
         raise ValueError(f"surrogates {list(cfg.surrogates)} need fingerprint columns (fp_*); {cfg.data} has none")

@@ -84,7 +84,11 @@ class CalisolConfig:
 
     Budgets: ``pooled_epochs`` / ``finetune_steps`` (optimiser steps), ``gbm_iter`` (trees),
     ``train_min_target`` in log10(mS/cm) (None: keep every meta-train point); ``candidates``: the learners of
-    the nested selection (:func:`nanonb.bench.casestudy_gp.calisol_candidates`; None: all of them).
+    the nested selection (:func:`nanonb.bench.casestudy_gp.calisol_candidates`; None: all of them);
+    ``stack_gp_weights``: the weight of ``dkt-vtf-rbf`` in each stack candidate (0.5: ``stack``, else
+    ``stack-gp<w>``); ``select_folds``: how many of the 3 inner leave-salt-out splits the nested selection
+    scores on (1: the first, as before; 3: every meta-train salt held out once,
+    :func:`nanonb.bench.casestudy_gp.nested_select`).
 
     Example
     -------
@@ -121,6 +125,8 @@ class CalisolConfig:
     outer_only: tuple[str, ...] = ("ensemble",)
     ens_iterations: int = 150
     candidates: tuple[str, ...] | None = None
+    stack_gp_weights: tuple[float, ...] = (0.5,)
+    select_folds: int = 1
 
     @classmethod
     def quick(cls) -> CalisolConfig:
@@ -175,7 +181,7 @@ def run_calisol(quick: bool = False, seed: int = 0, progress: bool = True, confi
         cands = calisol_candidates(cfg, seed)
         also = {n: cands.pop(n) for n in cfg.outer_only if n in cands}
         return nested_select(cands, train, _salt, cfg.shots, cfg.select_episodes, "mae", higher_is_better=False,
-                             seed=seed, log=log, also=also)
+                             seed=seed, log=log, also=also, n_select_folds=cfg.select_folds)
 
     df, timings, leakage, fold_info = run_folds("calisol", splits, cfg, ["mae"], None, True, seed, progress, log,
                                                 extra if cfg.select else None)

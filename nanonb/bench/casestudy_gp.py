@@ -26,10 +26,11 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..baselines.nets import FineTune
-from ..baselines.tabular import PooledTrees, SupportRF
+from ..baselines.tabular import PooledTrees, SupportExtraTrees, SupportRF
 from ..data.lnpdb import fingerprint_columns
 from ..evaluation import Named, evaluate
 from ..learners.dkt_mean import MeanDKT
@@ -101,7 +102,12 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
     """Learners of the CALiSol selection: name -> ``fit(meta_train) -> fitted learner`` (``ensemble`` too;
     the protocol fits it on the outer meta-train set only, see :func:`nested_select`'s ``also``). ``stack`` is
     the plain mean of ``dkt-vtf-rbf`` and ``pooled-vtf+finetune`` (:class:`~nanonb.learners.stack.StackLearner`,
-    ``scale="mean"``; it reuses their fits on the same tasks). ``cfg.candidates`` (if set) keeps the names it lists.
+    ``scale="mean"``; it reuses their fits on the same tasks). ``cfg.stack_gp_weights`` (if the config has it)
+    gives one stack per weight ``w`` of ``dkt-vtf-rbf`` (the fine-tune gets ``1 - w``), named ``stack`` for 0.5
+    and ``stack-gp<w>`` otherwise, so the nested selection can choose the weight on inner validation.
+    ``stack3`` / ``stack3-eq``: the weighted mean of ``dkt-vtf-rbf``, ``dkt-vtf-jac`` and the control with weights
+    0.25 / 0.25 / 0.5 or 1/3 each (all three fitted once per meta-train set and shared).
+    ``cfg.candidates`` (if set) keeps the names it lists.
 
     Example
     -------
@@ -132,15 +138,28 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
 
     rbf_fit = _once_per_trainset(lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-rbf", **rbf).fit(tr))
     ft_fit = _once_per_trainset(pooled_ft)
+    jac_fit = _once_per_trainset(lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-jac", features=vtf_jacobian,
+                                                    **jac).fit(tr))
     cands = {
         "dkt-vtf-rbf": rbf_fit,
-        "dkt-vtf-jac": lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-jac", features=vtf_jacobian,
-                                          **jac).fit(tr),
+        "dkt-vtf-jac": jac_fit,
         "pooled-vtf+finetune": ft_fit,
-        "stack": lambda tr: StackLearner([rbf_fit(tr), ft_fit(tr)], scale="mean", name="stack"),
         "bml": bml,
         "ensemble": ensemble,
     }
+
+    def stack(w: float, name: str) -> Callable[[TaskSet], StackLearner]:
+        return lambda tr: StackLearner([rbf_fit(tr), ft_fit(tr)], weights=[w, 1 - w], scale="mean", name=name)
+
+    for w in getattr(cfg, "stack_gp_weights", (0.5,)):
+        name = "stack" if w == 0.5 else f"stack-gp{w:g}"
+        cands[name] = stack(w, name)
+
+    def stack3(weights: list[float], name: str) -> Callable[[TaskSet], StackLearner]:
+        return lambda tr: StackLearner([rbf_fit(tr), jac_fit(tr), ft_fit(tr)], weights=weights, scale="mean", name=name)
+
+    cands["stack3"] = stack3([0.25, 0.25, 0.5], "stack3")
+    cands["stack3-eq"] = stack3([1, 1, 1], "stack3-eq")
     return _keep(cands, getattr(cfg, "candidates", None), "CALiSol")
 
 
@@ -151,7 +170,12 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     (:class:`~nanonb.learners.stack.StackLearner`; it reuses the ``tanimoto-gp`` fitted on the same tasks).
     ``cfg.stack_gp_weights`` (if the config has it) gives one stack per weight ``w`` of the GP (the RF gets
     ``1 - w``), named ``stack`` for 0.5 and ``stack-gp<w>`` otherwise, so the nested selection can choose the
-    weight on inner validation. ``cfg.candidates`` (if the config has it) keeps only the names it lists.
+    weight on inner validation. Also offered (not in the config's default list): ``et-support``, extremely
+    randomized trees on the support (:class:`~nanonb.baselines.tabular.SupportExtraTrees`); ``stack-et``, the
+    equal-weight stack of ``tanimoto-gp`` and ``et-support``; ``stack3``, the equal-weight (1/3 each) stack of
+    ``tanimoto-gp``, ``rf-support`` and ``et-support``; ``stack-pooled`` and ``stack3-pooled``, the same as
+    ``stack`` and ``stack3`` with ``tanimoto-gp+pooled`` (fitted once, shared) in place of ``tanimoto-gp``.
+    ``cfg.candidates`` (if the config has it) keeps only the names it lists.
 
     Example
     -------
@@ -169,12 +193,17 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     def rf(train: TaskSet):
         return SupportRF(n_estimators=cfg.rf_trees, seed=seed).fit(train)
 
+    def et(train: TaskSet):
+        return SupportExtraTrees(n_estimators=cfg.rf_trees, seed=seed).fit(train)
+
     tgp = _once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), name="tanimoto-gp", **kw).fit(tr))
+    tgp_pooled = _once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), fit_mean=gbm, name="tanimoto-gp+pooled",
+                                                          **kw).fit(tr))
     cands = {
         "rf-support": rf,
+        "et-support": et,
         "tanimoto-gp": tgp,
-        "tanimoto-gp+pooled": lambda tr: TanimotoGP(fp_cols(tr), fit_mean=gbm, name="tanimoto-gp+pooled",
-                                                    **kw).fit(tr),
+        "tanimoto-gp+pooled": tgp_pooled,
     }
 
     def stack(w: float, name: str) -> Callable[[TaskSet], StackLearner]:
@@ -183,6 +212,11 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     for w in getattr(cfg, "stack_gp_weights", (0.5,)):
         name = "stack" if w == 0.5 else f"stack-gp{w:g}"
         cands[name] = stack(w, name)
+    cands["stack-et"] = lambda tr: StackLearner([tgp(tr), et(tr)], scale="zscore", name="stack-et")
+    cands["stack3"] = lambda tr: StackLearner([tgp(tr), rf(tr), et(tr)], scale="zscore", name="stack3")
+    cands["stack-pooled"] = lambda tr: StackLearner([tgp_pooled(tr), rf(tr)], scale="zscore", name="stack-pooled")
+    cands["stack3-pooled"] = lambda tr: StackLearner([tgp_pooled(tr), rf(tr), et(tr)], scale="zscore",
+                                                     name="stack3-pooled")
     return _keep(cands, getattr(cfg, "candidates", None), "LNPDB")
 
 
@@ -208,15 +242,18 @@ class PerShot:
 
 def nested_select(candidates: dict[str, Callable], train: TaskSet, key: Callable[[Task], str], shots: Sequence[int],
                   n_episodes: int, metric: str, higher_is_better: bool, seed: int = 0, n_inner: int = 3,
-                  k_query_cap: int | None = None, log: Callable = print, also: dict[str, Callable] | None = None
-                  ) -> tuple[list, dict]:
-    """Choose among ``candidates`` on an inner leave-group-out split of ``train``; refit all on ``train``.
+                  k_query_cap: int | None = None, log: Callable = print, also: dict[str, Callable] | None = None,
+                  n_select_folds: int = 1) -> tuple[list, dict]:
+    """Choose among ``candidates`` on inner leave-group-out splits of ``train``; refit all on ``train``.
 
-    The inner split is the first of ``train.group_kfold(n_inner, key)``: about a ``1/n_inner`` share of
-    the meta-train groups held out. Each candidate is fitted on the rest, scored on ``n_episodes`` seeded
-    episodes per held-out task and K (``metric``: mean over episodes, then tasks), and the best per K
-    is chosen. Returns ``(methods, record)``: every candidate refitted on all of ``train`` plus a
-    :class:`PerShot` ``selected``; ``record`` has the inner groups, scores, choice and timings. ``also``
+    The inner splits are the first ``n_select_folds`` of ``train.group_kfold(n_inner, key)``: each holds out
+    about a ``1/n_inner`` share of the meta-train groups (``n_select_folds = n_inner``: every meta-train group
+    is held out once, a less noisy choice for ``n_inner`` times the inner fits). In each, every candidate is
+    fitted on the rest and scored on ``n_episodes`` seeded episodes per held-out task and K; ``metric`` is
+    averaged over episodes, then over all held-out tasks of all the inner splits, and the best per K is
+    chosen. Returns ``(methods, record)``: every candidate refitted on all of ``train`` plus a
+    :class:`PerShot` ``selected``; ``record`` has the inner groups (``inner_val_groups``: all of them;
+    ``inner_folds``: per split), scores (``scores_per_fold``: per split), choice and timings. ``also``
     (name -> fitter) are fitted on ``train`` and returned too, without taking part in the selection (to
     save their inner fits).
 
@@ -228,22 +265,30 @@ def nested_select(candidates: dict[str, Callable], train: TaskSet, key: Callable
     >>> rec["chosen"]  # doctest: +SKIP
     {'5': 'pooled-vtf+finetune', '10': 'dkt-vtf-jac'}
     """
-    inner_train, inner_val = train.group_kfold(n_inner, key=key)[0]
-    scores: dict[str, dict[str, float]] = {}
+    if not 1 <= n_select_folds <= n_inner:
+        raise ValueError(f"n_select_folds must be in 1..{n_inner} (n_inner), not {n_select_folds}")
+    splits = train.group_kfold(n_inner, key=key)[:n_select_folds]
+    frames: dict[str, list] = {name: [] for name in candidates}
     timings: dict[str, float] = {}
-    for name, fit in candidates.items():
-        t0 = time.perf_counter()
-        model = Named(fit(inner_train), name)
-        df = evaluate([model], inner_val, shots, n_episodes, k_query=k_query_cap, seed=seed + 1, progress=False,
-                      metrics=[metric])
+    for inner_train, inner_val in splits:  # folds outside, candidates inside: a stack reuses its members' fits
+        for name, fit in candidates.items():
+            t0 = time.perf_counter()
+            model = Named(fit(inner_train), name)
+            frames[name].append(evaluate([model], inner_val, shots, n_episodes, k_query=k_query_cap, seed=seed + 1,
+                                         progress=False, metrics=[metric]))
+            timings[f"inner {name}"] = timings.get(f"inner {name}", 0.0) + time.perf_counter() - t0
+    def mean_score(df: pd.DataFrame) -> dict[str, float]:
         per_task = df.groupby(["k", "task"])[metric].mean().groupby("k").mean()
-        scores[name] = {str(int(k)): float(v) for k, v in per_task.items()}
-        timings[f"inner {name}"] = time.perf_counter() - t0
+        return {str(int(k)): float(v) for k, v in per_task.items()}
+
+    scores = {name: mean_score(pd.concat(dfs)) for name, dfs in frames.items()}
+    fold_scores = [{name: mean_score(dfs[i]) for name, dfs in frames.items()} for i in range(len(splits))]
     chosen = {}
     for k in shots:
         vals = {n: s[str(k)] for n, s in scores.items() if str(k) in s}
         chosen[str(k)] = (max if higher_is_better else min)(vals, key=vals.get)
-    log(f"    nested selection on {sorted({key(t) for t in inner_val})}: {chosen}")
+    inner_folds = [sorted({key(t) for t in val}) for _, val in splits]
+    log(f"    nested selection on {inner_folds if n_select_folds > 1 else inner_folds[0]}: {chosen}")
     fitted = {}
     for name, fit in {**candidates, **(also or {})}.items():
         t0 = time.perf_counter()
@@ -251,6 +296,7 @@ def nested_select(candidates: dict[str, Callable], train: TaskSet, key: Callable
         timings[f"outer {name}"] = time.perf_counter() - t0
     selected = PerShot({int(k): fitted[n] for k, n in chosen.items()}, "selected")
     record = {"candidates": sorted(candidates), "not_selectable": sorted(also or {}),
-              "inner_val_groups": sorted({key(t) for t in inner_val}), "metric": metric, "scores": scores,
-              "chosen": chosen, "timings_s": timings}
+              "inner_val_groups": sorted({g for f in inner_folds for g in f}), "inner_folds": inner_folds,
+              "metric": metric, "scores": scores, "scores_per_fold": fold_scores, "chosen": chosen,
+              "timings_s": timings}
     return [*fitted.values(), selected], record

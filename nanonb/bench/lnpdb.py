@@ -59,7 +59,8 @@ class LNPDBConfig:
     ``k_query_cap``: most query points per episode; budgets as in
     :class:`nanonb.bench.calisol.CalisolConfig` (``rf_trees``: trees of the support random forest);
     ``candidates``: the learners of the nested selection (:func:`nanonb.bench.casestudy_gp.lnpdb_candidates`);
-    ``stack_gp_weights``: the Tanimoto GP's weight in each stack candidate (0.5: ``stack``, else ``stack-gp<w>``).
+    ``stack_gp_weights``: the Tanimoto GP's weight in each stack candidate (0.5: ``stack``, else ``stack-gp<w>``);
+    ``select_folds``: how many of the 3 inner leave-study-out splits the nested selection scores on (1: the first).
 
     Example
     -------
@@ -94,6 +95,7 @@ class LNPDBConfig:
     gp_iterations: int = 200
     candidates: tuple[str, ...] = ("rf-support", "tanimoto-gp", "tanimoto-gp+pooled", "stack")
     stack_gp_weights: tuple[float, ...] = (0.5,)
+    select_folds: int = 1
 
     @classmethod
     def quick(cls) -> LNPDBConfig:
@@ -131,7 +133,8 @@ def run_lnpdb(quick: bool = False, seed: int = 0, progress: bool = True, config:
 
     def extra(train, log):
         return nested_select(lnpdb_candidates(cfg, seed), train, _study, cfg.shots, cfg.select_episodes, "spearman",
-                             higher_is_better=True, seed=seed, k_query_cap=cfg.k_query_cap, log=log)
+                             higher_is_better=True, seed=seed, k_query_cap=cfg.k_query_cap, log=log,
+                             n_select_folds=cfg.select_folds)
 
     df, timings, leakage, fold_info = run_folds("lnpdb", splits, cfg, metrics, cfg.k_query_cap, False, seed,
                                                 progress, log, extra if cfg.select else None)
