@@ -57,14 +57,20 @@ def vtf_jacobian(pred, inputs, eps: float = 1e-3) -> np.ndarray:
     (24, 5)
     """
     theta = pred.model.head.theta
+    original = theta.detach().clone()
     cols = []
-    for j in range(len(theta)):
-        theta[j] += eps
-        up = np.asarray(pred.predict(inputs), dtype=np.float64)
-        theta[j] -= 2 * eps
-        down = np.asarray(pred.predict(inputs), dtype=np.float64)
-        theta[j] += eps
-        cols.append((up - down) / (2 * eps))
+    try:
+        for j in range(len(theta)):
+            with torch.no_grad():
+                theta[j] = original[j] + eps
+            up = np.asarray(pred.predict(inputs), dtype=np.float64)
+            with torch.no_grad():
+                theta[j] = original[j] - eps
+            down = np.asarray(pred.predict(inputs), dtype=np.float64)
+            cols.append((up - down) / (2 * eps))
+    finally:
+        with torch.no_grad():
+            theta.copy_(original)  # the same bits back (adding and subtracting eps in float32 does not do that)
     return np.stack(cols, 1)
 
 
