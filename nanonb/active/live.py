@@ -252,7 +252,8 @@ def run_live_campaign(oracle, strategy: str = "meta", surrogate=None, budget: in
            "surrogate": getattr(surrogate, "name", None), **oracle.config()}
     if search_steps > 0:
         if not hasattr(oracle, "neighbours"):
-            raise ValueError(f"search_steps > 0 needs an oracle with neighbours(rng, design, n); {oracle.name} has none")
+            raise ValueError(f"search_steps > 0 needs an oracle with neighbours(rng, design, n); {oracle.name} has"
+                             " none")
         cfg |= {"search_steps": int(search_steps), "search_starts": int(search_starts),
                 "search_neighbours": int(search_neighbours)}
     cid = store.campaign(name, cfg)
