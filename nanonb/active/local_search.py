@@ -14,7 +14,7 @@ Example
 >>> import numpy as np
 >>> nb = lambda rng, d, n: [{"v": d["v"] + s} for s in (-1, 1)][:n]
 >>> designs, x = local_search(lambda x: -abs(x[:, 0] - 5), nb, lambda ds: np.array([[d["v"]] for d in ds], float),
-...                           [{"v": 0}], np.array([0.0]), set(), np.random.default_rng(0), steps=10)
+...                           [{"v": 0}], np.array([-5.0]), set(), np.random.default_rng(0), steps=10)
 >>> {"v": 5} in designs and {"v": 7} not in designs
 True
 """
