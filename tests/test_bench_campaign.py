@@ -73,3 +73,19 @@ def test_campaign_without_random_skips_only_the_random_best_metric():
                              strategies=["gp-qlogei"], budget=4, n_candidates=12)
     df = pd.DataFrame(res["results"])
     assert set(df.metric) == {"simulator_calls_to_target", "simulator_calls_to_target_same_seed", "best_after_budget"}
+
+
+def test_search_options_reach_every_model_based_campaign(monkeypatch):
+    import nanonb.bench.campaign as bc
+
+    seen = []
+    real = bc.run_live_campaign
+
+    def spy(oracle, kind, **kw):
+        seen.append((kind, kw["search_steps"], kw["search_starts"], kw["search_neighbours"]))
+        return real(oracle, kind, **kw)
+
+    monkeypatch.setattr(bc, "run_live_campaign", spy)
+    res = run_campaign_bench(quick=True, progress=False, log=lambda *a: None, strategies=["random", "gp-qlogei"],
+                             budget=4, n_candidates=8, search_steps=2, search_starts=3, search_neighbours=4)
+    assert sorted(seen) == [("gp", 2, 3, 4), ("random", 2, 3, 4)] and res["config"]["search_steps"] == 2

@@ -41,23 +41,43 @@ def load(specs: list[str]) -> tuple[dict, dict]:
     return curves, cfg
 
 
-def table_at(curves: dict, budget: int, tol: float) -> pd.DataFrame:
+def runs_at(curves: dict, budget: int, tol: float) -> pd.DataFrame:
+    """One row per campaign with the call metrics of its first ``budget`` calls."""
     cut = {k: v[:budget] for k, v in curves.items()}
     runs = pd.DataFrame([{"pair": p, "seed": s, "strategy": st, "best_after_budget": float(v[-1]), "runtime_s": 0.0}
                          for (p, s, st), v in cut.items()])
-    runs = add_call_metrics(runs, cut, tol)
+    return add_call_metrics(runs, cut, tol)
+
+
+def table_at(curves: dict, budget: int, tol: float) -> pd.DataFrame:
+    runs = runs_at(curves, budget, tol)
     tab = campaign_table(runs, budget)
     gp = runs[runs.strategy == "gp-qlogei"].set_index(["pair", "seed"])["best_after_budget"]
-    wins = {st: int(g.set_index(["pair", "seed"])["best_after_budget"].sub(gp).lt(0).sum())
-            for st, g in runs.groupby("strategy")}
-    tab["beats_gp_runs"] = tab["strategy"].map(wins)
+    diff = {st: g.set_index(["pair", "seed"])["best_after_budget"].sub(gp) for st, g in runs.groupby("strategy")}
+    tab["beats_gp_runs"] = tab["strategy"].map({st: int(d.lt(-1e-9).sum()) for st, d in diff.items()})
+    tab["ties_gp_runs"] = tab["strategy"].map({st: int(d.abs().le(1e-9).sum()) for st, d in diff.items()})
+    tab["loses_gp_runs"] = tab["strategy"].map({st: int(d.gt(1e-9).sum()) for st, d in diff.items()})
     return tab
+
+
+def by_pair(curves: dict, budget: int, tol: float) -> pd.DataFrame:
+    """Calls to target per pair and strategy: median [IQR] (censored at ``budget + 1``) and reached %."""
+    runs = runs_at(curves, budget, tol)
+    runs["calls"] = runs["calls_to_target"].fillna(budget + 1)
+    g = runs.groupby(["pair", "strategy"], sort=False)
+    out = g["calls"].median().rename("median").to_frame()
+    out["q25"], out["q75"] = g["calls"].quantile(0.25), g["calls"].quantile(0.75)
+    out["reached"] = g["calls_to_target"].apply(lambda c: c.notna().mean())
+    out["target_mev"] = g["target"].first() * 1000
+    out["best_median_mev"] = g["best_after_budget"].median() * 1000
+    return out.reset_index()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--budgets", nargs="+", type=int, default=[])
+    ap.add_argument("--by-pair", action="store_true", help="also calls to target per pair (at the last budget)")
     a = ap.parse_args()
     curves, cfg = load(a.runs)
     for b in a.budgets or [cfg["budget"]]:
@@ -65,9 +85,13 @@ def main() -> None:
         cols = ["strategy", "calls_median", "calls_q25", "calls_q75", "reached", "calls_same_seed_median",
                 "calls_same_seed_q25", "calls_same_seed_q75", "calls_to_random_best_median",
                 "calls_to_random_best_q25", "calls_to_random_best_q75", "best_median_ev_per_atom", "beats_gp_runs",
-                "n_runs"]
+                "ties_gp_runs", "loses_gp_runs", "n_runs"]
         print(f"\n# budget {b} calls (censored at {b + 1}); {tab.n_runs.iloc[0]} campaigns per strategy")
         print(tab[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if a.by_pair:
+        b = (a.budgets or [cfg["budget"]])[-1]
+        print(f"\n# calls to target per pair, budget {b}")
+        print(by_pair(curves, b, cfg["tol_ev_per_atom"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
 if __name__ == "__main__":

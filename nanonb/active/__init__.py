@@ -11,6 +11,8 @@
 - :mod:`.oracle`: live oracles (:class:`AlloyOracle`: EMT; :class:`CSVDropOracle`: a human, by CSV).
 - :mod:`.flake_oracle`: :class:`FlakeOracle`, new graphene flakes in a size budget labelled by GFN2-xTB.
 - :mod:`.live`: :func:`run_live_campaign`, the autonomous-lab loop (BoTorch proposals, oracle in the loop).
+- :mod:`.local_search`: :func:`~.local_search.local_search`, the acquisition optimizer over designs (hill
+  climbing on the oracle's moves; ``run_live_campaign(..., search_steps=...)``).
 - :mod:`.formulation`: constrained mixture proposals (:func:`propose_mixtures`, :func:`mixture_report`).
 
 The benchmark protocols ``python -m nanonb.bench active --data ...`` and ``... campaign --data nanoalloys|flakes``

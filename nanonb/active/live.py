@@ -6,6 +6,10 @@
 2. round 0: ``n_init`` random designs; later rounds: a fresh candidate set from the oracle (random
    designs + moves from the best measured ones), scored by the strategy's acquisition, the best
    ``batch_size`` proposed (BoTorch ``optimize_acqf_discrete``, sequential greedy for ``q > 1``);
+   with ``search_steps > 0`` the acquisition is first climbed by local search from the ``search_starts``
+   best-scored candidates (:func:`~nanonb.active.local_search.local_search` with the oracle's
+   ``neighbours`` moves) and every design visited joins the set it is maximized over (model-based
+   strategies alike; ``"random"`` picks from the generated set);
 3. log the round and its proposals (acquisition value, model mean/std) in one transaction, with the
    model checkpoint; go to 1.
 
@@ -42,6 +46,7 @@ from botorch.sampling import SobolQMCNormalSampler
 
 from ..uncertainty.decision import goal_sign
 from .botorch_model import PredictiveModel, learner_model
+from .local_search import local_search
 from .store import CampaignStore
 
 __all__ = ["LIVE_ACQUISITIONS", "LiveResult", "calls_to_target", "fit_gp", "meta_prior_gp", "run_live_campaign"]
@@ -150,10 +155,22 @@ def _bounds(x: np.ndarray) -> np.ndarray:
     return np.stack([lo, np.where(hi > lo, hi, lo + 1.0)])
 
 
-def _propose(strategy, surrogate, acquisition, x_meas, y_meas, x_cand, q, sign, rng, seed):
-    """``(positions into x_cand, acq values, model means, model stds, checkpoint tensors)``."""
+def _scorer(model, acq_fn) -> Callable[[np.ndarray], np.ndarray]:
+    """Score of each design alone (``q = 1``): the acquisition, or the posterior mean where there is none (TS)."""
+    def score(x: np.ndarray) -> np.ndarray:
+        t = torch.as_tensor(x, dtype=torch.float64).unsqueeze(-2)
+        with torch.no_grad():
+            if acq_fn is None:
+                return model.posterior(t).mean.reshape(-1).numpy()
+            return np.concatenate([acq_fn(c).reshape(-1).numpy() for c in t.split(512)])
+    return score
+
+
+def _propose(strategy, surrogate, acquisition, x_meas, y_meas, x_cand, q, sign, rng, seed, search=None):
+    """``(positions into the pool, acq values, model means, model stds, checkpoint tensors, designs added)``:
+    the pool is ``x_cand`` followed by what ``search(score, x_cand)`` (the local search) added."""
     if strategy == "random":
-        return rng.choice(len(x_cand), size=q, replace=False), None, None, None, {}
+        return rng.choice(len(x_cand), size=q, replace=False), None, None, None, {}, []
     if strategy == "meta":
         model = learner_model(surrogate, x_meas, y_meas, sign=sign)
         ckpt = {"x_support": x_meas, "y_support": y_meas}
@@ -166,14 +183,20 @@ def _propose(strategy, surrogate, acquisition, x_meas, y_meas, x_cand, q, sign, 
         ckpt = {k: v for k, v in gp.state_dict().items()}
     else:
         raise ValueError(f"unknown strategy {strategy!r}; choose from 'random', 'meta', 'gp', 'metagp'")
-    tc, tm = torch.as_tensor(x_cand, dtype=torch.float64), torch.as_tensor(x_meas, dtype=torch.float64)
+    tm = torch.as_tensor(x_meas, dtype=torch.float64)
+    acq_fn = None if acquisition == "ts" else _acquisition(acquisition, model, float(np.max(sign * y_meas)), tm, seed)
+    added: list[dict] = []
+    if search is not None:
+        added, x_added = search(_scorer(model, acq_fn), x_cand)
+        if added:
+            x_cand = np.vstack([x_cand, x_added])
+    tc = torch.as_tensor(x_cand, dtype=torch.float64)
     torch.manual_seed(seed)
-    if acquisition == "ts":
+    if acq_fn is None:
         with torch.no_grad():
             picked = MaxPosteriorSampling(model, replacement=False)(tc, num_samples=q)
         acq = None
     else:
-        acq_fn = _acquisition(acquisition, model, float(np.max(sign * y_meas)), tm, seed)
         picked, acq = optimize_acqf_discrete(acq_fn, q=q, choices=tc)
         acq = np.atleast_1d(acq.detach().numpy())
     pos: list[int] = []
@@ -185,13 +208,14 @@ def _propose(strategy, surrogate, acquisition, x_meas, y_meas, x_cand, q, sign, 
         post = model.posterior(tc[pos].unsqueeze(-2))
     mean = sign * post.mean.reshape(-1).numpy()
     std = post.variance.reshape(-1).clamp_min(0).sqrt().numpy()
-    return np.asarray(pos), acq, mean, std, ckpt
+    return np.asarray(pos), acq, mean, std, ckpt, added
 
 
 def run_live_campaign(oracle, strategy: str = "meta", surrogate=None, budget: int = 30, n_init: int = 3,
                       batch_size: int = 1, n_candidates: int = 128, seed: int = 0, acquisition: str = "qlogei",
                       store: CampaignStore | None = None, name: str | None = None, max_rounds: int | None = None,
-                      checkpoints: bool = True, on_round: Callable | None = None) -> LiveResult:
+                      checkpoints: bool = True, on_round: Callable | None = None, search_steps: int = 0,
+                      search_starts: int = 8, search_neighbours: int = 16) -> LiveResult:
     """Run (or resume) a live campaign with ``oracle`` until ``budget`` measurements are logged.
 
     Parameters
@@ -204,6 +228,10 @@ def run_live_campaign(oracle, strategy: str = "meta", surrogate=None, budget: in
         Simulator calls in all, random first designs, proposals per round, candidates scored per round.
     acquisition:
         One of :data:`LIVE_ACQUISITIONS` (BoTorch).
+    search_steps, search_starts, search_neighbours:
+        Acquisition local search (model-based strategies; needs ``oracle.neighbours``): up to
+        ``search_steps`` hill-climbing steps from the ``search_starts`` best-scored candidates,
+        ``search_neighbours`` moves scored per chain and step; 0 steps: pick among the generated set only.
     store, name:
         The log (default: in memory) and the campaign's name in it; the same name resumes it.
     max_rounds:
@@ -222,6 +250,12 @@ def run_live_campaign(oracle, strategy: str = "meta", surrogate=None, budget: in
     cfg = {"strategy": strategy, "acquisition": acquisition, "budget": int(budget), "n_init": int(n_init),
            "batch_size": int(batch_size), "n_candidates": int(n_candidates), "seed": int(seed),
            "surrogate": getattr(surrogate, "name", None), **oracle.config()}
+    if search_steps > 0:
+        if not hasattr(oracle, "neighbours"):
+            raise ValueError(f"search_steps > 0 needs an oracle with neighbours(rng, design, n); {oracle.name} has"
+                             " none")
+        cfg |= {"search_steps": int(search_steps), "search_starts": int(search_starts),
+                "search_neighbours": int(search_neighbours)}
     cid = store.campaign(name, cfg)
     sign = goal_sign(oracle.goal)
     new_rounds = 0
@@ -251,8 +285,19 @@ def run_live_campaign(oracle, strategy: str = "meta", surrogate=None, budget: in
             x_cand = oracle.describe(cands)
             x_meas = np.array([json.loads(s) for s in frame["descriptors"]])
             q = min(batch_size, budget - len(frame), len(cands))
-            pos, acq, mean, std, ckpt = _propose(strategy, surrogate, acquisition, x_meas, frame["value"].to_numpy(),
-                                                 x_cand, q, sign, rng, seed * 10007 + rnd)
+            search = None
+            if search_steps > 0:
+                pool_keys = seen | {json.dumps(d, sort_keys=True) for d in cands}
+
+                def search(score, x, cands=cands, pool_keys=pool_keys, rng=rng):
+                    s = score(x)
+                    top = np.argsort(-s, kind="stable")[:search_starts]
+                    return local_search(score, oracle.neighbours, oracle.describe, [cands[i] for i in top], s[top],
+                                        pool_keys, rng, search_steps, search_neighbours)
+            pos, acq, mean, std, ckpt, added = _propose(strategy, surrogate, acquisition, x_meas,
+                                                        frame["value"].to_numpy(), x_cand, q, sign, rng,
+                                                        seed * 10007 + rnd, search)
+            cands = cands + added
             props = [{"candidate": cands[p], "acq_value": None if acq is None else acq[min(j, len(acq) - 1)],
                       "model_mean": None if mean is None else mean[j], "model_std": None if std is None else std[j]}
                      for j, p in enumerate(pos)]

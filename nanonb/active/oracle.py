@@ -37,7 +37,9 @@ class AlloyOracle:
     """Designed ``A-B`` clusters (shape, size, composition, ordering) labelled by EMT mixing energy (eV/atom).
 
     ``candidates`` mixes ``random_fraction`` of fresh random designs with swap/flip moves from the
-    ``n_parents`` best measured designs (generate-and-score: the acquisition picks among them).
+    ``n_parents`` best measured designs (generate-and-score: the acquisition picks among them);
+    ``neighbours`` gives the same swap/flip moves of any design, for the acquisition local search that
+    ``run_live_campaign(..., search_steps=...)`` runs from the best-scored candidates.
 
     Example
     -------
@@ -71,6 +73,11 @@ class AlloyOracle:
         for i in range(n - n_rand):
             out += swap_moves(rng, parents[i % len(parents)], 1)
         return out
+
+    def neighbours(self, rng: np.random.Generator, design: dict, n: int) -> list[dict]:
+        """``n`` local moves of ``design`` (1-3 A<->B swaps or one site flipped; the moves the acquisition
+        local search of :func:`~nanonb.active.live.run_live_campaign` climbs with, ``search_steps > 0``)."""
+        return swap_moves(rng, design, n)
 
     def describe(self, designs: Sequence[dict]) -> np.ndarray:
         """The 12 cluster descriptors of each design (``DESCRIPTOR_NAMES``)."""

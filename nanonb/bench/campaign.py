@@ -61,7 +61,10 @@ class CampaignConfig:
 
     ``budget`` counts simulator (EMT) calls, ``tol_ev_per_atom`` is in eV/atom; ``workers``: processes
     running the (pair, seed, strategy) campaigns side by side (:func:`~nanonb.bench.fanout.fan_out`; 1:
-    one after the other in this process; the same numbers either way).
+    one after the other in this process; the same numbers either way). ``search_steps > 0``: every
+    model-based strategy maximizes its acquisition by local search (``search_starts`` chains of swap/flip
+    moves, ``search_neighbours`` per step) on top of the ``n_candidates`` generated per round
+    (:func:`~nanonb.active.local_search.local_search`); ``random`` picks from the generated set.
 
     Example
     -------
@@ -80,6 +83,9 @@ class CampaignConfig:
     max_atoms: int = 55
     tol_ev_per_atom: float = 0.005
     surrogate: str = "nanoalloys-bml"
+    search_steps: int = 0
+    search_starts: int = 8
+    search_neighbours: int = 16
     workers: int = 1
     extra: dict = field(default_factory=dict)
 
@@ -184,7 +190,9 @@ def _campaign_job(cfg, seed: int, surrogate, make_oracle: Callable, pair: str, s
         warnings.simplefilter("ignore")  # BoTorch input-scaling and fit warnings, once per round
         res = run_live_campaign(oracle, kind, surrogate=surrogate, budget=cfg.budget, n_init=cfg.n_init,
                                 batch_size=cfg.batch_size, n_candidates=cfg.n_candidates, seed=seed + s,
-                                acquisition=acq or "qlogei")
+                                acquisition=acq or "qlogei", search_steps=getattr(cfg, "search_steps", 0),
+                                search_starts=getattr(cfg, "search_starts", 8),
+                                search_neighbours=getattr(cfg, "search_neighbours", 16))
     return ({"pair": pair, "seed": seed + s, "strategy": strat, "runtime_s": res.runtime_s,
              "best_after_budget": float(res.best_curve[-1]), "best_design": res.best_design}, res.best_curve,
             list(getattr(oracle, "xtb_seconds", [])[n0:]))
