@@ -49,9 +49,18 @@ def main(protocol: str, out: str, runs: list[str]) -> None:
         sel = info.get("selection", {})
         print(tag, "held out:", info["test_groups"], "| inner validation groups:", sel.get("inner_val_groups"),
               "| chosen:", sel.get("chosen"))
-    for m in sorted(df["method"].unique()):
-        if m != ref:
-            print(f"share of tasks where {m} beats {ref} ({metric}):", share_beating(df, m, ref, metric, higher))
+    for line in share_lines(df, ref, metric, higher):
+        print(line)
+
+
+def share_lines(df: pd.DataFrame, ref: str, metric: str, higher: bool) -> list[str]:
+    """One line per method: the share of tasks on which it beats ``ref``; one line saying so if ``ref`` did not run."""
+    methods = sorted(df["method"].unique())
+    if ref not in methods:
+        return [f"no shares of tasks beating {ref!r}: it is not in this run (methods: {', '.join(methods)}); "
+                f"add it to the run's baselines to get them"]
+    return [f"share of tasks where {m} beats {ref} ({metric}): {share_beating(df, m, ref, metric, higher)}"
+            for m in methods if m != ref]
 
 
 if __name__ == "__main__":
