@@ -194,10 +194,10 @@ class _Shift:
         return type("P", (), {"predict": lambda _s, q: np.full(len(q), m)})()
 
 
-def test_nested_select_chooses_on_inner_meta_train_groups_and_refits_on_all():
+def _grouped_split():
+    """``(train, test, fitted, make)``: nine one-group tasks split 6 / 3 by group; ``make(shift)`` is a
+    fitter of :class:`_Shift` learners that records every fit in ``fitted``."""
     import dataclasses
-
-    from nanonb.bench.casestudy_gp import PerShot, nested_select
 
     ts = _linear_taskset(n_tasks=9, n=30, d=2, seed=3)
     ts = ts.with_tasks([dataclasses.replace(t, groups=(f"g{i}",)) for i, t in enumerate(ts)])
@@ -209,6 +209,13 @@ def test_nested_select_chooses_on_inner_meta_train_groups_and_refits_on_all():
             fitted.append(_Shift(shift).fit(tr))
             return fitted[-1]
         return fit
+    return train, test, fitted, make
+
+
+def test_nested_select_chooses_on_inner_meta_train_groups_and_refits_on_all():
+    from nanonb.bench.casestudy_gp import PerShot, nested_select
+
+    train, test, fitted, make = _grouped_split()
 
     methods, rec = nested_select({"good": make(0.0), "bad": make(3.0)}, train, lambda t: t.groups[0], shots=(5,),
                                  n_episodes=2, metric="mae", higher_is_better=False, log=lambda *_: None)
@@ -227,20 +234,9 @@ def test_nested_select_chooses_on_inner_meta_train_groups_and_refits_on_all():
 
 
 def test_nested_select_on_every_inner_split_holds_out_each_meta_train_group_once():
-    import dataclasses
-
     from nanonb.bench.casestudy_gp import nested_select
 
-    ts = _linear_taskset(n_tasks=9, n=30, d=2, seed=3)
-    ts = ts.with_tasks([dataclasses.replace(t, groups=(f"g{i}",)) for i, t in enumerate(ts)])
-    train, test = ts.group_kfold(3, key=lambda t: t.groups[0])[0]
-    fitted: list[_Shift] = []
-
-    def make(shift):
-        def fit(tr):
-            fitted.append(_Shift(shift).fit(tr))
-            return fitted[-1]
-        return fit
+    train, test, fitted, make = _grouped_split()
 
     kw = dict(shots=(5,), n_episodes=2, metric="mae", higher_is_better=False, log=lambda *_: None)
     methods, rec = nested_select({"good": make(0.0), "bad": make(3.0)}, train, lambda t: t.groups[0],
