@@ -46,7 +46,7 @@ from botorch.sampling import SobolQMCNormalSampler
 
 from ..uncertainty.decision import goal_sign
 from .botorch_model import PredictiveModel, learner_model
-from .local_search import local_search
+from .local_search import design_key, local_search
 from .store import CampaignStore
 
 __all__ = ["LIVE_ACQUISITIONS", "LiveResult", "calls_to_target", "fit_gp", "meta_prior_gp", "run_live_campaign"]
@@ -280,14 +280,14 @@ def run_live_campaign(oracle, strategy: str = "meta", surrogate=None, budget: in
             order = np.argsort(-sign * frame["value"].to_numpy(), kind="stable")
             incumbents = [json.loads(frame["candidate"].iloc[i]) for i in order]
             cands = [d for d in oracle.candidates(rng, incumbents, n_candidates)
-                     if json.dumps(d, sort_keys=True) not in seen]
-            cands = list({json.dumps(d, sort_keys=True): d for d in cands}.values())
+                     if design_key(d) not in seen]
+            cands = list({design_key(d): d for d in cands}.values())
             x_cand = oracle.describe(cands)
             x_meas = np.array([json.loads(s) for s in frame["descriptors"]])
             q = min(batch_size, budget - len(frame), len(cands))
             search = None
             if search_steps > 0:
-                pool_keys = seen | {json.dumps(d, sort_keys=True) for d in cands}
+                pool_keys = seen | {design_key(d) for d in cands}
 
                 def search(score, x, cands=cands, pool_keys=pool_keys, rng=rng):
                     s = score(x)

@@ -26,10 +26,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["local_search"]
+__all__ = ["design_key", "local_search"]
 
 
-def _key(design: dict) -> str:
+def design_key(design: dict) -> str:
+    """The key of a design: its JSON with sorted keys, as the campaign log stores proposals.
+
+    Example
+    -------
+    >>> design_key({"b": 1, "a": 2})
+    '{"a": 2, "b": 1}'
+    """
     return json.dumps(design, sort_keys=True)
 
 
@@ -50,7 +57,7 @@ def local_search(score: Callable[[np.ndarray], np.ndarray], neighbours: Callable
     ...              [{"v": 0}], np.array([0.0]), set(), np.random.default_rng(0), steps=2)[0]
     [{'v': 1}, {'v': 2}]
     """
-    visited = set(seen) | {_key(d) for d in starts}
+    visited = set(seen) | {design_key(d) for d in starts}
     chains = [(d, float(s)) for d, s in zip(starts, np.asarray(start_scores, float))]
     out_d: list[dict] = []
     out_x: list[np.ndarray] = []
@@ -59,7 +66,7 @@ def local_search(score: Callable[[np.ndarray], np.ndarray], neighbours: Callable
         for design, s in chains:
             cand = []
             for m in neighbours(rng, design, n_neighbours):
-                k = _key(m)
+                k = design_key(m)
                 if k not in visited:
                     visited.add(k)
                     cand.append(m)

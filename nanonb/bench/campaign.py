@@ -52,6 +52,10 @@ from .campaign_flakes import FlakeCampaignConfig, flakes_setup
 from .fanout import describe_workers, fan_out
 from .schema import apply_options, make_result
 
+#: ``CampaignConfig`` fields passed on to :func:`~nanonb.active.live.run_live_campaign` when a config has them
+#: (the flake config has no local search; the defaults are ``run_live_campaign``'s).
+SEARCH_OPTIONS = ("search_steps", "search_starts", "search_neighbours")
+
 __all__ = ["CampaignConfig", "add_call_metrics", "campaign_table", "run_campaign_bench"]
 
 
@@ -190,9 +194,8 @@ def _campaign_job(cfg, seed: int, surrogate, make_oracle: Callable, pair: str, s
         warnings.simplefilter("ignore")  # BoTorch input-scaling and fit warnings, once per round
         res = run_live_campaign(oracle, kind, surrogate=surrogate, budget=cfg.budget, n_init=cfg.n_init,
                                 batch_size=cfg.batch_size, n_candidates=cfg.n_candidates, seed=seed + s,
-                                acquisition=acq or "qlogei", search_steps=getattr(cfg, "search_steps", 0),
-                                search_starts=getattr(cfg, "search_starts", 8),
-                                search_neighbours=getattr(cfg, "search_neighbours", 16))
+                                acquisition=acq or "qlogei",
+                                **{k: getattr(cfg, k) for k in SEARCH_OPTIONS if hasattr(cfg, k)})
     return ({"pair": pair, "seed": seed + s, "strategy": strat, "runtime_s": res.runtime_s,
              "best_after_budget": float(res.best_curve[-1]), "best_design": res.best_design}, res.best_curve,
             list(getattr(oracle, "xtb_seconds", [])[n0:]))
