@@ -94,6 +94,16 @@ def _once_per_trainset(fit: Callable[[TaskSet], object]) -> Callable[[TaskSet], 
     return fitted
 
 
+def _weighted_stacks(cfg, gp_fit: Callable, other_fit: Callable, scale: str) -> dict[str, Callable]:
+    """One two-member stack per GP weight ``w`` in ``cfg.stack_gp_weights`` (default ``(0.5,)``): the GP gets
+    ``w``, the other member ``1 - w``; named ``stack`` for 0.5 and ``stack-gp<w>`` otherwise."""
+    def stack(w: float, name: str) -> Callable[[TaskSet], StackLearner]:
+        return lambda tr: StackLearner([gp_fit(tr), other_fit(tr)], weights=[w, 1 - w], scale=scale, name=name)
+
+    names = {w: "stack" if w == 0.5 else f"stack-gp{w:g}" for w in getattr(cfg, "stack_gp_weights", (0.5,))}
+    return {name: stack(w, name) for w, name in names.items()}
+
+
 def _keep(cands: dict[str, Callable], keep, what: str) -> dict[str, Callable]:
     """Only the candidates named in ``keep`` (None: all); an unknown name is an error."""
     if keep is None:
@@ -152,14 +162,8 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
         "pooled-vtf+finetune": ft_fit,
         "bml": bml,
         "ensemble": ensemble,
+        **_weighted_stacks(cfg, rbf_fit, ft_fit, "mean"),
     }
-
-    def stack(w: float, name: str) -> Callable[[TaskSet], StackLearner]:
-        return lambda tr: StackLearner([rbf_fit(tr), ft_fit(tr)], weights=[w, 1 - w], scale="mean", name=name)
-
-    for w in getattr(cfg, "stack_gp_weights", (0.5,)):
-        name = "stack" if w == 0.5 else f"stack-gp{w:g}"
-        cands[name] = stack(w, name)
 
     def stack3(weights: list[float], name: str) -> Callable[[TaskSet], StackLearner]:
         return lambda tr: StackLearner([rbf_fit(tr), jac_fit(tr), ft_fit(tr)], weights=weights, scale="mean", name=name)
@@ -211,13 +215,7 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
         "tanimoto-gp": tgp,
         "tanimoto-gp+pooled": tgp_pooled,
     }
-
-    def stack(w: float, name: str) -> Callable[[TaskSet], StackLearner]:
-        return lambda tr: StackLearner([tgp(tr), rf(tr)], weights=[w, 1 - w], scale="zscore", name=name)
-
-    for w in getattr(cfg, "stack_gp_weights", (0.5,)):
-        name = "stack" if w == 0.5 else f"stack-gp{w:g}"
-        cands[name] = stack(w, name)
+    cands.update(_weighted_stacks(cfg, tgp, rf, "zscore"))
     cands["stack-et"] = lambda tr: StackLearner([tgp(tr), et(tr)], scale="zscore", name="stack-et")
     cands["stack3"] = lambda tr: StackLearner([tgp(tr), rf(tr), et(tr)], scale="zscore", name="stack3")
     cands["stack-pooled"] = lambda tr: StackLearner([tgp_pooled(tr), rf(tr)], scale="zscore", name="stack-pooled")
@@ -283,6 +281,7 @@ def nested_select(candidates: dict[str, Callable], train: TaskSet, key: Callable
             frames[name].append(evaluate([model], inner_val, shots, n_episodes, k_query=k_query_cap, seed=seed + 1,
                                          progress=False, metrics=[metric]))
             timings[f"inner {name}"] = timings.get(f"inner {name}", 0.0) + time.perf_counter() - t0
+
     def mean_score(df: pd.DataFrame) -> dict[str, float]:
         per_task = df.groupby(["k", "task"])[metric].mean().groupby("k").mean()
         return {str(int(k)): float(v) for k, v in per_task.items()}
