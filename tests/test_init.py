@@ -23,6 +23,17 @@ def test_no_name_is_exported_twice():
     assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
 
 
+def test_every_learner_and_tabular_baseline_is_exported():
+    """A learner a user can name (``make_learner``) or a support/pooled baseline is importable from nanonb."""
+    from nanonb.baselines import tabular
+    from nanonb.learners import registry
+
+    api = {n for ns in nanonb.API.values() for n in ns}
+    classes = {getattr(v, "func", v).__name__ for v in registry.LEARNERS.values()}
+    missing = sorted(n for n in classes | set(tabular.__all__) if n not in api)
+    assert not missing, f"add {missing} to nanonb.API"
+
+
 def test_import_is_lazy_and_light():
     code = "import sys, nanonb; print('torch' in sys.modules, 'ipywidgets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
