@@ -53,3 +53,57 @@ def test_meta_prior_gp_starts_from_the_meta_learned_mean(bml):
     assert np.ptp(mean - m0) < 1e-3 and np.ptp(m0) > 1e-3
     fitted = -model.posterior(torch.as_tensor(x).unsqueeze(-2)).mean.reshape(-1).numpy()
     assert np.mean(np.abs(fitted - y)) < np.mean(np.abs(m0.mean() - y)) + 1e-9
+
+
+def test_warm_start_begins_at_the_given_hyper_parameters_and_still_fits(monkeypatch):
+    import botorch.fit
+
+    from nanonb.active.live import fit_gp
+
+    rng = np.random.default_rng(0)
+    x, bounds = rng.random((12, 3)), np.array([[0, 0, 0], [1, 1, 1.0]])
+    y = np.sin(4 * x[:, 0]) + x[:, 1]
+    cold = fit_gp(x, y, bounds)
+    init = {k: v.numpy() + 0.3 for k, v in cold.state_dict().items()}
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", lambda mll, **kw: mll)  # no optimizer: see the start
+    start = fit_gp(x, y, bounds, init=init)
+    params = dict(start.named_parameters())
+    assert params and all(np.allclose(p.detach().numpy(), init[k]) for k, p in params.items())
+    # data-dependent buffers are not taken over: the outcome standardization is of this y
+    assert np.isclose(float(start.outcome_transform.means), y.mean())
+    monkeypatch.undo()
+    warm = fit_gp(x, y, bounds, init=init)  # optimized from there: moved off the start, as good a fit as cold
+    assert not all(np.allclose(p.detach().numpy(), init[k]) for k, p in warm.named_parameters())
+    assert _mll(warm) > _mll(start) and _mll(warm) >= _mll(cold) - 0.02
+
+
+def _mll(gp) -> float:
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    gp.train()
+    with torch.no_grad():
+        out = ExactMarginalLogLikelihood(gp.likelihood, gp)(gp(*gp.train_inputs), gp.train_targets)
+    gp.eval()
+    return float(out)
+
+
+def test_warm_started_campaign_reads_the_previous_checkpoint_and_resumes_identically(bml, monkeypatch):
+    import nanonb.active.live as live
+    from nanonb.active.store import CampaignStore
+
+    inits, real = [], live.fit_gp
+    monkeypatch.setattr(live, "fit_gp", lambda *a, init=None, **kw: inits.append(init) or real(*a, init=init, **kw))
+    oracle = AlloyOracle("Cu", "Pt", max_atoms=19)
+    kw = dict(surrogate=bml, budget=7, n_init=3, n_candidates=16, seed=2, warm_start=True)
+    store = CampaignStore(":memory:")
+    full = run_live_campaign(oracle, "metagp", store=store, **kw)
+    assert inits[0] is None and all(i is not None for i in inits[1:]) and len(inits) == 4
+    _, ckpt1 = store.load_checkpoint(1, 1)
+    assert set(inits[1]) == set(ckpt1) and all(np.array_equal(inits[1][k], ckpt1[k]) for k in ckpt1)
+    split = CampaignStore(":memory:")
+    run_live_campaign(oracle, "metagp", store=split, max_rounds=3, **kw)  # stopped after round 2
+    resumed = run_live_campaign(oracle, "metagp", store=split, **kw)
+    assert resumed.frame["candidate"].tolist() == full.frame["candidate"].tolist()
+    assert json.loads(store.conn.execute("SELECT config_json FROM campaigns").fetchone()[0])["warm_start"] is True
+    with pytest.raises(ValueError, match="another config"):  # a log is resumed with the fit it was started with
+        run_live_campaign(oracle, "metagp", store=split, **{**kw, "warm_start": False})

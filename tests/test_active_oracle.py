@@ -59,3 +59,32 @@ def test_human_oracle_waits_for_the_csv_drop_and_the_campaign_continues(tmp_path
     df = store.to_frame()
     assert len(df) == 4 and df["value"].notna().all() and set(df["source"]) == {"human"}
     assert len(res.values) == 4
+
+
+def test_fixed_composition_oracle_keeps_shape_and_composition_and_labels_by_emt():
+    with pytest.raises(ValueError, match="composition"):
+        AlloyOracle("Cu", "Pt", composition=1.0)
+    with pytest.raises(ValueError, match="unknown cluster"):
+        AlloyOracle("Cu", "Pt", cluster="Ih56")
+    oracle = AlloyOracle("Ag", "Pt", cluster="Ih55", composition=0.5)
+    rng = np.random.default_rng(1)
+    first = oracle.initial(rng, 6)
+    cands = oracle.candidates(rng, first, 40)
+    moves = oracle.neighbours(rng, first[0], 30)
+    for d in first + cands + moves:  # 28 = 27.5 rounded half up; swaps only, never a flip
+        assert d["cluster"] == "Ih55" and len(d["b_sites"]) == 28 == len(set(d["b_sites"]))
+    assert all(m["b_sites"] != first[0]["b_sites"] for m in moves)  # every move changes the ordering
+    assert oracle.config()["cluster"] == "Ih55" and oracle.config()["composition"] == 0.5
+    assert "cluster" not in AlloyOracle("Ag", "Pt").config()
+    x = oracle.describe(first + moves)
+    col = dict(zip(DESCRIPTOR_NAMES, x.T))
+    assert np.allclose(col["x_B"], 28 / 55) and np.allclose(col["n_inv_cbrt"], 55 ** (-1 / 3))
+    assert np.ptp(col["frac_AB"]) > 0  # the ordering descriptors still vary
+    e = [v for _, v in oracle.measure_batch(list(enumerate(first[:2])))]
+    assert e == [pytest.approx(mixing_energy("Ag", "Pt", d)) for d in first[:2]] and e[0] != e[1]
+    # a composition alone keeps each shape's own N_B; the default oracle still flips (composition changes)
+    free = AlloyOracle("Cu", "Pt", max_atoms=19, composition=0.25)
+    assert {(d["cluster"], len(d["b_sites"])) for d in free.initial(rng, 30)} <= {("Ih13", 3), ("cubo13", 3),
+                                                                                   ("Dh13", 3), ("Oh19", 5)}
+    base = AlloyOracle("Cu", "Pt", max_atoms=13).neighbours(rng, {"cluster": "Ih13", "b_sites": [0, 1, 2]}, 40)
+    assert {len(m["b_sites"]) for m in base} > {3}

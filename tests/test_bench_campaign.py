@@ -89,3 +89,22 @@ def test_search_options_reach_every_model_based_campaign(monkeypatch):
     res = run_campaign_bench(quick=True, progress=False, log=lambda *a: None, strategies=["random", "gp-qlogei"],
                              budget=4, n_candidates=8, search_steps=2, search_starts=3, search_neighbours=4)
     assert sorted(seen) == [("gp", 2, 3, 4), ("random", 2, 3, 4)] and res["config"]["search_steps"] == 2
+
+
+def test_fixed_composition_and_warm_start_options_reach_the_oracle_and_the_loop(monkeypatch):
+    import nanonb.bench.campaign as bc
+
+    seen = []
+    real = bc.run_live_campaign
+
+    def spy(oracle, kind, **kw):
+        seen.append((kind, oracle.cluster, oracle.composition, kw["warm_start"]))
+        return real(oracle, kind, **kw)
+
+    monkeypatch.setattr(bc, "run_live_campaign", spy)
+    res = run_campaign_bench(quick=True, progress=False, log=lambda *a: None, strategies=["random", "gp-qlogei"],
+                             budget=4, n_candidates=8, cluster="Ih13", composition=0.5, warm_start=True)
+    assert sorted(seen) == [("gp", "Ih13", 0.5, True), ("random", "Ih13", 0.5, True)]
+    assert {(d["best_design"]["cluster"], len(d["best_design"]["b_sites"])) for d in res["best_designs"]} == {
+        ("Ih13", 7)}
+    assert res["config"]["cluster"] == "Ih13" and res["config"]["warm_start"] is True

@@ -95,14 +95,20 @@ def calls_to_target(best_curve: np.ndarray, target: float, goal: str, tol: float
     return int(hit[0]) + 1 if len(hit) else None
 
 
-def fit_gp(x: np.ndarray, y_score: np.ndarray, bounds: np.ndarray, seed: int = 0):
+def fit_gp(x: np.ndarray, y_score: np.ndarray, bounds: np.ndarray, seed: int = 0, init: dict | None = None):
     """Plain GP-BO surrogate: BoTorch ``SingleTaskGP`` (its default RBF kernel, one length scale per input,
     log-normal priors; inputs scaled to the unit cube by ``bounds`` (2, d), outcome standardized), marginal
     likelihood maximized by ``fit_gpytorch_mll``.
 
+    ``init`` (warm start): a state dict (name -> array) of an earlier fit, e.g. the previous round's
+    checkpoint; its hyper-parameters (noise, constant mean, length scales: the model's parameters, not the
+    data-dependent buffers such as the outcome standardization) are where the optimizer starts.
+
     Example
     -------
     >>> gp = fit_gp(np.random.rand(6, 2), np.random.rand(6), np.array([[0, 0], [1, 1.0]]))   # doctest: +SKIP
+    >>> gp2 = fit_gp(np.random.rand(7, 2), np.random.rand(7), np.array([[0, 0], [1, 1.0]]),
+    ...              init=gp.state_dict())                                                    # doctest: +SKIP
     """
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
@@ -114,21 +120,29 @@ def fit_gp(x: np.ndarray, y_score: np.ndarray, bounds: np.ndarray, seed: int = 0
     ty = torch.as_tensor(y_score, dtype=torch.float64).reshape(-1, 1)
     gp = SingleTaskGP(tx, ty, input_transform=Normalize(tx.shape[-1], bounds=torch.as_tensor(bounds)),
                       outcome_transform=Standardize(1))
+    if init:
+        params = dict(gp.named_parameters())
+        with torch.no_grad():
+            for k, v in init.items():
+                if k in params and tuple(params[k].shape) == tuple(np.shape(v)):
+                    params[k].copy_(torch.as_tensor(np.asarray(v), dtype=params[k].dtype))
     fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
     return gp
 
 
-def meta_prior_gp(surrogate, x: np.ndarray, y: np.ndarray, bounds: np.ndarray, sign: float = 1.0, seed: int = 0):
+def meta_prior_gp(surrogate, x: np.ndarray, y: np.ndarray, bounds: np.ndarray, sign: float = 1.0, seed: int = 0,
+                  init: dict | None = None):
     """GP-BO with the meta-learned model as its prior mean: a ``SingleTaskGP`` on the residuals
     ``y - m0(x)``, where ``m0`` is the learner's zero-shot mean (what it believes before any measurement
-    of this task). Returns ``(model, gp)``; ``model`` is a BoTorch model of ``sign * y``.
+    of this task). Returns ``(model, gp)``; ``model`` is a BoTorch model of ``sign * y``; ``init``: warm
+    start of the GP fit (:func:`fit_gp`).
 
     Example
     -------
     >>> model, gp = meta_prior_gp(load_pretrained(), x, y, bounds, sign=-1)   # doctest: +SKIP
     """
     m0 = learner_model(surrogate, x[:0], y[:0]).mean_std
-    gp = fit_gp(x, sign * (y - m0(x)[0]), bounds, seed=seed)
+    gp = fit_gp(x, sign * (y - m0(x)[0]), bounds, seed=seed, init=init)
 
     def mean_std(xq):
         with torch.no_grad():
@@ -166,7 +180,7 @@ def _scorer(model, acq_fn) -> Callable[[np.ndarray], np.ndarray]:
     return score
 
 
-def _propose(strategy, surrogate, acquisition, x_meas, y_meas, x_cand, q, sign, rng, seed, search=None):
+def _propose(strategy, surrogate, acquisition, x_meas, y_meas, x_cand, q, sign, rng, seed, search=None, init=None):
     """``(positions into the pool, acq values, model means, model stds, checkpoint tensors, designs added)``:
     the pool is ``x_cand`` followed by what ``search(score, x_cand)`` (the local search) added."""
     if strategy == "random":
@@ -176,10 +190,11 @@ def _propose(strategy, surrogate, acquisition, x_meas, y_meas, x_cand, q, sign, 
         ckpt = {"x_support": x_meas, "y_support": y_meas}
     elif strategy == "gp":
         bounds = _bounds(np.vstack([x_meas, x_cand]))
-        model = fit_gp(x_meas, sign * y_meas, bounds, seed=seed)
+        model = fit_gp(x_meas, sign * y_meas, bounds, seed=seed, init=init)
         ckpt = {k: v for k, v in model.state_dict().items()}
     elif strategy == "metagp":
-        model, gp = meta_prior_gp(surrogate, x_meas, y_meas, _bounds(np.vstack([x_meas, x_cand])), sign, seed)
+        model, gp = meta_prior_gp(surrogate, x_meas, y_meas, _bounds(np.vstack([x_meas, x_cand])), sign, seed,
+                                  init=init)
         ckpt = {k: v for k, v in gp.state_dict().items()}
     else:
         raise ValueError(f"unknown strategy {strategy!r}; choose from 'random', 'meta', 'gp', 'metagp'")
@@ -215,7 +230,7 @@ def run_live_campaign(oracle, strategy: str = "meta", surrogate=None, budget: in
                       batch_size: int = 1, n_candidates: int = 128, seed: int = 0, acquisition: str = "qlogei",
                       store: CampaignStore | None = None, name: str | None = None, max_rounds: int | None = None,
                       checkpoints: bool = True, on_round: Callable | None = None, search_steps: int = 0,
-                      search_starts: int = 8, search_neighbours: int = 16) -> LiveResult:
+                      search_starts: int = 8, search_neighbours: int = 16, warm_start: bool = False) -> LiveResult:
     """Run (or resume) a live campaign with ``oracle`` until ``budget`` measurements are logged.
 
     Parameters
@@ -232,6 +247,10 @@ def run_live_campaign(oracle, strategy: str = "meta", surrogate=None, budget: in
         Acquisition local search (model-based strategies; needs ``oracle.neighbours``): up to
         ``search_steps`` hill-climbing steps from the ``search_starts`` best-scored candidates,
         ``search_neighbours`` moves scored per chain and step; 0 steps: pick among the generated set only.
+    warm_start:
+        ``"gp"``/``"metagp"``: start each round's GP fit from the hyper-parameters of the previous round's
+        checkpoint in the log (:func:`fit_gp` ``init``; a resumed campaign reads the same one); the first fit,
+        and every fit with ``checkpoints=False``, starts cold.
     store, name:
         The log (default: in memory) and the campaign's name in it; the same name resumes it.
     max_rounds:
@@ -256,6 +275,8 @@ def run_live_campaign(oracle, strategy: str = "meta", surrogate=None, budget: in
                              " none")
         cfg |= {"search_steps": int(search_steps), "search_starts": int(search_starts),
                 "search_neighbours": int(search_neighbours)}
+    if warm_start:
+        cfg["warm_start"] = True
     cid = store.campaign(name, cfg)
     sign = goal_sign(oracle.goal)
     new_rounds = 0
@@ -294,9 +315,10 @@ def run_live_campaign(oracle, strategy: str = "meta", surrogate=None, budget: in
                     top = np.argsort(-s, kind="stable")[:search_starts]
                     return local_search(score, oracle.neighbours, oracle.describe, [cands[i] for i in top], s[top],
                                         pool_keys, rng, search_steps, search_neighbours)
+            init = _warm_start(store, cid, rnd) if warm_start and strategy in ("gp", "metagp") else None
             pos, acq, mean, std, ckpt, added = _propose(strategy, surrogate, acquisition, x_meas,
                                                         frame["value"].to_numpy(), x_cand, q, sign, rng,
-                                                        seed * 10007 + rnd, search)
+                                                        seed * 10007 + rnd, search, init)
             cands = cands + added
             props = [{"candidate": cands[p], "acq_value": None if acq is None else acq[min(j, len(acq) - 1)],
                       "model_mean": None if mean is None else mean[j], "model_std": None if std is None else std[j]}
@@ -311,6 +333,14 @@ def run_live_campaign(oracle, strategy: str = "meta", surrogate=None, budget: in
         store.add_round(cid, rnd, props, n_candidates=n_scored)
         new_rounds += 1
     return _result(store, cid, name, strategy, seed, oracle.goal, t0)
+
+
+def _warm_start(store, cid, rnd) -> dict | None:
+    """The previous round's checkpoint tensors (``None`` for round 1 or when it has none)."""
+    try:
+        return store.load_checkpoint(cid, rnd - 1)[1] if rnd > 1 else None
+    except KeyError:
+        return None
 
 
 def _result(store, cid, name, strategy, seed, goal, t0) -> LiveResult:

@@ -28,7 +28,15 @@ import numpy as np
 import pandas as pd
 
 from ..data.alloy_clusters import DESCRIPTOR_NAMES
-from ..data.alloy_design import describe, design_structure, mixing_energy, random_designs, swap_moves
+from ..data.alloy_design import (
+    cluster_sizes,
+    composition_count,
+    describe,
+    design_structure,
+    mixing_energy,
+    random_designs,
+    swap_moves,
+)
 
 __all__ = ["AlloyOracle", "CSVDropOracle"]
 
@@ -41,43 +49,66 @@ class AlloyOracle:
     ``neighbours`` gives the same swap/flip moves of any design, for the acquisition local search that
     ``run_live_campaign(..., search_steps=...)`` runs from the best-scored candidates.
 
+    The goal is the most stable design across shapes, sizes and compositions by default. The most stable
+    ordering *at a composition*: ``cluster`` (one catalogue label, e.g. ``"Ih55"``; it overrides
+    ``max_atoms``) and/or ``composition`` (the B fraction; ``N_B`` = ``composition * N`` rounded half up):
+    every design keeps that shape and composition, and the moves are A<->B swaps only (no flips).
+
     Example
     -------
     >>> oracle = AlloyOracle("Cu", "Pt")
     >>> len(oracle.candidates(np.random.default_rng(0), [{"cluster": "Ih13", "b_sites": [0]}], 10))
     10
+    >>> fixed = AlloyOracle("Cu", "Pt", cluster="Ih55", composition=0.5)
+    >>> {(d["cluster"], len(d["b_sites"])) for d in fixed.initial(np.random.default_rng(0), 5)}
+    {('Ih55', 28)}
     """
 
     goal, source, unit = "min", "emt", "eV/atom"
     feature_names = DESCRIPTOR_NAMES
 
-    def __init__(self, a: str, b: str, max_atoms: int = 55, random_fraction: float = 0.5, n_parents: int = 3):
+    def __init__(self, a: str, b: str, max_atoms: int = 55, random_fraction: float = 0.5, n_parents: int = 3,
+                 cluster: str | None = None, composition: float | None = None):
+        if cluster is not None and cluster not in cluster_sizes(10**6):
+            raise ValueError(f"unknown cluster {cluster!r}; catalogue labels: {sorted(cluster_sizes(10**6))}")
+        if composition is not None:
+            composition_count(2, composition)  # raises outside (0, 1)
         self.a, self.b, self.max_atoms = a, b, int(max_atoms)
         self.random_fraction, self.n_parents = float(random_fraction), int(n_parents)
+        self.cluster, self.composition = cluster, None if composition is None else float(composition)
         self.name = f"{a}-{b}"
 
     def config(self) -> dict:
-        """What defines the oracle (recorded in the campaign log)."""
+        """What defines the oracle (recorded in the campaign log; the fixed shape/composition only when set)."""
+        fixed = {k: v for k, v in (("cluster", self.cluster), ("composition", self.composition)) if v is not None}
         return {"oracle": "emt-alloy", "pair": self.name, "max_atoms": self.max_atoms,
-                "random_fraction": self.random_fraction, "n_parents": self.n_parents}
+                "random_fraction": self.random_fraction, "n_parents": self.n_parents, **fixed}
+
+    def _random(self, rng: np.random.Generator, n: int) -> list[dict]:
+        clusters = None if self.cluster is None else [self.cluster]
+        return random_designs(rng, n, self.max_atoms, clusters=clusters, composition=self.composition)
+
+    def _moves(self, rng: np.random.Generator, design: dict, n: int) -> list[dict]:
+        return swap_moves(rng, design, n, flips=self.composition is None)
 
     def initial(self, rng: np.random.Generator, n: int) -> list[dict]:
         """``n`` random designs (the campaign's first round)."""
-        return random_designs(rng, n, self.max_atoms)
+        return self._random(rng, n)
 
     def candidates(self, rng: np.random.Generator, incumbents: Sequence[dict], n: int) -> list[dict]:
         """``n`` designs: random ones and moves from the best ``n_parents`` of ``incumbents`` (best first)."""
         parents = list(incumbents)[: self.n_parents]
         n_rand = n if not parents else int(round(self.random_fraction * n))
-        out = random_designs(rng, n_rand, self.max_atoms)
+        out = self._random(rng, n_rand)
         for i in range(n - n_rand):
-            out += swap_moves(rng, parents[i % len(parents)], 1)
+            out += self._moves(rng, parents[i % len(parents)], 1)
         return out
 
     def neighbours(self, rng: np.random.Generator, design: dict, n: int) -> list[dict]:
-        """``n`` local moves of ``design`` (1-3 A<->B swaps or one site flipped; the moves the acquisition
-        local search of :func:`~nanonb.active.live.run_live_campaign` climbs with, ``search_steps > 0``)."""
-        return swap_moves(rng, design, n)
+        """``n`` local moves of ``design`` (1-3 A<->B swaps or one site flipped; swaps only at a fixed
+        composition; the moves the acquisition local search of :func:`~nanonb.active.live.run_live_campaign`
+        climbs with, ``search_steps > 0``)."""
+        return self._moves(rng, design, n)
 
     def describe(self, designs: Sequence[dict]) -> np.ndarray:
         """The 12 cluster descriptors of each design (``DESCRIPTOR_NAMES``)."""

@@ -54,7 +54,7 @@ from .schema import apply_options, make_result
 
 #: ``CampaignConfig`` fields passed on to :func:`~nanonb.active.live.run_live_campaign` when a config has them
 #: (the flake config has no local search; the defaults are ``run_live_campaign``'s).
-SEARCH_OPTIONS = ("search_steps", "search_starts", "search_neighbours")
+SEARCH_OPTIONS = ("search_steps", "search_starts", "search_neighbours", "warm_start")
 
 __all__ = ["CampaignConfig", "add_call_metrics", "campaign_table", "run_campaign_bench"]
 
@@ -69,6 +69,10 @@ class CampaignConfig:
     model-based strategy maximizes its acquisition by local search (``search_starts`` chains of swap/flip
     moves, ``search_neighbours`` per step) on top of the ``n_candidates`` generated per round
     (:func:`~nanonb.active.local_search.local_search`); ``random`` picks from the generated set.
+    ``warm_start``: each round's GP fit (``gp``, ``metagp``) starts from the previous round's hyper-parameters.
+    ``cluster`` / ``composition`` (B fraction): the goal is the most stable ordering at that shape and
+    composition (:class:`~nanonb.active.oracle.AlloyOracle`; swaps only); ``None``: across shapes, sizes
+    (``<= max_atoms``) and compositions.
 
     Example
     -------
@@ -90,6 +94,9 @@ class CampaignConfig:
     search_steps: int = 0
     search_starts: int = 8
     search_neighbours: int = 16
+    warm_start: bool = False
+    cluster: str | None = None
+    composition: float | None = None
     workers: int = 1
     extra: dict = field(default_factory=dict)
 
@@ -214,7 +221,8 @@ def _run(quick, seed, progress, data, config, log, options) -> dict:
         info = {"goal": "min", "unit": "eV/atom", "oracle": "EMT (ase), live", "tol": cfg.tol_ev_per_atom}
 
         def make_oracle(pair):
-            return AlloyOracle(*pair.split("-"), max_atoms=cfg.max_atoms)
+            return AlloyOracle(*pair.split("-"), max_atoms=cfg.max_atoms, cluster=cfg.cluster,
+                               composition=cfg.composition)
     jobs = [(p, s, st) for p in cfg.pairs for s in cfg.seeds for st in cfg.strategies]
     if cfg.workers > 1:
         log(f"campaign: {describe_workers(cfg.workers, len(jobs))}")

@@ -9,7 +9,8 @@ energy (eV/atom, the data set's definition) is a function of the design alone.
 - :func:`describe` gives the 12 descriptors of :data:`~nanonb.data.alloy_clusters.DESCRIPTOR_NAMES`;
 - :func:`mixing_energy` runs EMT (about 10 ms for 55 atoms);
 - :func:`random_designs` draws shape, composition and ordering; :func:`swap_moves` makes local moves
-  from an incumbent (swap an A and a B site, or flip one site: composition +- 1 atom).
+  from an incumbent (swap an A and a B site, or flip one site: composition +- 1 atom). Both take a
+  fixed-composition goal (given shapes, ``composition``; swaps only), a search over chemical ordering alone.
 
 Example
 -------
@@ -36,7 +37,8 @@ from .alloy_clusters import (
     emt_energy,
 )
 
-__all__ = ["cluster_sizes", "describe", "design_structure", "mixing_energy", "random_designs", "swap_moves"]
+__all__ = ["cluster_sizes", "composition_count", "describe", "design_structure", "mixing_energy", "random_designs",
+           "swap_moves"]
 
 
 def cluster_sizes(max_atoms: int = 55) -> dict[str, int]:
@@ -111,41 +113,64 @@ def mixing_energy(a: str, b: str, design: dict) -> float:
     return float((e - (n - n_b) / n * _pure_energy(label, a) - n_b / n * _pure_energy(label, b)) / n)
 
 
-def random_designs(rng: np.random.Generator, n: int, max_atoms: int = 55) -> list[dict]:
-    """``n`` random designs: catalogue entry uniform among those with ``<= max_atoms`` atoms, ``N_B``
-    uniform in ``1 .. N-1``, B sites a uniformly random subset.
+def composition_count(n_atoms: int, composition: float) -> int:
+    """Number of B atoms of a fixed-composition design: ``composition * n_atoms`` rounded half up, kept in
+    ``1 .. n_atoms - 1`` (both elements present).
+
+    Example
+    -------
+    >>> composition_count(55, 0.5)
+    28
+    """
+    if not 0.0 < composition < 1.0:
+        raise ValueError(f"composition is the B fraction, strictly between 0 and 1; got {composition}")
+    return int(min(max(np.floor(composition * n_atoms + 0.5), 1), n_atoms - 1))
+
+
+def random_designs(rng: np.random.Generator, n: int, max_atoms: int = 55, clusters: Sequence[str] | None = None,
+                   composition: float | None = None) -> list[dict]:
+    """``n`` random designs: catalogue entry uniform among those with ``<= max_atoms`` atoms (or among
+    ``clusters``), ``N_B`` uniform in ``1 .. N-1`` (or fixed: :func:`composition_count` of ``composition``,
+    the B fraction), B sites a uniformly random subset.
 
     Example
     -------
     >>> len(random_designs(np.random.default_rng(0), 4))
     4
+    >>> {len(d["b_sites"]) for d in random_designs(np.random.default_rng(0), 4, clusters=["Ih55"], composition=0.5)}
+    {28}
     """
-    sizes = cluster_sizes(max_atoms)
+    sizes = cluster_sizes(max_atoms) if clusters is None else {c: len(_template(c)) for c in clusters}
     labels = sorted(sizes)
     out = []
     for _ in range(int(n)):
         label = labels[int(rng.integers(len(labels)))]
         n_atoms = sizes[label]
-        n_b = int(rng.integers(1, n_atoms))
+        n_b = int(rng.integers(1, n_atoms)) if composition is None else composition_count(n_atoms, composition)
         out.append({"cluster": label, "b_sites": sorted(int(i) for i in rng.permutation(n_atoms)[:n_b])})
     return out
 
 
-def swap_moves(rng: np.random.Generator, design: dict, n: int, max_changes: int = 3) -> list[dict]:
+def swap_moves(rng: np.random.Generator, design: dict, n: int, max_changes: int = 3, flips: bool = True
+               ) -> list[dict]:
     """``n`` neighbours of ``design``: 1..``max_changes`` random A<->B swaps (same composition), or one
-    site flipped (composition +- 1 atom, both elements kept), chosen with equal odds.
+    site flipped (composition +- 1 atom, both elements kept), chosen with equal odds; ``flips=False``:
+    swaps only (shape, size and composition kept: a search over chemical ordering alone).
 
     Example
     -------
     >>> moves = swap_moves(np.random.default_rng(0), {"cluster": "Ih13", "b_sites": [0, 1]}, 5)
     >>> all(1 <= len(m["b_sites"]) <= 12 for m in moves)
     True
+    >>> {len(m["b_sites"]) for m in swap_moves(np.random.default_rng(0), {"cluster": "Ih13", "b_sites": [0, 1]}, 5,
+    ...                                        flips=False)}
+    {2}
     """
     label, is_b = _mask(design)
     out = []
     for _ in range(int(n)):
         new = is_b.copy()
-        if rng.random() < 0.5:
+        if not flips or rng.random() < 0.5:
             for _k in range(int(rng.integers(1, max_changes + 1))):
                 ib, ia = np.flatnonzero(new), np.flatnonzero(~new)
                 if len(ib) == 0 or len(ia) == 0:
