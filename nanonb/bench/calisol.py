@@ -89,7 +89,7 @@ class CalisolConfig:
     ``stack-gp<w>``); ``select_folds``: how many of the 3 inner leave-salt-out splits the nested selection
     scores on (1: the first, as before; 3: every meta-train salt held out once,
     :func:`nanonb.bench.casestudy_gp.nested_select`); ``ft_ens_members``: pooled networks in the ``ft-ens``
-    candidate and in the mean of ``dkt-vtf-rbf-ens``.
+    candidate and in the mean of ``dkt-vtf-rbf-ens``; ``ft_map_prior``: the weight-prior strength of ``ft-map``.
 
     Example
     -------
@@ -129,6 +129,7 @@ class CalisolConfig:
     stack_gp_weights: tuple[float, ...] = (0.5,)
     select_folds: int = 1
     ft_ens_members: int = 3
+    ft_map_prior: float = 0.03
 
     @classmethod
     def quick(cls) -> CalisolConfig:

@@ -132,6 +132,8 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
     (:class:`~nanonb.recipes.PooledVTFFineTune`); ``dkt-vtf-rbf-ens``: ``dkt-vtf-rbf`` with the mean of those
     pooled networks as its GP mean (the whole-set ensemble shared with ``ft-ens``); ``stack-ens`` /
     ``stack-ens-gp<w>``: the weighted stacks of ``dkt-vtf-rbf-ens`` and ``ft-ens`` (weights as above).
+    ``ft-map``: the control's pooled network fine-tuned 200 steps under a Gaussian prior on its weights
+    (``FineTune(prior=cfg.ft_map_prior)``); ``stack-map`` / ``stack-map-gp<w>``: its stacks with ``dkt-vtf-rbf``.
     ``cfg.candidates`` (if set) keeps the names it lists.
 
     Example
@@ -188,6 +190,12 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
     cands["ft-ens"] = ens_fit
     cands["dkt-vtf-rbf-ens"] = rbf_ens_fit
     cands.update(_weighted_stacks(cfg, rbf_ens_fit, ens_fit, "mean", prefix="stack-ens"))
+
+    def map_ft(train: TaskSet):  # the control's pooled network (same fit), MAP fine-tune: 200 steps, L2-SP prior
+        return Named(FineTune(ft_fit(train).method.pooled, steps=200, lr=3e-3, prior=cfg.ft_map_prior), "ft-map")
+    map_fit = _once_per_trainset(map_ft)
+    cands["ft-map"] = map_fit
+    cands.update(_weighted_stacks(cfg, rbf_fit, map_fit, "mean", prefix="stack-map"))
     return _keep(cands, getattr(cfg, "candidates", None), "CALiSol")
 
 
