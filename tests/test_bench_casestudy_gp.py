@@ -94,3 +94,25 @@ def test_calisol_ensemble_candidates_share_one_ensemble_fit(monkeypatch):
     assert half.members == [gp, ens] and half.weights.tolist() == [0.5, 0.5] and half.scale == "mean"
     assert quarter.members == [gp, ens] and quarter.weights.tolist() == [0.25, 0.75]
     assert quarter.name == "stack-ens-gp0.25"
+
+
+def test_calisol_ft_map_fine_tunes_the_controls_pooled_network_under_the_prior(monkeypatch):
+    from nanonb.bench import casestudy_gp as cg
+    from nanonb.bench.calisol import CalisolConfig
+
+    pooled_fits = []
+    monkeypatch.setattr(cg, "_fit_pooled", lambda *a, **k: pooled_fits.append(a) or object())
+    monkeypatch.setattr(cg, "vtf_model_kwargs", lambda *a, **k: {})
+    monkeypatch.setattr(cg, "MeanDKT", lambda *a, **k: type("GP", (), {"fit": lambda self, tr: self})())
+    cands = cg.calisol_candidates(CalisolConfig(stack_gp_weights=(0.25, 0.5), ft_map_prior=0.5, candidates=(
+        "pooled-vtf+finetune", "ft-map", "stack-map", "stack-map-gp0.25")), 0)
+
+    class _TS:
+        names = ["a", "b"]
+
+    tr = _TS()
+    control, ft_map = cands["pooled-vtf+finetune"](tr), cands["ft-map"](tr)
+    assert ft_map.method.pooled is control.method.pooled and len(pooled_fits) == 1    # one pooled network, shared
+    assert (ft_map.method.steps, ft_map.method.prior, control.method.prior) == (200, 0.5, 0.0)
+    half, quarter = cands["stack-map"](tr), cands["stack-map-gp0.25"](tr)
+    assert half.members[1] is ft_map is quarter.members[1] and quarter.weights.tolist() == [0.25, 0.75]
