@@ -21,9 +21,12 @@ Example
 
 from __future__ import annotations
 
+import numpy as np
+
 from .baselines.nets import FineTune, Pooled, pooled_view
 from .baselines.tabular import PooledRecalibration, PooledTrees, SupportRF
 from .learners.registry import make_learner
+from .learners.stack import StackPredictor
 from .physics.vtfnet import vtf_model_kwargs
 from .tasks import Task, TaskSet
 
@@ -36,40 +39,58 @@ RANKING_METHODS = ("rf-support", "pooled-gbm+recal", "fomaml")
 
 
 class PooledVTFFineTune:
-    """A VTF network trained on all meta-train points pooled, then fine-tuned on each support (Adam).
+    """VTF networks trained on all meta-train points pooled, then fine-tuned on each support (Adam).
 
     The ``pooled-vtf+finetune`` control of the CALiSol benchmark with its settings as arguments:
     ``hidden`` widths, ``mask_prefixes`` (feature names hidden from the body), ``epochs`` / ``batch_size``
-    of the pooled training, ``steps`` / ``lr`` of the fine-tune.
+    of the pooled training, ``steps`` / ``lr`` of the fine-tune. ``n_members > 1`` makes it an ensemble
+    (``ft-ens`` in the CALiSol bench): networks pooled with seeds ``seed, seed + 1, ...`` (member 0 is the
+    single-network learner), each fine-tuned on the support, predictions averaged; ``predict_dist`` then
+    gives the members' spread (:class:`~nanonb.learners.stack.StackPredictor`, ``scale="mean"``). Averaging
+    removes the part of the error that depends on the pooled network's random initialisation, which a
+    five-point support cannot correct.
 
     Example
     -------
-    >>> PooledVTFFineTune(steps=50, lr=3e-3).name
-    'pooled-vtf+finetune'
+    >>> PooledVTFFineTune(steps=50, lr=3e-3).name, PooledVTFFineTune(n_members=3).name
+    ('pooled-vtf+finetune', 'ft-ens')
     """
 
     kind = "baseline"
-    name = "pooled-vtf+finetune"
 
     def __init__(self, hidden: tuple[int, ...] = (32, 32), mask_prefixes: tuple[str, ...] = (), epochs: int = 40,
-                 batch_size: int = 128, steps: int = 50, lr: float = 3e-3, seed: int = 0):
+                 batch_size: int = 128, steps: int = 50, lr: float = 3e-3, seed: int = 0, n_members: int = 1):
+        if int(n_members) < 1:
+            raise ValueError(f"n_members must be >= 1, not {n_members}")
         self.hidden, self.mask_prefixes = tuple(hidden), tuple(mask_prefixes)
         self.epochs, self.batch_size, self.steps, self.lr, self.seed = epochs, batch_size, steps, lr, seed
-        self.pooled: Pooled | None = None
+        self.n_members = int(n_members)
+        self.name = "pooled-vtf+finetune" if self.n_members == 1 else "ft-ens"
+        self.members: list[Pooled] = []
+
+    @property
+    def pooled(self) -> Pooled | None:
+        """The first pooled network (seed ``seed``; None before ``fit``)."""
+        return self.members[0] if self.members else None
 
     def fit(self, train: TaskSet, progress: bool = False, **_) -> PooledVTFFineTune:
         kw = vtf_model_kwargs(train, hidden=self.hidden, mask_prefixes=self.mask_prefixes)
-        self.pooled = Pooled(model="VTFNet", model_kwargs=kw, epochs=self.epochs, batch_size=self.batch_size,
-                             seed=self.seed).fit(pooled_view(train), progress=progress)
+        self.members = [Pooled(model="VTFNet", model_kwargs=kw, epochs=self.epochs, batch_size=self.batch_size,
+                               seed=self.seed + i).fit(pooled_view(train), progress=progress)
+                        for i in range(self.n_members)]
         return self
 
     def adapt(self, support: Task | None):
-        """The fine-tuned copy (``support=None``: the pooled network itself); ``.predict(x)`` in log10 mS/cm."""
-        if self.pooled is None:
+        """The fine-tuned copies (``support=None``: the pooled networks); ``.predict(x)`` in log10 mS/cm."""
+        if not self.members:
             raise RuntimeError("Not fitted: call fit(meta_train) first.")
         if support is None or len(support) == 0:
-            return self.pooled.adapt(None)
-        return FineTune(self.pooled, steps=self.steps, lr=self.lr).adapt(support)
+            adapted = [p.adapt(None) for p in self.members]
+        else:
+            adapted = [FineTune(p, steps=self.steps, lr=self.lr).adapt(support) for p in self.members]
+        if len(adapted) == 1:
+            return adapted[0]
+        return StackPredictor(adapted, np.full(len(adapted), 1.0 / len(adapted)), "mean")
 
     def predict(self, inputs, support: Task | None = None):
         return self.adapt(support).predict(inputs)
@@ -77,7 +98,8 @@ class PooledVTFFineTune:
 
 def conductivity(method: str = "pooled-finetune", hidden: tuple[int, ...] = (32, 32),
                  mask_prefixes: tuple[str, ...] = (), epochs: int = 40, finetune_steps: int = 50,
-                 finetune_lr: float = 3e-3, meta_iterations: int = 200, adapt_steps: int = 100, seed: int = 0):
+                 finetune_lr: float = 3e-3, meta_iterations: int = 200, adapt_steps: int = 100, seed: int = 0,
+                 n_members: int = 1):
     """A learner for few-shot ionic conductivity (targets in log10 mS/cm, inputs with a temperature column).
 
     Methods (all on a :class:`~nanonb.physics.vtfnet.VTFNet`, the Vogel-Tammann-Fulcher law as the head):
@@ -85,7 +107,8 @@ def conductivity(method: str = "pooled-finetune", hidden: tuple[int, ...] = (32,
     - ``"pooled-finetune"`` (default): pooled network fine-tuned on the support (:class:`PooledVTFFineTune`,
       ``finetune_steps`` Adam steps at ``finetune_lr``). On CALiSol-23 leave-salt-out (``calisol-narrow``
       protocol, K = 5) it ties ``fomaml`` on random supports (0.104 vs 0.101 log10 mS/cm), is best on
-      one-temperature supports (0.182) and needs no meta-training.
+      one-temperature supports (0.182) and needs no meta-training. ``n_members > 1``: an ensemble of that
+      many pooled networks (seeds ``seed, seed + 1, ...``), each fine-tuned, predictions averaged.
     - ``"vtf-prior"``: pooled network + MAP adaptation of the VTF head under an empirical-Bayes prior
       (:class:`~nanonb.learners.vtfprior.VTFPriorLearner`); falls back to the meta-learned curve when the
       support spans one temperature; has ``predict_dist``.
@@ -104,7 +127,8 @@ def conductivity(method: str = "pooled-finetune", hidden: tuple[int, ...] = (32,
         return make_learner("vtf-prior", hidden=tuple(hidden), epochs=epochs, mask_prefixes=tuple(mask_prefixes),
                             seed=seed)
     if method == "pooled-finetune":
-        return PooledVTFFineTune(hidden, mask_prefixes, epochs, steps=finetune_steps, lr=finetune_lr, seed=seed)
+        return PooledVTFFineTune(hidden, mask_prefixes, epochs, steps=finetune_steps, lr=finetune_lr, seed=seed,
+                                 n_members=n_members)
     if method == "fomaml":
         return make_learner("fomaml", model="VTFNet",
                             model_kwargs={"hidden": list(hidden), "mask_prefixes": list(mask_prefixes)},

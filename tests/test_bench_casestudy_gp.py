@@ -1,4 +1,5 @@
-"""nanonb.bench.casestudy_gp helpers: the VTF-parameter Jacobian of a pooled network."""
+"""nanonb.bench.casestudy_gp helpers: the VTF-parameter Jacobian of a pooled network, the fit memo, the ensemble
+candidates of the CALiSol selection."""
 
 import numpy as np
 import torch
@@ -32,3 +33,86 @@ def test_vtf_jacobian_is_the_gradient_and_restores_theta_bit_for_bit():
     np.testing.assert_allclose(jac, x**2, rtol=2e-2)
     assert torch.equal(pred.model.head.theta.detach(), before)  # not just close: the same bits
     np.testing.assert_array_equal(vtf_jacobian(pred, x), jac)   # so repeated calls give the same numbers
+
+
+def test_once_per_trainset_keeps_the_last_size_sets():
+    from nanonb.bench.casestudy_gp import _once_per_trainset
+
+    class _TS:
+        def __init__(self, *names):
+            self.names = list(names)
+
+    calls = []
+    once = _once_per_trainset(lambda tr: calls.append(tuple(tr.names)) or object(), size=2)
+    a, b = once(_TS("a")), once(_TS("b"))
+    assert once(_TS("a")) is a and once(_TS("b")) is b and len(calls) == 2
+    once(_TS("c"))                                                  # evicts "a", the oldest
+    assert once(_TS("b")) is b and once(_TS("a")) is not a and len(calls) == 4
+
+
+def test_calisol_ensemble_candidates_share_one_ensemble_fit(monkeypatch):
+    """``ft-ens`` and the GP mean of ``dkt-vtf-rbf-ens`` are one fit per meta-train set; stack weights by name."""
+    from nanonb.bench import casestudy_gp as cg
+    from nanonb.bench.calisol import CalisolConfig
+
+    fits = []
+
+    class _Ens:
+        def __init__(self, **kw):
+            self.kw = kw
+
+        def fit(self, tr):
+            fits.append(tuple(tr.names))
+            return self
+
+        def adapt(self, support):
+            return ("pooled mean of", self)
+
+    class _GP:
+        def __init__(self, fit_mean, **kw):
+            self.fit_mean, self.kw = fit_mean, kw
+
+        def fit(self, tr):
+            self.parts = [self.fit_mean(type(tr)(tr.names[:1])), self.fit_mean(tr)]  # a cross-fit part, the whole
+            return self
+
+    class _TS:
+        def __init__(self, names):
+            self.names = list(names)
+
+    monkeypatch.setattr(cg, "PooledVTFFineTune", _Ens)
+    monkeypatch.setattr(cg, "MeanDKT", _GP)
+    cands = cg.calisol_candidates(CalisolConfig(stack_gp_weights=(0.25, 0.5), ft_ens_members=4, candidates=(
+        "ft-ens", "dkt-vtf-rbf-ens", "stack-ens", "stack-ens-gp0.25")), 0)
+    assert sorted(cands) == ["dkt-vtf-rbf-ens", "ft-ens", "stack-ens", "stack-ens-gp0.25"]
+    tr = _TS(["s1", "s2", "s3"])
+    ens, gp = cands["ft-ens"](tr), cands["dkt-vtf-rbf-ens"](tr)
+    half, quarter = cands["stack-ens"](tr), cands["stack-ens-gp0.25"](tr)
+    assert ens.kw["n_members"] == 4 and ens.kw["mask_prefixes"] == ("anion_",) and gp.kw["name"] == "dkt-vtf-rbf-ens"
+    assert gp.parts[1] == ("pooled mean of", ens)                     # the GP's mean is ft-ens's pooled networks
+    assert fits == [("s1", "s2", "s3"), ("s1",)]                       # whole set once (shared), the part once
+    assert half.members == [gp, ens] and half.weights.tolist() == [0.5, 0.5] and half.scale == "mean"
+    assert quarter.members == [gp, ens] and quarter.weights.tolist() == [0.25, 0.75]
+    assert quarter.name == "stack-ens-gp0.25"
+
+
+def test_calisol_ft_map_fine_tunes_the_controls_pooled_network_under_the_prior(monkeypatch):
+    from nanonb.bench import casestudy_gp as cg
+    from nanonb.bench.calisol import CalisolConfig
+
+    pooled_fits = []
+    monkeypatch.setattr(cg, "_fit_pooled", lambda *a, **k: pooled_fits.append(a) or object())
+    monkeypatch.setattr(cg, "vtf_model_kwargs", lambda *a, **k: {})
+    monkeypatch.setattr(cg, "MeanDKT", lambda *a, **k: type("GP", (), {"fit": lambda self, tr: self})())
+    cands = cg.calisol_candidates(CalisolConfig(stack_gp_weights=(0.25, 0.5), ft_map_prior=0.5, candidates=(
+        "pooled-vtf+finetune", "ft-map", "stack-map", "stack-map-gp0.25")), 0)
+
+    class _TS:
+        names = ["a", "b"]
+
+    tr = _TS()
+    control, ft_map = cands["pooled-vtf+finetune"](tr), cands["ft-map"](tr)
+    assert ft_map.method.pooled is control.method.pooled and len(pooled_fits) == 1    # one pooled network, shared
+    assert (ft_map.method.steps, ft_map.method.prior, control.method.prior) == (200, 0.5, 0.0)
+    half, quarter = cands["stack-map"](tr), cands["stack-map-gp0.25"](tr)
+    assert half.members[1] is ft_map is quarter.members[1] and quarter.weights.tolist() == [0.25, 0.75]

@@ -108,3 +108,26 @@ def test_ranking_recipes_and_unknown_methods():
         recipes.conductivity("vtf")
     with pytest.raises(ValueError, match="rf-support"):
         recipes.ranking("nope")
+
+
+def test_pooled_finetune_ensemble_averages_fine_tuned_members_and_member_zero_is_the_single_network():
+    ts = build(conductivity_frame(n_systems=8))
+    train, test = ts.group_kfold(2, key="salt")[0]
+    kw = dict(hidden=(8,), epochs=2, finetune_steps=5)
+    one = recipes.conductivity("pooled-finetune", **kw).fit(train, progress=False)
+    ens = recipes.conductivity("pooled-finetune", n_members=3, **kw).fit(train, progress=False)
+    assert (one.name, ens.name, len(ens.members)) == ("pooled-vtf+finetune", "ft-ens", 3)
+    support, query = test.episode(0, 5, seed=0).support, test[0]
+    single = one.adapt(support).predict(query)
+    members = ens.adapt(support).adapted
+    np.testing.assert_array_equal(members[0].predict(query), single)        # seed 0: the same network, bit for bit
+    preds = np.stack([m.predict(query) for m in members])
+    assert np.ptp(preds, axis=0).max() > 0                                  # other seeds, other networks
+    mean, std = ens.adapt(support).predict_dist(query)
+    np.testing.assert_allclose(mean, preds.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(std, preds.std(0), rtol=1e-6, atol=1e-12)    # the members' spread
+    assert mean.shape == std.shape == (len(query),)
+    zero = ens.adapt(None).predict(query)                                   # no support: mean of the pooled nets
+    np.testing.assert_allclose(zero, np.mean([p.adapt(None).predict(query) for p in ens.members], 0), rtol=1e-12)
+    with pytest.raises(ValueError, match="n_members"):
+        recipes.conductivity("pooled-finetune", n_members=0)

@@ -88,7 +88,8 @@ class CalisolConfig:
     ``stack_gp_weights``: the weight of ``dkt-vtf-rbf`` in each stack candidate (0.5: ``stack``, else
     ``stack-gp<w>``); ``select_folds``: how many of the 3 inner leave-salt-out splits the nested selection
     scores on (1: the first, as before; 3: every meta-train salt held out once,
-    :func:`nanonb.bench.casestudy_gp.nested_select`).
+    :func:`nanonb.bench.casestudy_gp.nested_select`); ``ft_ens_members``: pooled networks in the ``ft-ens``
+    candidate and in the mean of ``dkt-vtf-rbf-ens``; ``ft_map_prior``: the weight-prior strength of ``ft-map``.
 
     Example
     -------
@@ -127,6 +128,8 @@ class CalisolConfig:
     candidates: tuple[str, ...] | None = None
     stack_gp_weights: tuple[float, ...] = (0.5,)
     select_folds: int = 1
+    ft_ens_members: int = 3
+    ft_map_prior: float = 0.03
 
     @classmethod
     def quick(cls) -> CalisolConfig:

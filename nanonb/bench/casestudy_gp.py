@@ -38,6 +38,7 @@ from ..learners.registry import make_learner
 from ..learners.stack import StackLearner
 from ..learners.tanimoto_gp import TanimotoGP
 from ..physics.vtfnet import vtf_model_kwargs
+from ..recipes import PooledVTFFineTune
 from ..tasks import Task, TaskSet
 from .casestudy import _fit_pooled
 
@@ -81,26 +82,29 @@ def _pooled_vtf_fitter(cfg, seed: int) -> Callable[[TaskSet], object]:
     return fit
 
 
-def _once_per_trainset(fit: Callable[[TaskSet], object]) -> Callable[[TaskSet], object]:
-    """``fit`` memoised on the meta-train set's task names (the last one only): a candidate and a stack share it."""
+def _once_per_trainset(fit: Callable[[TaskSet], object], size: int = 1) -> Callable[[TaskSet], object]:
+    """``fit`` memoised on the meta-train set's task names (the last ``size`` sets): a candidate and a stack
+    share it (``size > 1``: also a GP mean fitted on cross-fitting parts and on the whole set)."""
     memo: dict[tuple, object] = {}
 
     def fitted(train: TaskSet):
         key = tuple(train.names)
         if key not in memo:
-            memo.clear()
+            while len(memo) >= size:
+                memo.pop(next(iter(memo)))
             memo[key] = fit(train)
         return memo[key]
     return fitted
 
 
-def _weighted_stacks(cfg, gp_fit: Callable, other_fit: Callable, scale: str) -> dict[str, Callable]:
+def _weighted_stacks(cfg, gp_fit: Callable, other_fit: Callable, scale: str, prefix: str = "stack"
+                     ) -> dict[str, Callable]:
     """One two-member stack per GP weight ``w`` in ``cfg.stack_gp_weights`` (default ``(0.5,)``): the GP gets
-    ``w``, the other member ``1 - w``; named ``stack`` for 0.5 and ``stack-gp<w>`` otherwise."""
+    ``w``, the other member ``1 - w``; named ``<prefix>`` for 0.5 and ``<prefix>-gp<w>`` otherwise."""
     def stack(w: float, name: str) -> Callable[[TaskSet], StackLearner]:
         return lambda tr: StackLearner([gp_fit(tr), other_fit(tr)], weights=[w, 1 - w], scale=scale, name=name)
 
-    names = {w: "stack" if w == 0.5 else f"stack-gp{w:g}" for w in getattr(cfg, "stack_gp_weights", (0.5,))}
+    names = {w: prefix if w == 0.5 else f"{prefix}-gp{w:g}" for w in getattr(cfg, "stack_gp_weights", (0.5,))}
     return {name: stack(w, name) for w, name in names.items()}
 
 
@@ -123,6 +127,13 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
     and ``stack-gp<w>`` otherwise, so the nested selection can choose the weight on inner validation.
     ``stack3`` / ``stack3-eq``: the weighted mean of ``dkt-vtf-rbf``, ``dkt-vtf-jac`` and the control with weights
     0.25 / 0.25 / 0.5 or 1/3 each (all three fitted once per meta-train set and shared).
+    ``ft-ens``: ``cfg.ft_ens_members`` (default 3) pooled VTF networks (seeds ``seed, seed + 1, ...``; the
+    first is the control's) each fine-tuned as the control, predictions averaged
+    (:class:`~nanonb.recipes.PooledVTFFineTune`); ``dkt-vtf-rbf-ens``: ``dkt-vtf-rbf`` with the mean of those
+    pooled networks as its GP mean (the whole-set ensemble shared with ``ft-ens``); ``stack-ens`` /
+    ``stack-ens-gp<w>``: the weighted stacks of ``dkt-vtf-rbf-ens`` and ``ft-ens`` (weights as above).
+    ``ft-map``: the control's pooled network fine-tuned 200 steps under a Gaussian prior on its weights
+    (``FineTune(prior=cfg.ft_map_prior)``); ``stack-map`` / ``stack-map-gp<w>``: its stacks with ``dkt-vtf-rbf``.
     ``cfg.candidates`` (if set) keeps the names it lists.
 
     Example
@@ -170,6 +181,21 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
 
     cands["stack3"] = stack3([0.25, 0.25, 0.5], "stack3")
     cands["stack3-eq"] = stack3([1, 1, 1], "stack3-eq")
+    n_ens = getattr(cfg, "ft_ens_members", 3)
+    ens_fit = _once_per_trainset(lambda tr: PooledVTFFineTune(
+        hidden=(32, 32), mask_prefixes=("anion_",), epochs=cfg.pooled_epochs, batch_size=cfg.pooled_batch, steps=50,
+        lr=3e-3, seed=seed, n_members=n_ens).fit(tr), size=4)
+    rbf_ens_fit = _once_per_trainset(lambda tr: MeanDKT(lambda t: ens_fit(t).adapt(None), crossfit=2,
+                                                        name="dkt-vtf-rbf-ens", **rbf).fit(tr))
+    cands["ft-ens"] = ens_fit
+    cands["dkt-vtf-rbf-ens"] = rbf_ens_fit
+    cands.update(_weighted_stacks(cfg, rbf_ens_fit, ens_fit, "mean", prefix="stack-ens"))
+
+    def map_ft(train: TaskSet):  # the control's pooled network (same fit), MAP fine-tune: 200 steps, L2-SP prior
+        return Named(FineTune(ft_fit(train).method.pooled, steps=200, lr=3e-3, prior=cfg.ft_map_prior), "ft-map")
+    map_fit = _once_per_trainset(map_ft)
+    cands["ft-map"] = map_fit
+    cands.update(_weighted_stacks(cfg, rbf_fit, map_fit, "mean", prefix="stack-map"))
     return _keep(cands, getattr(cfg, "candidates", None), "CALiSol")
 
 
