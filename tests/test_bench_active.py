@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from synthetic import tabular_taskset
 
-from nanonb.bench.active import run_active_bench
+from nanonb.baselines.pooled_mean_gp import PooledMeanGP
+from nanonb.bench.active import ActiveConfig, _surrogates, run_active_bench
 from nanonb.bench.schema import SCHEMA_KEYS
 
 torch.set_num_threads(1)
@@ -43,18 +45,33 @@ def test_active_bench_quick_on_calisol(shared_data_dir):
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_active_bench_quick_on_lnpdb_runs_the_tanimoto_gp_and_stack_surrogates(shared_data_dir):
+def test_active_bench_quick_on_lnpdb_runs_the_tanimoto_gp_stack_and_pooled_mean_surrogates(shared_data_dir):
     res = run_active_bench(quick=True, progress=False, data="lnpdb", data_dir=shared_data_dir, log=lambda *a: None,
                            acquisitions=["ei"], ensemble_acquisitions=[], calibrated_acquisitions=[],
                            surrogate_acquisitions=["ei", "thompson"])
     camps = pd.DataFrame(res["campaigns"])
-    assert set(camps["strategy"]) == {"random", "gp_bo", "bml-ei", "tanimoto-gp-ei", "stack-ei", "tanimoto-gp-thompson",
-                                      "stack-thompson"}
+    assert set(camps["strategy"]) == {"random", "gp_bo", "bml-ei"} | {
+        f"{s}-{a}" for s in ("tanimoto-gp", "stack", "tanimoto-gp+pooled", "gp+pooled") for a in ("ei", "thompson")}
     assert (camps["budget"] == 8).all() and (camps.loc[camps["found"], "experiments_to_top"] <= 8).all()
     act = pd.DataFrame(res["results"]).query("metric == 'experiments_to_top5'")
-    assert {"tanimoto-gp-ei", "stack-ei"} <= set(act.method)
+    assert {"tanimoto-gp-ei", "stack-ei", "gp+pooled-ei", "tanimoto-gp+pooled-ei"} <= set(act.method)
     with pytest.raises(ValueError, match="unknown surrogates"):
         run_active_bench(quick=True, progress=False, data="lnpdb", data_dir=shared_data_dir, surrogates=["svm"])
     with pytest.raises(ValueError, match="unknown surrogate_acquisitions"):
         run_active_bench(quick=True, progress=False, data="lnpdb", data_dir=shared_data_dir,
                          surrogate_acquisitions=["eii"])
+
+
+def test_gp_pooled_surrogate_is_gp_bo_with_a_pooled_mean_and_needs_no_fingerprints():
+    ts = tabular_taskset(n_tasks=4, n=30)
+    ts.feature_names = ["x0", "x1", "x2"]
+    cfg = ActiveConfig.for_data("calisol", quick=True)
+    cfg.surrogates, cfg.bo_refit_every, cfg.pooled_scale = ("gp+pooled",), 2, 0.5
+    out = _surrogates(cfg, ts, seed=0)
+    gp = out["gp+pooled"]
+    assert list(out) == ["gp+pooled"] and isinstance(gp, PooledMeanGP) and gp.name == "gp+pooled"
+    assert gp.a == 0.5 and gp.warm_start and gp.refit_every == 2 and gp.n_restarts == 1  # GP-BO's settings
+    assert gp.mean_model.model_name == "gbm" and gp.mean_model.max_iter == cfg.gbm_iter
+    cfg.surrogates = ("gp+pooled", "tanimoto-gp+pooled")
+    with pytest.raises(ValueError, match=r"\['tanimoto-gp\+pooled'\] need fingerprint columns"):
+        _surrogates(cfg, ts, seed=0)

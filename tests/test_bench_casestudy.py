@@ -380,3 +380,32 @@ def test_folds_fanned_out_over_two_processes_equal_the_hand_merged_fold_runs(sha
     assert fanned["results"] == merged["results"]
     assert fanned["folds"] == merged["folds"] and fanned["leakage"] == merged["leakage"]
     assert fanned["timings"].keys() == merged["timings"].keys()
+
+
+def test_lnpdb_candidates_pooled_mean_gp_and_its_stacks_share_one_gbm():
+    from nanonb.baselines.pooled_mean_gp import PooledMeanGP
+    from nanonb.baselines.tabular import PooledTrees, SupportExtraTrees, SupportRF
+    from nanonb.bench.casestudy_gp import lnpdb_candidates
+    from nanonb.tasks import Task, TaskSet
+
+    rng = np.random.default_rng(1)
+    tasks = []
+    for i in range(4):
+        x = np.hstack([rng.poisson(0.8, (20, 6)), rng.normal(size=(20, 2))])
+        tasks.append(Task(f"t{i}", x, rng.normal(size=20), groups=(f"s{i}",), descriptors=x))
+    ts = TaskSet(tasks, feature_names=[f"fp_{j}" for j in range(6)] + ["a", "b"])
+    cfg = lnpdb.LNPDBConfig(gp_iterations=2, rf_trees=5, gbm_iter=5,
+                            candidates=("tanimoto-gp+pooled", "gp+pooled", "stack-gp+pooled", "stack4-pooled"))
+    cands = lnpdb_candidates(cfg, 0)
+    assert sorted(cands) == ["gp+pooled", "stack-gp+pooled", "stack4-pooled", "tanimoto-gp+pooled"]
+    tgp = cands["tanimoto-gp+pooled"](ts)
+    gp = cands["gp+pooled"](ts)
+    assert isinstance(gp, PooledMeanGP) and gp.a == 1.0 and gp.name == "gp+pooled"
+    assert gp.mean_model is tgp.mean_model  # the GBM on the whole set, fitted once
+    fresh = PooledTrees("gbm", max_iter=5, seed=0).fit(ts)
+    assert np.array_equal(fresh.predict(ts[0]), gp.mean_model.predict(ts[0]))  # sharing changes no prediction
+    two, four = cands["stack-gp+pooled"](ts), cands["stack4-pooled"](ts)
+    assert two.members[0] is gp and type(two.members[1]) is SupportRF and two.weights.tolist() == [0.5, 0.5]
+    assert four.members[0] is tgp and four.members[3] is gp and np.allclose(four.weights, 0.25)
+    assert [type(m) for m in four.members[1:3]] == [SupportRF, SupportExtraTrees]
+    assert four.adapt(ts[0].subset(range(8))).predict(ts[0].subset(range(8, 20))).shape == (12,)

@@ -17,7 +17,8 @@ import pandas as pd
 from ..active import ACQUISITIONS, GOALS, CampaignResult, campaign_summary, compare_strategies, refine
 from ..baselines.gp import PooledNetResidualGP, SupportGP
 from ..baselines.nets import Pooled
-from ..baselines.tabular import SupportRF
+from ..baselines.pooled_mean_gp import PooledMeanGP
+from ..baselines.tabular import PooledTrees, SupportRF
 from ..data.calisol import calisol_taskset
 from ..data.lnpdb import fingerprint_columns, lnpdb_taskset
 from ..data.nanoalloys import load_nanoalloys
@@ -39,10 +40,14 @@ class ActiveConfig:
     Iteration counts are meta-training steps, ``budget`` counts experiments, ``top_fraction`` is a
     fraction of the candidate pool. ``surrogates`` adds campaign strategies ``<name>-<acq>``, one per
     acquisition ``acq`` of ``surrogate_acquisitions``,
-    with more surrogates (data sets with fingerprint columns ``fp_*``): ``"tanimoto-gp"`` (the meta-learned
-    :class:`~nanonb.learners.tanimoto_gp.TanimotoGP`, ``gp_iterations`` steps) and ``"stack"`` (its equal-weight
+    with more surrogates (the first three need fingerprint columns ``fp_*``): ``"tanimoto-gp"`` (the meta-learned
+    :class:`~nanonb.learners.tanimoto_gp.TanimotoGP`, ``gp_iterations`` steps), ``"stack"`` (its equal-weight
     z-score stack with a ``rf_trees``-tree random forest on the measured points,
-    :class:`~nanonb.learners.stack.StackLearner`).
+    :class:`~nanonb.learners.stack.StackLearner`), ``"tanimoto-gp+pooled"`` (the same GP with a pooled
+    ``gbm_iter``-tree gradient boosting model as its mean) and ``"gp+pooled"`` (GP-BO's own GP, same settings,
+    with that pooled model times ``pooled_scale`` as its prior mean:
+    :class:`~nanonb.baselines.pooled_mean_gp.PooledMeanGP`; ``"crossfit"`` learns the scale on meta-train;
+    the default 1 and EI were chosen on LNPDB folds 1-4, never on fold 0's held-out studies).
 
     Example
     -------
@@ -94,6 +99,8 @@ class ActiveConfig:
     surrogate_acquisitions: tuple[str, ...] = ("ei",)
     gp_iterations: int = 150
     rf_trees: int = 100
+    gbm_iter: int = 200
+    pooled_scale: str | float = 1.0
     seed: int = 0
 
     @classmethod
@@ -109,7 +116,8 @@ class ActiveConfig:
         elif data == "lnpdb":
             cfg = cls(data=data, fold=0, model="MLP", model_kwargs={"hidden": [64, 64]}, bml_iterations=1000,
                       bml_meta_batch=8, bml_k_support=(0, 30), bml_k_query=30, ens_iterations=300,
-                      shots=(10, 30), budget=40, surrogates=("tanimoto-gp", "stack"))
+                      shots=(10, 30), budget=40,
+                      surrogates=("tanimoto-gp", "stack", "tanimoto-gp+pooled", "gp+pooled"))
         else:
             raise ValueError(f"unknown data set {data!r}; choose from {sorted(GOALS)}")
         if quick:
@@ -121,7 +129,7 @@ class ActiveConfig:
                          "acquisitions": ("ei", "thompson"), "seeds": (0,), "budget": 8, "max_pool": 40,
                          "shots": cfg.shots[:1],
                          "max_tasks": 2, "min_task_size": 20, "refine_iterations": 5, "k_query": 20,
-                         "n_per_pair": 24, "gp_iterations": 3, "rf_trees": 10})
+                         "n_per_pair": 24, "gp_iterations": 3, "rf_trees": 10, "gbm_iter": 10})
         return cfg
 
 
@@ -305,21 +313,39 @@ def _campaigns(cfg: ActiveConfig, train: TaskSet, test: TaskSet, learners: list,
     return camp_tasks, runs_df, runs
 
 
+#: The extra campaign surrogates of :class:`ActiveConfig` (``surrogates``); the Tanimoto ones need ``fp_*`` columns.
+SURROGATES = ("tanimoto-gp", "stack", "tanimoto-gp+pooled", "gp+pooled")
+
+
 def _surrogates(cfg: ActiveConfig, train: TaskSet, seed: int) -> dict[str, object]:
     """The extra campaign surrogates of ``cfg.surrogates``, fitted on ``train`` (name -> learner)."""
     if not cfg.surrogates:
         return {}
-    unknown = sorted(set(cfg.surrogates) - {"tanimoto-gp", "stack"})
+    unknown = sorted(set(cfg.surrogates) - set(SURROGATES))
     if unknown:
-        raise ValueError(f"unknown surrogates {unknown}; choose from ['stack', 'tanimoto-gp']")
+        raise ValueError(f"unknown surrogates {unknown}; choose from {sorted(SURROGATES)}")
     unknown = sorted(set(cfg.surrogate_acquisitions) - set(ACQUISITIONS))
     if unknown:
         raise ValueError(f"unknown surrogate_acquisitions {unknown}; choose from {sorted(ACQUISITIONS)}")
     fp = fingerprint_columns(train.feature_names)
-    if not fp:
-        raise ValueError(f"surrogates {list(cfg.surrogates)} need fingerprint columns (fp_*); {cfg.data} has none")
-    gp = TanimotoGP(fp, n_iterations=cfg.gp_iterations, seed=seed, name="tanimoto-gp").fit(train)
-    out = {"tanimoto-gp": gp, "stack": StackLearner([gp, SupportRF(n_estimators=cfg.rf_trees, seed=seed)])}
+    tanimoto = [n for n in cfg.surrogates if n != "gp+pooled"]
+    if tanimoto and not fp:
+        raise ValueError(f"surrogates {tanimoto} need fingerprint columns (fp_*); {cfg.data} has none")
+
+    def gbm(ts: TaskSet) -> PooledTrees:
+        return PooledTrees("gbm", max_iter=cfg.gbm_iter, seed=seed).fit(ts)
+
+    out: dict[str, object] = {}
+    if {"tanimoto-gp", "stack"} & set(cfg.surrogates):
+        gp = TanimotoGP(fp, n_iterations=cfg.gp_iterations, seed=seed, name="tanimoto-gp").fit(train)
+        out.update({"tanimoto-gp": gp, "stack": StackLearner([gp, SupportRF(n_estimators=cfg.rf_trees, seed=seed)])})
+    if "tanimoto-gp+pooled" in cfg.surrogates:
+        out["tanimoto-gp+pooled"] = TanimotoGP(fp, fit_mean=gbm, n_iterations=cfg.gp_iterations, seed=seed,
+                                               name="tanimoto-gp+pooled").fit(train)
+    if "gp+pooled" in cfg.surrogates:  # GP-BO's GP and settings (see _campaigns), the pooled model as its mean
+        out["gp+pooled"] = PooledMeanGP(gbm, scale=cfg.pooled_scale, n_restarts=1, ard=None, warm_start=True,
+                                        refit_every=cfg.bo_refit_every, maxiter=200, seed=seed,
+                                        name="gp+pooled").fit(train)
     return {n: out[n] for n in cfg.surrogates}
 
 

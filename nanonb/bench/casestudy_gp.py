@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from ..baselines.nets import FineTune
+from ..baselines.pooled_mean_gp import PooledMeanGP
 from ..baselines.tabular import PooledTrees, SupportExtraTrees, SupportRF
 from ..data.lnpdb import fingerprint_columns
 from ..evaluation import Named, evaluate
@@ -232,9 +233,12 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     def et(train: TaskSet):
         return SupportExtraTrees(n_estimators=cfg.rf_trees, seed=seed).fit(train)
 
+    shared_gbm = _once_per_trainset(gbm)  # deterministic: sharing the fit changes no prediction
     tgp = _once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), name="tanimoto-gp", **kw).fit(tr))
-    tgp_pooled = _once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), fit_mean=gbm, name="tanimoto-gp+pooled",
-                                                          **kw).fit(tr))
+    tgp_pooled = _once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), fit_mean=shared_gbm,
+                                                          name="tanimoto-gp+pooled", **kw).fit(tr))
+    gp_pooled = _once_per_trainset(lambda tr: PooledMeanGP(shared_gbm, scale=1.0, n_restarts=cfg.gp_restarts,
+                                                           seed=seed, name="gp+pooled").fit(tr))
     cands = {
         "rf-support": rf,
         "et-support": et,
@@ -247,6 +251,10 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     cands["stack-pooled"] = lambda tr: StackLearner([tgp_pooled(tr), rf(tr)], scale="zscore", name="stack-pooled")
     cands["stack3-pooled"] = lambda tr: StackLearner([tgp_pooled(tr), rf(tr), et(tr)], scale="zscore",
                                                      name="stack3-pooled")
+    cands["gp+pooled"] = gp_pooled
+    cands["stack-gp+pooled"] = lambda tr: StackLearner([gp_pooled(tr), rf(tr)], scale="zscore", name="stack-gp+pooled")
+    cands["stack4-pooled"] = lambda tr: StackLearner([tgp_pooled(tr), rf(tr), et(tr), gp_pooled(tr)], scale="zscore",
+                                                     name="stack4-pooled")
     return _keep(cands, getattr(cfg, "candidates", None), "LNPDB")
 
 
