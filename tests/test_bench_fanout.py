@@ -34,7 +34,9 @@ def test_serial_runs_in_this_process_in_order_and_names_a_failing_job():
         seen.append(i)
         return os.getpid(), i * i
 
-    out = fan_out(job, [(i,) for i in range(5)], workers=1, progress=False)
+    said = []
+    out = fan_out(job, [(i,) for i in range(5)], workers=1, progress=False, log=said.append)
+    assert said == []                                             # in this process: nothing to say
     assert out == [(os.getpid(), i * i) for i in range(5)] and seen == [0, 1, 2, 3, 4]
     with pytest.raises(JobError, match=r"folds job leave-salt-out/3 failed: ZeroDivisionError") as err:
         fan_out(_divide, [(1, 1), (1, 0)], names=["leave-salt-out/2", "leave-salt-out/3"], progress=False,
@@ -53,7 +55,9 @@ def test_worker_count_is_checked_and_capped_at_the_jobs():
 
 def test_two_processes_keep_job_order_and_apply_the_thread_policy():
     jobs = [(i,) for i in range(6)]
-    out = fan_out(_worker_state, jobs, workers=2, progress=False)
+    said = []
+    out = fan_out(_worker_state, jobs, workers=2, progress=False, desc="folds", log=said.append)
+    assert said == [f"folds: {describe_workers(2, 6)}"]           # the one log line of a fan-out
     assert [o[0] for o in out] == list(range(6))                 # job order, whatever finished first
     assert os.getpid() not in {o[1] for o in out}                # run elsewhere...
     assert len({o[1] for o in out}) <= 2                         # ...by at most 2 processes

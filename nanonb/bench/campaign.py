@@ -49,7 +49,7 @@ from ..active.oracle import AlloyOracle
 from ..data.alloy_clusters import PAIRS
 from ..threads import limit_threads
 from .campaign_flakes import FlakeCampaignConfig, flakes_setup
-from .fanout import describe_workers, fan_out
+from .fanout import fan_out
 from .schema import apply_options, make_result
 
 #: ``CampaignConfig`` fields passed on to :func:`~nanonb.active.live.run_live_campaign` when a config has them
@@ -224,10 +224,9 @@ def _run(quick, seed, progress, data, config, log, options) -> dict:
             return AlloyOracle(*pair.split("-"), max_atoms=cfg.max_atoms, cluster=cfg.cluster,
                                composition=cfg.composition)
     jobs = [(p, s, st) for p in cfg.pairs for s in cfg.seeds for st in cfg.strategies]
-    if cfg.workers > 1:
-        log(f"campaign: {describe_workers(cfg.workers, len(jobs))}")
     done = fan_out(partial(_campaign_job, cfg, seed, surrogate, make_oracle), jobs, cfg.workers, progress=progress,
-                   desc="campaigns", names=[f"(pair={p}, seed={seed + s}, strategy={st})" for p, s, st in jobs])
+                   desc="campaigns", log=log,
+                   names=[f"(pair={p}, seed={seed + s}, strategy={st})" for p, s, st in jobs])
     rows = [row for row, _, _ in done]
     curves = {job: curve for job, (_, curve, _) in zip(jobs, done)}
     if "xtb_seconds" in info:  # every simulator call's time, in job order (from worker processes too)

@@ -42,7 +42,7 @@ from ..physics.vtfnet import vtf_model_kwargs
 from ..tasks import Task, TaskSet, leakage_report
 from ..threads import limit_threads
 from .adaptation import FastMeta
-from .fanout import describe_workers, fan_out
+from .fanout import fan_out
 from .schema import make_result, summary_to_rows
 
 __all__ = ["MetaSpec", "build_meta_learner", "check_disjoint", "drop_low_targets", "evaluate_episodes", "finish",
@@ -271,11 +271,9 @@ def run_folds(protocol: str, splits: dict, cfg, metrics: Sequence[str], k_query_
             for i, (train, test) in enumerate(folds if cfg.max_folds is None else folds[: cfg.max_folds])
             if only is None or i in only]
     workers = getattr(cfg, "workers", 1)
-    if workers > 1:
-        log(f"  [{protocol}] folds: {describe_workers(workers, len(jobs))}")
     fold = partial(_run_fold, protocol, cfg, metrics, k_query_cap, ard, seed, progress and workers == 1, log, extra)
     done = fan_out(fold, jobs, workers, names=[f"{split}/{i}" for split, i, _, _ in jobs],
-                   progress=progress and workers > 1, desc=f"{protocol} folds")
+                   progress=progress and workers > 1, desc=f"{protocol} folds", log=log)
     frames, timings, leakage, fold_info = [], {}, {}, {}
     for (split, i, _, _), (df, times, leak, info) in zip(jobs, done):
         frames.append(df)

@@ -85,7 +85,7 @@ def _run_job(fn: Callable, job: tuple, name: str, desc: str, threads: int | None
 
 
 def fan_out(fn: Callable, jobs: Sequence[tuple], workers: int = 1, names: Sequence[str] | None = None,
-            progress: bool = True, desc: str = "bench") -> list:
+            progress: bool = True, desc: str = "bench", log: Callable[[str], None] | None = None) -> list:
     """``[fn(*job) for job in jobs]``, in job order, run by ``workers`` processes (1: in this process).
 
     Parameters
@@ -106,6 +106,8 @@ def fan_out(fn: Callable, jobs: Sequence[tuple], workers: int = 1, names: Sequen
         A progress bar over jobs (tqdm), advanced as results come back in order.
     desc:
         What the jobs are (``"calisol folds"``); starts the bar and the error message.
+    log:
+        With more than one process, where to say how many (``"<desc>: <describe_workers(...)>"``).
 
     Raises
     ------
@@ -127,6 +129,8 @@ def fan_out(fn: Callable, jobs: Sequence[tuple], workers: int = 1, names: Sequen
     if len(names) != len(jobs):
         raise ValueError(f"{len(names)} names for {len(jobs)} jobs")
     n = n_workers(workers, len(jobs))
+    if log is not None and n > 1:
+        log(f"{desc}: {describe_workers(workers, len(jobs))}")
     bar = tqdm(total=len(jobs), desc=desc if n == 1 else f"{desc} ({n} processes)", disable=not progress,
                leave=False)
     out = []

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from ..data.nanoalloys import ELEMENTS
-from .fanout import describe_workers, fan_out
+from .fanout import fan_out
 from .nanoalloys import run_nanoalloys
 from .schema import make_result
 
@@ -70,11 +70,9 @@ def run_nanoalloys_loeo(quick: bool = False, seed: int = 0, progress: bool = Tru
         raise ValueError(f"holdouts must be elements of {ELEMENTS}, not {bad}")
     options.pop("holdout", None)
     t0 = time.perf_counter()
-    if workers > 1:
-        log(f"[loeo] {describe_workers(workers, len(holdouts))}")
     one = partial(_holdout_run, quick, seed, progress and workers == 1, log, options)
     done = fan_out(one, [(el,) for el in holdouts], workers, names=[f"holdout={el}" for el in holdouts],
-                   progress=progress and workers > 1, desc="nanoalloys-loeo")
+                   progress=progress and workers > 1, desc="nanoalloys-loeo", log=log)
     rows, best, runs = [], {}, {}
     for el, res in zip(holdouts, done):
         rows += res["results"]
