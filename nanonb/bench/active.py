@@ -30,6 +30,7 @@ from ..learners.tanimoto_gp import TanimotoGP
 from ..tasks import Task, TaskSet, descriptor_tasks, leakage_report
 from ..threads import limit_threads
 from ..uncertainty import calibration_summary, evaluate_uncertainty
+from .casestudy_gp import _once_per_trainset
 from .schema import apply_options, make_result, summary_to_rows
 
 
@@ -332,8 +333,8 @@ def _surrogates(cfg: ActiveConfig, train: TaskSet, seed: int) -> dict[str, objec
     if tanimoto and not fp:
         raise ValueError(f"surrogates {tanimoto} need fingerprint columns (fp_*); {cfg.data} has none")
 
-    def gbm(ts: TaskSet) -> PooledTrees:
-        return PooledTrees("gbm", max_iter=cfg.gbm_iter, seed=seed).fit(ts)
+    # one pooled GBM per training set, shared by the two pooled-mean surrogates (deterministic: same predictions)
+    gbm = _once_per_trainset(lambda ts: PooledTrees("gbm", max_iter=cfg.gbm_iter, seed=seed).fit(ts))
 
     out: dict[str, object] = {}
     if {"tanimoto-gp", "stack"} & set(cfg.surrogates):
