@@ -77,6 +77,20 @@ def test_warm_start_begins_at_the_given_hyper_parameters_and_still_fits(monkeypa
     assert _mll(warm) > _mll(start) and _mll(warm) >= _mll(cold) - 0.02
 
 
+
+def test_warm_start_refuses_a_state_of_another_gp():
+    from nanonb.active.live import fit_gp
+
+    rng = np.random.default_rng(1)
+    x, bounds = rng.random((10, 3)), np.array([[0, 0, 0], [1, 1, 1.0]])
+    y = x.sum(1)
+    two = fit_gp(x[:, :2], y, bounds[:, :2])  # fitted on 2 inputs: its length scales have another shape
+    with pytest.raises(ValueError, match="wrong shapes.*lengthscale"):
+        fit_gp(x, y, bounds, init=two.state_dict())
+    with pytest.raises(ValueError, match="unknown keys.*not_a_parameter"):
+        fit_gp(x, y, bounds, init={"not_a_parameter": np.zeros(1)})
+
+
 def _mll(gp) -> float:
     from gpytorch.mlls import ExactMarginalLogLikelihood
 

@@ -102,7 +102,8 @@ def fit_gp(x: np.ndarray, y_score: np.ndarray, bounds: np.ndarray, seed: int = 0
 
     ``init`` (warm start): a state dict (name -> array) of an earlier fit, e.g. the previous round's
     checkpoint; its hyper-parameters (noise, constant mean, length scales: the model's parameters, not the
-    data-dependent buffers such as the outcome standardization) are where the optimizer starts.
+    data-dependent buffers such as the outcome standardization) are where the optimizer starts. A key the GP
+    does not have, or a parameter of another shape (a fit on a different number of inputs), is an error.
 
     Example
     -------
@@ -121,10 +122,15 @@ def fit_gp(x: np.ndarray, y_score: np.ndarray, bounds: np.ndarray, seed: int = 0
     gp = SingleTaskGP(tx, ty, input_transform=Normalize(tx.shape[-1], bounds=torch.as_tensor(bounds)),
                       outcome_transform=Standardize(1))
     if init:
-        params = dict(gp.named_parameters())
+        params, known = dict(gp.named_parameters()), set(gp.state_dict())
+        unknown = sorted(set(init) - known)
+        bad = sorted(k for k, v in init.items() if k in params and tuple(params[k].shape) != tuple(np.shape(v)))
+        if unknown or bad:
+            raise ValueError(f"fit_gp(init=...) does not match this GP ({tx.shape[-1]} inputs): unknown keys "
+                             f"{unknown}, wrong shapes {bad}; pass the state dict of a fit on the same inputs")
         with torch.no_grad():
             for k, v in init.items():
-                if k in params and tuple(params[k].shape) == tuple(np.shape(v)):
+                if k in params:
                     params[k].copy_(torch.as_tensor(np.asarray(v), dtype=params[k].dtype))
     fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
     return gp
