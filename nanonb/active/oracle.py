@@ -29,8 +29,7 @@ import pandas as pd
 
 from ..data.alloy_clusters import DESCRIPTOR_NAMES
 from ..data.alloy_design import (
-    cluster_sizes,
-    composition_count,
+    check_design_space,
     describe,
     design_structure,
     mixing_energy,
@@ -69,10 +68,7 @@ class AlloyOracle:
 
     def __init__(self, a: str, b: str, max_atoms: int = 55, random_fraction: float = 0.5, n_parents: int = 3,
                  cluster: str | None = None, composition: float | None = None):
-        if cluster is not None and cluster not in cluster_sizes(10**6):
-            raise ValueError(f"unknown cluster {cluster!r}; catalogue labels: {sorted(cluster_sizes(10**6))}")
-        if composition is not None:
-            composition_count(2, composition)  # raises outside (0, 1)
+        check_design_space(cluster, composition)
         self.a, self.b, self.max_atoms = a, b, int(max_atoms)
         self.random_fraction, self.n_parents = float(random_fraction), int(n_parents)
         self.cluster, self.composition = cluster, None if composition is None else float(composition)

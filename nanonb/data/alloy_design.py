@@ -37,8 +37,8 @@ from .alloy_clusters import (
     emt_energy,
 )
 
-__all__ = ["cluster_sizes", "composition_count", "describe", "design_structure", "mixing_energy", "random_designs",
-           "swap_moves"]
+__all__ = ["check_design_space", "cluster_sizes", "composition_count", "describe", "design_structure", "mixing_energy",
+           "random_designs", "swap_moves"]
 
 
 def cluster_sizes(max_atoms: int = 55) -> dict[str, int]:
@@ -50,6 +50,25 @@ def cluster_sizes(max_atoms: int = 55) -> dict[str, int]:
     ['Dh13', 'Ih13', 'cubo13']
     """
     return {c[0]: c[3] for c in CATALOGUE if c[3] <= max_atoms}
+
+
+def check_design_space(cluster: str | None = None, composition: float | None = None) -> None:
+    """Raise a ``ValueError`` that names the problem if ``cluster`` is not a catalogue label or
+    ``composition`` (the B fraction) is not strictly between 0 and 1; ``None`` means "free".
+
+    Example
+    -------
+    >>> check_design_space("Ih55", 0.5)
+    >>> check_design_space("Ih56")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown cluster 'Ih56'; catalogue labels: ['Dh13', ...]
+    """
+    labels = sorted(c[0] for c in CATALOGUE)
+    if cluster is not None and cluster not in labels:
+        raise ValueError(f"unknown cluster {cluster!r}; catalogue labels: {labels}")
+    if composition is not None and not 0.0 < composition < 1.0:
+        raise ValueError(f"composition is the B fraction, strictly between 0 and 1; got {composition}")
 
 
 def _mask(design: dict) -> tuple[str, np.ndarray]:
@@ -122,8 +141,7 @@ def composition_count(n_atoms: int, composition: float) -> int:
     >>> composition_count(55, 0.5)
     28
     """
-    if not 0.0 < composition < 1.0:
-        raise ValueError(f"composition is the B fraction, strictly between 0 and 1; got {composition}")
+    check_design_space(composition=composition)
     return int(min(max(np.floor(composition * n_atoms + 0.5), 1), n_atoms - 1))
 
 
