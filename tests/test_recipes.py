@@ -131,3 +131,24 @@ def test_pooled_finetune_ensemble_averages_fine_tuned_members_and_member_zero_is
     np.testing.assert_allclose(zero, np.mean([p.adapt(None).predict(query) for p in ens.members], 0), rtol=1e-12)
     with pytest.raises(ValueError, match="n_members"):
         recipes.conductivity("pooled-finetune", n_members=0)
+
+
+def test_map_finetune_recipe_is_the_bench_ft_map_and_prior_zero_is_the_plain_fine_tune():
+    from nanonb.baselines.nets import FineTune
+
+    ts = build(conductivity_frame(n_systems=8))
+    train, test = ts.group_kfold(2, key="salt")[0]
+    kw = dict(hidden=(8,), epochs=2, finetune_steps=30, finetune_lr=3e-2)
+    plain = recipes.conductivity("pooled-finetune", **kw).fit(train, progress=False)
+    fmap = recipes.conductivity("pooled-finetune", finetune_prior=0.5, **kw).fit(train, progress=False)
+    assert (plain.name, fmap.name) == ("pooled-vtf+finetune", "ft-map")
+    support, query = test.episode(0, 5, seed=0).support, test[0]
+    # what the CALiSol bench builds for ft-map: FineTune(pooled network, prior=) on the same pooled fit
+    bench = FineTune(fmap.pooled, steps=30, lr=3e-2, prior=0.5).adapt(support).predict(query)
+    np.testing.assert_array_equal(fmap.adapt(support).predict(query), bench)
+    np.testing.assert_array_equal(plain.pooled.adapt(None).predict(query), fmap.pooled.adapt(None).predict(query))
+    assert not np.allclose(fmap.adapt(support).predict(query), plain.adapt(support).predict(query))
+    zero = recipes.conductivity("pooled-finetune", finetune_prior=0.0, **kw).fit(train, progress=False)
+    np.testing.assert_array_equal(zero.adapt(support).predict(query), plain.adapt(support).predict(query))
+    with pytest.raises(ValueError, match="prior"):
+        recipes.conductivity("pooled-finetune", finetune_prior=-1.0)
