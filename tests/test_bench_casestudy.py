@@ -145,8 +145,10 @@ def test_calisol_quick_protocol_end_to_end(shared_data_dir):
 @pytest.mark.slow
 def test_lnpdb_quick_protocol_end_to_end(shared_data_dir):
     assert PROTOCOLS["lnpdb"] == "nanonb.bench.lnpdb:run_lnpdb"
-    res = lnpdb.run_lnpdb(quick=True, progress=False, data_dir=shared_data_dir, log=lambda *_: None)
+    res = lnpdb.run_lnpdb(quick=True, progress=False, data_dir=shared_data_dir, log=lambda *_: None, max_folds=None,
+                          fold_ids=(1,))  # one outer fold, not the first: fold_ids reaches the fold loop
     _check_schema(res, "lnpdb", {"spearman", "top10_recall"}, {"leave-study-out"})
+    assert list(res["folds"]) == ["leave-study-out/1"] and list(res["config"]["fold_ids"]) == [1]
     methods = {r["method"] for r in res["results"]}
     assert {"fomaml-mlp", "rf-support", "random", "pooled-gbm+recal", "residual-gp"} <= methods
     for f in res["folds"].values():

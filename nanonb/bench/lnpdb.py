@@ -61,6 +61,8 @@ class LNPDBConfig:
     ``candidates``: the learners of the nested selection (:func:`nanonb.bench.casestudy_gp.lnpdb_candidates`);
     ``stack_gp_weights``: the Tanimoto GP's weight in each stack candidate (0.5: ``stack``, else ``stack-gp<w>``);
     ``select_folds``: how many of the 3 inner leave-study-out splits the nested selection scores on (1: the first).
+    ``fold_ids``: run only these outer folds (None: all; merge runs on disjoint folds with
+    :func:`nanonb.bench.casestudy.merge_folds`), as in CALiSol.
 
     Example
     -------
@@ -86,6 +88,7 @@ class LNPDBConfig:
     rf_trees: int = 100
     gp_restarts: int = 0
     max_folds: int | None = None
+    fold_ids: tuple[int, ...] | None = None
     workers: int = 1
     seed: int = 0
     fingerprint: str = "counts"
