@@ -48,7 +48,9 @@ class ActiveConfig:
     ``gbm_iter``-tree gradient boosting model as its mean) and ``"gp+pooled"`` (GP-BO's own GP, same settings,
     with that pooled model times ``pooled_scale`` as its prior mean:
     :class:`~nanonb.baselines.pooled_mean_gp.PooledMeanGP`; ``"crossfit"`` learns the scale on meta-train;
-    the default 1 and EI were chosen on LNPDB folds 1-4, never on fold 0's held-out studies).
+    the default 1 and EI were chosen on LNPDB folds 1-4, never on fold 0's held-out studies); ``pooled_trust``
+    (``None``: that fixed scale; ``"ml"`` or a number: a per-campaign scale with prior mean ``pooled_scale``,
+    its prior variance fitted by marginal likelihood or fixed, the ``trust`` of ``PooledMeanGP``).
 
     Example
     -------
@@ -102,6 +104,7 @@ class ActiveConfig:
     rf_trees: int = 100
     gbm_iter: int = 200
     pooled_scale: str | float = 1.0
+    pooled_trust: str | float | None = None
     seed: int = 0
 
     @classmethod
@@ -346,7 +349,7 @@ def _surrogates(cfg: ActiveConfig, train: TaskSet, seed: int) -> dict[str, objec
     if "gp+pooled" in cfg.surrogates:  # GP-BO's GP and settings (see _campaigns), the pooled model as its mean
         out["gp+pooled"] = PooledMeanGP(gbm, scale=cfg.pooled_scale, n_restarts=1, ard=None, warm_start=True,
                                         refit_every=cfg.bo_refit_every, maxiter=200, seed=seed,
-                                        name="gp+pooled").fit(train)
+                                        name="gp+pooled", trust=cfg.pooled_trust).fit(train)
     return {n: out[n] for n in cfg.surrogates}
 
 
