@@ -72,9 +72,11 @@ def test_gp_pooled_surrogate_is_gp_bo_with_a_pooled_mean_and_needs_no_fingerprin
     assert list(out) == ["gp+pooled"] and isinstance(gp, PooledMeanGP) and gp.name == "gp+pooled"
     assert gp.a == 0.5 and gp.warm_start and gp.refit_every == 2 and gp.n_restarts == 1  # GP-BO's settings
     assert gp.mean_model.model_name == "gbm" and gp.mean_model.max_iter == cfg.gbm_iter
-    assert cfg.pooled_trust is None and gp.trust is None  # the default: one fixed scale (the published rows)
-    cfg.pooled_trust = "ml"
-    assert _surrogates(cfg, ts, seed=0)["gp+pooled"].trust == "ml"
+    assert gp.trust is None  # one fixed scale (the published rows); its per-campaign version is another surrogate
+    cfg.surrogates, cfg.pooled_trust = ("gp+pooled", "gp+pooled+trust"), 0.5
+    out = _surrogates(cfg, ts, seed=0)
+    assert out["gp+pooled"].trust is None and out["gp+pooled+trust"].trust == 0.5
+    assert out["gp+pooled+trust"].name == "gp+pooled+trust" and out["gp+pooled+trust"].a == 0.5
     cfg.surrogates = ("gp+pooled", "tanimoto-gp+pooled")
     with pytest.raises(ValueError, match=r"\['tanimoto-gp\+pooled'\] need fingerprint columns"):
         _surrogates(cfg, ts, seed=0)

@@ -48,9 +48,9 @@ class ActiveConfig:
     ``gbm_iter``-tree gradient boosting model as its mean) and ``"gp+pooled"`` (GP-BO's own GP, same settings,
     with that pooled model times ``pooled_scale`` as its prior mean:
     :class:`~nanonb.baselines.pooled_mean_gp.PooledMeanGP`; ``"crossfit"`` learns the scale on meta-train;
-    the default 1 and EI were chosen on LNPDB folds 1-4, never on fold 0's held-out studies); ``pooled_trust``
-    (``None``: that fixed scale; ``"ml"`` or a number: a per-campaign scale with prior mean ``pooled_scale``,
-    its prior variance fitted by marginal likelihood or fixed, the ``trust`` of ``PooledMeanGP``).
+    the default 1 and EI were chosen on LNPDB folds 1-4, never on fold 0's held-out studies) and
+    ``"gp+pooled+trust"`` (the same with a per-campaign scale: prior mean ``pooled_scale``, prior variance
+    ``pooled_trust``, ``"ml"`` = fitted by marginal likelihood, or a number; ``trust`` of ``PooledMeanGP``).
 
     Example
     -------
@@ -104,7 +104,7 @@ class ActiveConfig:
     rf_trees: int = 100
     gbm_iter: int = 200
     pooled_scale: str | float = 1.0
-    pooled_trust: str | float | None = None
+    pooled_trust: str | float = "ml"
     seed: int = 0
 
     @classmethod
@@ -318,7 +318,7 @@ def _campaigns(cfg: ActiveConfig, train: TaskSet, test: TaskSet, learners: list,
 
 
 #: The extra campaign surrogates of :class:`ActiveConfig` (``surrogates``); the Tanimoto ones need ``fp_*`` columns.
-SURROGATES = ("tanimoto-gp", "stack", "tanimoto-gp+pooled", "gp+pooled")
+SURROGATES = ("tanimoto-gp", "stack", "tanimoto-gp+pooled", "gp+pooled", "gp+pooled+trust")
 
 
 def _surrogates(cfg: ActiveConfig, train: TaskSet, seed: int) -> dict[str, object]:
@@ -332,7 +332,7 @@ def _surrogates(cfg: ActiveConfig, train: TaskSet, seed: int) -> dict[str, objec
     if unknown:
         raise ValueError(f"unknown surrogate_acquisitions {unknown}; choose from {sorted(ACQUISITIONS)}")
     fp = fingerprint_columns(train.feature_names)
-    tanimoto = [n for n in cfg.surrogates if n != "gp+pooled"]
+    tanimoto = [n for n in cfg.surrogates if not n.startswith("gp+pooled")]
     if tanimoto and not fp:
         raise ValueError(f"surrogates {tanimoto} need fingerprint columns (fp_*); {cfg.data} has none")
 
@@ -346,10 +346,11 @@ def _surrogates(cfg: ActiveConfig, train: TaskSet, seed: int) -> dict[str, objec
     if "tanimoto-gp+pooled" in cfg.surrogates:
         out["tanimoto-gp+pooled"] = TanimotoGP(fp, fit_mean=gbm, n_iterations=cfg.gp_iterations, seed=seed,
                                                name="tanimoto-gp+pooled").fit(train)
-    if "gp+pooled" in cfg.surrogates:  # GP-BO's GP and settings (see _campaigns), the pooled model as its mean
-        out["gp+pooled"] = PooledMeanGP(gbm, scale=cfg.pooled_scale, n_restarts=1, ard=None, warm_start=True,
-                                        refit_every=cfg.bo_refit_every, maxiter=200, seed=seed,
-                                        name="gp+pooled", trust=cfg.pooled_trust).fit(train)
+    for name, trust in (("gp+pooled", None), ("gp+pooled+trust", cfg.pooled_trust)):
+        if name in cfg.surrogates:  # GP-BO's GP and settings (see _campaigns), the pooled model as its mean
+            out[name] = PooledMeanGP(gbm, scale=cfg.pooled_scale, n_restarts=1, ard=None, warm_start=True,
+                                     refit_every=cfg.bo_refit_every, maxiter=200, seed=seed, name=name,
+                                     trust=trust).fit(train)
     return {n: out[n] for n in cfg.surrogates}
 
 
