@@ -51,7 +51,8 @@ def test_active_bench_quick_on_lnpdb_runs_the_tanimoto_gp_stack_and_pooled_mean_
                            surrogate_acquisitions=["ei", "thompson"])
     camps = pd.DataFrame(res["campaigns"])
     assert set(camps["strategy"]) == {"random", "gp_bo", "bml-ei"} | {
-        f"{s}-{a}" for s in ("tanimoto-gp", "stack", "tanimoto-gp+pooled", "gp+pooled") for a in ("ei", "thompson")}
+        f"{s}-{a}" for s in ("tanimoto-gp", "stack", "tanimoto-gp+pooled", "gp+pooled", "gp+pooled+trust")
+        for a in ("ei", "thompson")}
     assert (camps["budget"] == 8).all() and (camps.loc[camps["found"], "experiments_to_top"] <= 8).all()
     act = pd.DataFrame(res["results"]).query("metric == 'experiments_to_top5'")
     assert {"tanimoto-gp-ei", "stack-ei", "gp+pooled-ei", "tanimoto-gp+pooled-ei"} <= set(act.method)
