@@ -88,3 +88,65 @@ def test_campaign_fast_path_matches_adapt_and_finds_the_top_quickly():
            for seed in range(3)]
     assert all(f is not None and f <= 6 for f in found), found
     assert sum(r is None or r > 6 for r in rnd) >= 2, rnd  # the same starts at random do not get there
+
+
+class _Misleading(_FirstColumn):
+    """A 'pooled model' that ranks the new study upside down: predicts ``-x[:, 0]``."""
+
+    def predict(self, task):
+        return -super().predict(task)
+
+
+def test_last_column_split_puts_one_kernel_on_the_last_column_and_one_on_the_rest():
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, DotProduct
+
+    from nanonb.baselines.pooled_mean_gp import LastColumnSplit
+
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    k = (LastColumnSplit(RBF(1.0), last=False)
+         + LastColumnSplit(ConstantKernel(2.0) * DotProduct(0.0, "fixed"), last=True))
+    assert np.allclose(k(x), RBF(1.0)(x[:, :2]) + 2.0 * np.outer(x[:, 2], x[:, 2]))
+    _, grad = k(x, eval_gradient=True)
+    assert grad.shape == (5, 5, 2) and np.allclose(grad[..., 1], 2.0 * np.outer(x[:, 2], x[:, 2]))  # d/d log c
+    assert np.allclose(k.clone_with_theta(k.theta)(x), k(x)) and np.allclose(k.diag(x), np.diag(k(x)))
+
+
+def test_learned_trust_turns_against_a_misleading_pooled_model_and_keeps_a_good_one():
+    train, new = _studies(seed=0), _studies(n_tasks=1, seed=1)[0]
+    sup, query = new.subset(range(10)), new.subset(range(10, 60))
+    fixed = PooledMeanGP(_Misleading, scale=1.0, n_restarts=0).fit(train)
+    learned = PooledMeanGP(_Misleading, scale=1.0, n_restarts=0, trust="ml").fit(train)
+    # the fixed scale keeps trusting the upside-down ranking; the per-campaign scale turns negative
+    assert fixed.posterior_scale(sup) == 1.0 and learned.posterior_scale(sup) < -0.5
+    err_fixed = np.abs(fixed.adapt(sup).predict(query) - query.targets).mean()
+    err_learned = np.abs(learned.adapt(sup).predict(query) - query.targets).mean()
+    assert err_learned < 0.5 * err_fixed, (err_learned, err_fixed)
+    # a good pooled model keeps its scale and its zero-shot ranking from three points on
+    good = PooledMeanGP(_FirstColumn, scale=1.0, n_restarts=0, trust="ml").fit(train)
+    assert 0.7 < good.posterior_scale(sup) < 1.3
+    few, rest = new.subset(range(3)), new.subset(range(3, 60))
+    assert spearmanr(good.adapt(few).predict(rest), rest.targets)[0] > 0.8
+    # a fixed prior variance works the same way; no trust is the old model exactly
+    assert PooledMeanGP(_Misleading, scale=1.0, n_restarts=0, trust=1.0).fit(train).posterior_scale(sup) < -0.5
+    old = PooledMeanGP(_FirstColumn, scale=1.0, n_restarts=0).fit(train)
+    assert old._features(query).shape[1] == 8 and good._features(query).shape[1] == 9
+    with pytest.raises(ValueError, match="trust must be"):
+        PooledMeanGP(_FirstColumn, trust="bayes")
+
+
+def test_learned_trust_fast_path_matches_adapt_and_a_campaign_recovers_from_a_misleading_model():
+    train, new = _studies(seed=0), _studies(n_tasks=1, n=80, seed=2)[0]
+    kw = dict(scale=1.0, n_restarts=0, warm_start=True, refit_every=3)
+    pm = PooledMeanGP(_Misleading, trust="ml", **kw).fit(train)
+    idx_s, idx_q = np.arange(5), np.arange(5, 80)
+    m_fast, s_fast = pm.for_task(new).predict_dist(idx_s, idx_q)
+    m, s = pm.adapt(new.subset(idx_s)).predict_dist(new.subset(idx_q))
+    assert np.allclose(m_fast, m) and np.allclose(s_fast, s)
+
+    def steps(model):
+        out = [run_campaign(new, model, "ei", n_init=3, budget=20, seed=seed, goal="max").experiments_to_top
+               for seed in range(4)]
+        return [21 if e is None else e for e in out]
+
+    learned, fixed = steps(pm), steps(PooledMeanGP(_Misleading, **kw).fit(train))
+    assert sum(learned) < sum(fixed), (learned, fixed)

@@ -51,7 +51,8 @@ def test_active_bench_quick_on_lnpdb_runs_the_tanimoto_gp_stack_and_pooled_mean_
                            surrogate_acquisitions=["ei", "thompson"])
     camps = pd.DataFrame(res["campaigns"])
     assert set(camps["strategy"]) == {"random", "gp_bo", "bml-ei"} | {
-        f"{s}-{a}" for s in ("tanimoto-gp", "stack", "tanimoto-gp+pooled", "gp+pooled") for a in ("ei", "thompson")}
+        f"{s}-{a}" for s in ("tanimoto-gp", "stack", "tanimoto-gp+pooled", "gp+pooled", "gp+pooled+trust")
+        for a in ("ei", "thompson")}
     assert (camps["budget"] == 8).all() and (camps.loc[camps["found"], "experiments_to_top"] <= 8).all()
     act = pd.DataFrame(res["results"]).query("metric == 'experiments_to_top5'")
     assert {"tanimoto-gp-ei", "stack-ei", "gp+pooled-ei", "tanimoto-gp+pooled-ei"} <= set(act.method)
@@ -72,6 +73,11 @@ def test_gp_pooled_surrogate_is_gp_bo_with_a_pooled_mean_and_needs_no_fingerprin
     assert list(out) == ["gp+pooled"] and isinstance(gp, PooledMeanGP) and gp.name == "gp+pooled"
     assert gp.a == 0.5 and gp.warm_start and gp.refit_every == 2 and gp.n_restarts == 1  # GP-BO's settings
     assert gp.mean_model.model_name == "gbm" and gp.mean_model.max_iter == cfg.gbm_iter
+    assert gp.trust is None  # one fixed scale (the published rows); its per-campaign version is another surrogate
+    cfg.surrogates, cfg.pooled_trust = ("gp+pooled", "gp+pooled+trust"), 0.5
+    out = _surrogates(cfg, ts, seed=0)
+    assert out["gp+pooled"].trust is None and out["gp+pooled+trust"].trust == 0.5
+    assert out["gp+pooled+trust"].name == "gp+pooled+trust" and out["gp+pooled+trust"].a == 0.5
     cfg.surrogates = ("gp+pooled", "tanimoto-gp+pooled")
     with pytest.raises(ValueError, match=r"\['tanimoto-gp\+pooled'\] need fingerprint columns"):
         _surrogates(cfg, ts, seed=0)

@@ -7,10 +7,11 @@ Usage (from the repository root)::
 
 Runs only the campaigns of ``python -m nanonb.bench active --data lnpdb`` (its config, split, campaign tasks,
 seeds, budget and GP-BO settings) on each fold, for ``random``, ``gp_bo``, ``gp+pooled:<scale>:<acq>`` (the
-bench's ``gp+pooled`` surrogate with ``pooled_scale=<scale>``) and ``tanimoto-gp+pooled:<acq>``; prints the median
-[IQR] (mean) experiments to a top-5 % candidate per fold and pooled over the folds (unfinished campaigns count as
-budget + 1). Used to choose the surrogate settings of the published fold-0 run without looking at fold 0's
-held-out studies.
+bench's ``gp+pooled`` surrogate with ``pooled_scale=<scale>``), ``gp+pooled:<scale>:<acq>:<trust>`` (its
+``gp+pooled+trust`` with ``pooled_trust=<trust>``, ``ml`` or a number: a per-campaign scale with prior mean
+``<scale>``) and ``tanimoto-gp+pooled:<acq>``; prints the median [IQR] (mean) experiments to a top-5 % candidate
+per fold and pooled over the folds (unfinished campaigns count as budget + 1). Used to choose the surrogate
+settings of the published fold-0 run without looking at fold 0's held-out studies.
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ def _strategies(names, cfg: ActiveConfig, train, seed: int) -> dict:
             out[name] = (SupportGP(n_restarts=1, ard=None, warm_start=True, refit_every=cfg.bo_refit_every,
                                    maxiter=200, seed=seed, name="gp_bo").fit(train), "ei")
         elif name.startswith("gp+pooled:"):
-            _, scale, acq = name.split(":")
-            sub = replace(cfg, surrogates=("gp+pooled",), surrogate_acquisitions=(acq,),
+            _, scale, acq, *trust = name.split(":")
+            surrogate = "gp+pooled+trust" if trust else "gp+pooled"
+            sub = replace(cfg, surrogates=(surrogate,), surrogate_acquisitions=(acq,),
                           pooled_scale=scale if scale == "crossfit" else float(scale))
-            out[name] = (_surrogates(sub, train, seed)["gp+pooled"], acq)
+            if trust:
+                sub.pooled_trust = trust[0] if trust[0] == "ml" else float(trust[0])
+            out[name] = (_surrogates(sub, train, seed)[surrogate], acq)
         elif name.startswith("tanimoto-gp+pooled:"):
             acq = name.split(":")[1]
             sub = replace(cfg, surrogates=("tanimoto-gp+pooled",), surrogate_acquisitions=(acq,))

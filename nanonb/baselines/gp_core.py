@@ -30,13 +30,15 @@ ARD_MAX_DIMS = 100
 
 def fit_gp(d: np.ndarray, y: np.ndarray, ard: bool | None = None, n_restarts: int = 2, normalize_y: bool = True,
            offset: bool = False, signal_var: float = 1.0, noise_bounds: tuple[float, float] = (1e-6, 1.0),
-           warm_kernel=None, fixed: bool = False, maxiter: int | None = 200, seed: int = 0):
+           warm_kernel=None, fixed: bool = False, maxiter: int | None = 200, seed: int = 0, kernel=None):
     """Fit a scikit-learn GP ``c RBF(d) + white`` (plus a constant ``c0`` with ``offset``) on ``(d, y)``.
 
     Hyper-parameters by marginal likelihood (L-BFGS-B, at most ``maxiter`` iterations per start,
     ``n_restarts`` extra random starts); ``warm_kernel`` (a fitted ``gp.kernel_``) starts the
     optimization there (used by GP-BO from round to round); ``fixed=True`` keeps the initial
-    hyper-parameters; ``maxiter=None`` uses scikit-learn's own optimizer (no iteration cap).
+    hyper-parameters; ``maxiter=None`` uses scikit-learn's own optimizer (no iteration cap); ``kernel``
+    (a scikit-learn kernel) replaces the default starting kernel (then ``ard``, ``offset``,
+    ``signal_var`` and ``noise_bounds`` are not used).
     ``ard=None``: one length scale per column up to :data:`ARD_MAX_DIMS` columns, one shared
     length scale above (ARD with hundreds of length scales from a few
     points is slow and over-fits). ``signal_var`` and ``noise_bounds`` are in units of ``y``
@@ -54,7 +56,7 @@ def fit_gp(d: np.ndarray, y: np.ndarray, ard: bool | None = None, n_restarts: in
     ard = d.shape[1] <= ARD_MAX_DIMS if ard is None else ard
     if warm_kernel is not None:
         kernel = warm_kernel
-    else:
+    elif kernel is None:
         v = signal_var
         ls = np.ones(d.shape[1]) if ard else math.sqrt(d.shape[1])
         kernel = ConstantKernel(v, (v * 1e-3, v * 1e3)) * RBF(ls, (1e-2, 1e3)) + WhiteKernel(
