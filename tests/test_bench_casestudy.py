@@ -411,7 +411,7 @@ def test_lnpdb_candidates_pooled_mean_gp_and_its_stacks_share_one_gbm():
     assert four.adapt(ts[0].subset(range(8))).predict(ts[0].subset(range(8, 20))).shape == (12,)
 
 
-def test_lnpdb_candidates_bayes_scale_gp_and_its_stacks_share_one_fit():
+def test_lnpdb_candidates_bayes_scale_gp_its_stacks_and_the_support_cv_stacks():
     from nanonb.baselines.pooled_mean_gp import PooledMeanGP
     from nanonb.baselines.tabular import SupportExtraTrees, SupportRF
     from nanonb.bench.casestudy_gp import lnpdb_candidates
@@ -434,3 +434,11 @@ def test_lnpdb_candidates_bayes_scale_gp_and_its_stacks_share_one_fit():
     assert np.allclose(four.weights, 0.25) and np.allclose(three.weights, 1 / 3) and two.scale == "zscore"
     assert [m.name for m in (two, three, four)] == ["stack-pooled-bs", "stack3-pooled-bs", "stack4-pooled-bs"]
     assert four.adapt(ts[0].subset(range(8))).predict(ts[0].subset(range(8, 20))).shape == (12,)
+    cvs = lnpdb_candidates(lnpdb.LNPDBConfig(gp_iterations=2, rf_trees=5, gbm_iter=5, candidates=(
+        "stack3-pooled-bs", "stack3-pooled-bs-cv", "stack-cv")), 0)
+    plain, cv = cvs["stack3-pooled-bs"](ts), cvs["stack3-pooled-bs-cv"](ts)
+    assert cv.support_cv == 3 and plain.support_cv == 0 and cv.name == "stack3-pooled-bs-cv"
+    assert cv.members[0] is plain.members[0] and np.allclose(cv.weights, plain.weights)  # the same fitted GP
+    assert cvs["stack-cv"](ts).support_cv == 3
+    w = cv.adapt(ts[0].subset(range(9))).weights
+    assert w.shape == (3,) and np.isclose(w.sum(), 1.0)
