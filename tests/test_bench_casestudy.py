@@ -411,3 +411,36 @@ def test_lnpdb_candidates_pooled_mean_gp_and_its_stacks_share_one_gbm():
     assert four.members[0] is tgp and four.members[3] is gp and np.allclose(four.weights, 0.25)
     assert [type(m) for m in four.members[1:3]] == [SupportRF, SupportExtraTrees]
     assert four.adapt(ts[0].subset(range(8))).predict(ts[0].subset(range(8, 20))).shape == (12,)
+
+
+def test_lnpdb_candidates_bayes_scale_gp_its_stacks_and_the_support_cv_stacks():
+    from nanonb.baselines.pooled_mean_gp import PooledMeanGP
+    from nanonb.baselines.tabular import SupportExtraTrees, SupportRF
+    from nanonb.bench.casestudy_gp import lnpdb_candidates
+    from nanonb.tasks import Task, TaskSet
+
+    rng = np.random.default_rng(2)
+    tasks = [Task(f"t{i}", np.hstack([rng.poisson(0.8, (20, 6)), rng.normal(size=(20, 2))]), rng.normal(size=20),
+                  groups=(f"s{i}",)) for i in range(4)]
+    ts = TaskSet(tasks, feature_names=[f"fp_{j}" for j in range(6)] + ["a", "b"])
+    names = ("tanimoto-gp+pooled", "tanimoto-gp+pooled-bs", "stack-pooled-bs", "stack3-pooled-bs", "stack4-pooled-bs")
+    cands = lnpdb_candidates(lnpdb.LNPDBConfig(gp_iterations=2, rf_trees=5, gbm_iter=5, candidates=names), 0)
+    assert sorted(cands) == sorted(names)
+    plain, bs = cands["tanimoto-gp+pooled"](ts), cands["tanimoto-gp+pooled-bs"](ts)
+    assert bs.bayes_scale and not plain.bayes_scale and bs.name == "tanimoto-gp+pooled-bs"
+    assert hasattr(bs.hyper, "log_s_a") and not hasattr(plain.hyper, "log_s_a")
+    two, three, four = (cands[n](ts) for n in ("stack-pooled-bs", "stack3-pooled-bs", "stack4-pooled-bs"))
+    assert two.members[0] is bs and three.members[0] is bs and four.members[0] is bs  # fitted once, shared
+    assert [type(m) for m in four.members[1:]] == [SupportRF, SupportExtraTrees, PooledMeanGP]
+    assert [type(m) for m in three.members[1:]] == [SupportRF, SupportExtraTrees] and type(two.members[1]) is SupportRF
+    assert np.allclose(four.weights, 0.25) and np.allclose(three.weights, 1 / 3) and two.scale == "zscore"
+    assert [m.name for m in (two, three, four)] == ["stack-pooled-bs", "stack3-pooled-bs", "stack4-pooled-bs"]
+    assert four.adapt(ts[0].subset(range(8))).predict(ts[0].subset(range(8, 20))).shape == (12,)
+    cvs = lnpdb_candidates(lnpdb.LNPDBConfig(gp_iterations=2, rf_trees=5, gbm_iter=5, candidates=(
+        "stack3-pooled-bs", "stack3-pooled-bs-cv", "stack-cv")), 0)
+    plain, cv = cvs["stack3-pooled-bs"](ts), cvs["stack3-pooled-bs-cv"](ts)
+    assert cv.support_cv == 3 and plain.support_cv == 0 and cv.name == "stack3-pooled-bs-cv"
+    assert cv.members[0] is plain.members[0] and np.allclose(cv.weights, plain.weights)  # the same fitted GP
+    assert cvs["stack-cv"](ts).support_cv == 3
+    w = cv.adapt(ts[0].subset(range(9))).weights
+    assert w.shape == (3,) and np.isclose(w.sum(), 1.0)

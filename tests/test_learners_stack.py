@@ -96,3 +96,23 @@ def test_stack_of_tanimoto_gp_and_support_rf_fits_adapts_predicts():
     expect, _ = combine([gp.adapt(support).predict(query), rf.adapt(support).predict(query)],
                         [gp.adapt(support).predict_dist(query)[1], np.zeros(20)], [0.5, 0.5])
     np.testing.assert_allclose(mean, expect)
+
+
+def test_support_cv_drops_a_member_the_support_ranks_badly():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2))
+    task = Task("t", x, x[:, 0] + 0.01 * rng.normal(size=40))
+    sup, qry = task.subset(range(30)), task.subset(range(30, 40))
+    good, bad = _Linear(1.0, 0.0), _Linear(-1.0, 5.0)  # bad ranks the task backwards
+    fixed = StackLearner([good, bad])
+    cv = StackLearner([good, bad], support_cv=3)
+    assert np.allclose(cv.cv_weights(sup), [1.0, 0.0])
+    before = good.adapts
+    assert spearmanr(cv.adapt(sup).predict(qry), qry.targets).statistic > 0.95
+    assert good.adapts - before == 1 + 3  # adapted to the support, and once per part
+    assert np.ptp(fixed.adapt(sup).predict(qry)) < 1e-5  # equal weights: the two cancel, no ranking left
+    assert np.allclose(cv.adapt(sup.subset(range(5))).weights, [0.5, 0.5])  # under 2 n points: fixed weights
+    both_bad = StackLearner([bad, _Linear(-2.0, 0.0)], weights=[3, 1], support_cv=3)
+    assert np.allclose(both_bad.cv_weights(sup), [0.75, 0.25])  # no member ranks the support: the fixed weights
+    with pytest.raises(ValueError, match="support_cv"):
+        StackLearner([good], support_cv=1)

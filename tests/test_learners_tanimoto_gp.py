@@ -68,3 +68,54 @@ def test_tanimoto_gp_with_a_pooled_mean_uses_it():
     base = gp.mean_model.predict(qry)
     a, b = float(gp.hyper.a), float(gp.hyper.b)
     assert np.allclose(m0, a * base + b)
+
+
+class _Oracle:
+    """A 'pooled model' that predicts ``g(x)``, the rule every task follows up to its own sign."""
+
+    def __init__(self, d: int):
+        self.d = d
+
+    def predict(self, inputs) -> np.ndarray:
+        x = np.asarray(inputs.inputs if isinstance(inputs, Task) else inputs, dtype=float)
+        return np.sin(3.0 * x[:, : self.d] @ np.linspace(0.5, 1.5, self.d))
+
+
+def _signed_tasks(n_tasks=10, n=50, d=12, seed=0):
+    """``y = s_task g(x) + noise``, ``s_task = +1`` or ``-1`` (alternating): the pooled model is right up to sign."""
+    rng = np.random.default_rng(seed)
+    oracle, tasks = _Oracle(d), []
+    for i in range(n_tasks):
+        x = np.hstack([rng.poisson(0.8, size=(n, d)).astype(float), rng.normal(size=(n, 1))])
+        y = (1 if i % 2 == 0 else -1) * oracle.predict(x) + rng.normal(0, 0.1, n)
+        tasks.append(Task(f"t{i}", x, y, groups=(f"s{i}",)))
+    return TaskSet(tasks), oracle
+
+
+def test_bayes_scale_lets_the_support_flip_a_pooled_mean_of_the_wrong_sign():
+    ts, oracle = _signed_tasks()
+    train, test = TaskSet(ts.tasks[:8]), ts.tasks[9]  # t9: sign -1
+    kw = dict(fp_columns=range(12), fit_mean=lambda s: oracle, n_iterations=60, seed=0)
+    shared = TanimotoGP(**kw).fit(train)
+    per_task = TanimotoGP(bayes_scale=True, **kw).fit(train)
+    assert per_task.settings()["bayes_scale"] and "bayes_scale" not in shared.settings()
+    assert float(per_task.hyper.log_s_a.detach().exp()) > 0.5  # the scales (+1 / -1) differ: a wide prior is learned
+    sup, qry = test.subset(range(20)), test.subset(range(20, 50))
+    rho = {}
+    for name, gp in (("shared", shared), ("per_task", per_task)):
+        m, s = gp.adapt(sup).predict_dist(qry)
+        assert (s > 0).all()
+        rho[name] = np.corrcoef(m, qry.targets)[0, 1]
+    assert rho["per_task"] > 0.9  # the support fixes this task's scale at about -1
+    assert rho["shared"] < 0.6  # one shared a (about 0 here) leaves the kernel to learn g from 20 points
+
+
+def test_bayes_scale_off_is_the_old_gp_and_needs_a_pooled_mean():
+    import pytest
+
+    ts, oracle = _signed_tasks(n_tasks=4, n=20)
+    kw = dict(fp_columns=range(12), fit_mean=lambda s: oracle, n_iterations=5, seed=0)
+    a, b = TanimotoGP(**kw).fit(ts), TanimotoGP(bayes_scale=False, scale_sd_init=0.9, **kw).fit(ts)
+    assert a.history == b.history and not hasattr(b.hyper, "log_s_a")
+    with pytest.raises(ValueError, match="needs a pooled mean"):
+        TanimotoGP(range(12), bayes_scale=True)

@@ -212,6 +212,11 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     equal-weight stack of ``tanimoto-gp`` and ``et-support``; ``stack3``, the equal-weight (1/3 each) stack of
     ``tanimoto-gp``, ``rf-support`` and ``et-support``; ``stack-pooled`` and ``stack3-pooled``, the same as
     ``stack`` and ``stack3`` with ``tanimoto-gp+pooled`` (fitted once, shared) in place of ``tanimoto-gp``.
+    ``tanimoto-gp+pooled-bs``: ``tanimoto-gp+pooled`` with a per-task Bayesian scale of the pooled GBM
+    (``TanimotoGP(bayes_scale=True)``); ``stack-pooled-bs``, ``stack3-pooled-bs`` and ``stack4-pooled-bs``: the
+    ``-pooled`` stacks with it in place of ``tanimoto-gp+pooled``. ``<stack>-cv`` for every stack above:
+    the same members and weights re-weighted per task by 3-fold cross-validation on the support
+    (``StackLearner(support_cv=3)``).
     ``cfg.candidates`` (if the config has it) keeps only the names it lists.
 
     Example
@@ -255,6 +260,20 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     cands["stack-gp+pooled"] = lambda tr: StackLearner([gp_pooled(tr), rf(tr)], scale="zscore", name="stack-gp+pooled")
     cands["stack4-pooled"] = lambda tr: StackLearner([tgp_pooled(tr), rf(tr), et(tr), gp_pooled(tr)], scale="zscore",
                                                      name="stack4-pooled")
+
+    def stack(gp: Callable, others: tuple[Callable, ...], name: str) -> Callable[[TaskSet], StackLearner]:
+        return lambda tr: StackLearner([gp(tr), *(f(tr) for f in others)], scale="zscore", name=name)
+    tgp_bs = cands["tanimoto-gp+pooled-bs"] = _once_per_trainset(lambda tr: TanimotoGP(
+        fp_cols(tr), fit_mean=shared_gbm, bayes_scale=True, name="tanimoto-gp+pooled-bs", **kw).fit(tr))
+    for prefix, others in (("stack", (rf,)), ("stack3", (rf, et)), ("stack4", (rf, et, gp_pooled))):
+        cands[f"{prefix}-pooled-bs"] = stack(tgp_bs, others, f"{prefix}-pooled-bs")
+
+    def cv(fit: Callable[[TaskSet], StackLearner], name: str) -> Callable[[TaskSet], StackLearner]:
+        def build(tr: TaskSet) -> StackLearner:
+            s = fit(tr)
+            return StackLearner(s.members, weights=s.weights, scale=s.scale, name=name, support_cv=3)
+        return build
+    cands.update({f"{n}-cv": cv(f, f"{n}-cv") for n, f in list(cands.items()) if n.startswith("stack")})
     return _keep(cands, getattr(cfg, "candidates", None), "LNPDB")
 
 

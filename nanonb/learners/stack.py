@@ -20,6 +20,13 @@ Description
     ``var = sum_i w_i (std_i^2 + mu_i^2) - mu^2`` (member variance plus their disagreement;
     :func:`nanonb.learners.bml_ensemble.mixture_moments`, the rule of the BML ensemble).
 
+    ``support_cv = n`` (``n >= 2``) re-weights the members per task from its support: the support is dealt
+    into ``n`` parts (point ``j`` into part ``j mod n``; episode supports are drawn at random), every member
+    is adapted to the other parts and predicts each part, and member ``i``'s weight becomes
+    ``w_i max(rho_i, 0)`` (normalised), ``rho_i`` its mean Spearman correlation over the parts; the fixed
+    weights when every ``rho_i <= 0`` or the support has fewer than ``2 n`` points. Members the support
+    ranks badly on a task are dropped for that task; a member is adapted ``n + 1`` times per support.
+
     Members are used as given: :meth:`StackLearner.fit` fits the members that have ``fit``; pass members
     that are already fitted and skip it (the LNPDB bench shares one fitted Tanimoto GP between its own row
     and the stack). The weights are fixed (equal by default); the case-study benches choose between the
@@ -37,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from ..tasks import Task, TaskSet
 from .bml_ensemble import mixture_moments
@@ -123,6 +131,9 @@ class StackLearner:
         ``"zscore"`` (per-task standardised predictions, for ranking) or ``"mean"`` (plain mean, regression).
     name:
         Display name in result tables.
+    support_cv:
+        0 (default): the fixed ``weights``; ``n >= 2``: re-weighted per task by ``n``-fold cross-validation
+        of the members' Spearman correlation on the support (module docstring).
 
     Example
     -------
@@ -137,7 +148,7 @@ class StackLearner:
     kind = "meta"
 
     def __init__(self, members: Sequence, weights: Sequence[float] | None = None, scale: str = "zscore",
-                 name: str = "stack", config=None):
+                 name: str = "stack", config=None, support_cv: int = 0):
         if config is not None:
             raise ValueError("StackLearner takes its members as objects, not a saved config; it is not saved to disk.")
         if len(members) < 1:
@@ -147,7 +158,10 @@ class StackLearner:
         w = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=np.float64)
         if w.shape != (len(members),) or (w < 0).any() or w.sum() <= 0:
             raise ValueError(f"weights must be {len(members)} non-negative numbers with a positive sum, not {weights}")
+        if support_cv == 1 or support_cv < 0:
+            raise ValueError(f"support_cv must be 0 (fixed weights) or at least 2 parts, not {support_cv}")
         self.members, self.weights, self.scale, self.name = list(members), w / w.sum(), scale, name
+        self.support_cv = int(support_cv)
 
     def fit(self, meta_train: TaskSet, progress: bool = False) -> StackLearner:
         """Fit every member that has ``fit`` on ``meta_train``; returns ``self``."""
@@ -157,5 +171,29 @@ class StackLearner:
         return self
 
     def adapt(self, support: Task | None) -> StackPredictor:
-        """Adapt every member to ``support``."""
-        return StackPredictor([m.adapt(support) for m in self.members], self.weights, self.scale)
+        """Adapt every member to ``support`` (with ``support_cv``, the weights too)."""
+        w = self.weights
+        if self.support_cv and support is not None and len(support) >= 2 * self.support_cv:
+            w = self.cv_weights(support)
+        return StackPredictor([m.adapt(support) for m in self.members], w, self.scale)
+
+    def cv_weights(self, support: Task) -> np.ndarray:
+        """The members' weights for one task from ``support_cv``-fold cross-validation on its ``support``.
+
+        Example
+        -------
+        >>> stack = StackLearner([good, bad], support_cv=3)   # doctest: +SKIP
+        >>> stack.cv_weights(support)                          # doctest: +SKIP
+        array([1., 0.])
+        """
+        part = np.arange(len(support)) % self.support_cv
+        rho = np.zeros((len(self.members), self.support_cv))
+        for p in range(self.support_cv):
+            fit_on, held = support.subset(np.flatnonzero(part != p)), support.subset(np.flatnonzero(part == p))
+            for i, m in enumerate(self.members):
+                pred = np.asarray(m.adapt(fit_on).predict(held), dtype=np.float64).reshape(-1)
+                if np.ptp(pred) > 0 and np.ptp(held.targets) > 0:
+                    r = spearmanr(pred, held.targets).statistic
+                    rho[i, p] = r if np.isfinite(r) else 0.0
+        w = self.weights * np.clip(rho.mean(1), 0.0, None)
+        return w / w.sum() if w.sum() > 0 else self.weights

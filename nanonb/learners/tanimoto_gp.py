@@ -12,6 +12,11 @@ Description
     kernel transfer, Patacchiola et al. 2020, with a fixed rather than a deep feature map). Adapting to a
     task is exact GP conditioning on its support.
 
+    ``bayes_scale=True`` (with a pooled mean) gives each task its own scale of the pooled model,
+    ``a_task ~ N(a, s_a^2)``: integrating it out adds ``s_a^2 m(x) m(x')`` to the covariance (``s_a``
+    meta-learned with the rest), so a support can rescale, discount or even flip the pooled model for its
+    task, where the shared ``a`` applies the pooled model alike to every task.
+
 Example
     >>> gp = TanimotoGP(fp_columns=range(256), n_iterations=200).fit(meta_train)      # doctest: +SKIP
     >>> mean, std = gp.adapt(ep.support).predict_dist(ep.query)                      # doctest: +SKIP
@@ -74,9 +79,10 @@ class TanimotoKernel(gpytorch.kernels.Kernel):
 
 
 class _Hyper(nn.Module):
-    """The shared hyper-parameters (log scales, log length scales, mean weight and bias, log noise)."""
+    """The shared hyper-parameters (log scales, log length scales, mean weight and bias, log noise; with
+    ``bayes_scale`` also ``log_s_a``, the log prior standard deviation of the per-task scale of the pooled mean)."""
 
-    def __init__(self, n_x: int, noise: float):
+    def __init__(self, n_x: int, noise: float, bayes_scale: bool = False, s_a: float = 0.3):
         super().__init__()
         self.log_s_fp = nn.Parameter(torch.tensor(math.log(0.7), dtype=torch.float64))
         self.log_s_x = nn.Parameter(torch.tensor(math.log(0.5), dtype=torch.float64))
@@ -85,13 +91,17 @@ class _Hyper(nn.Module):
         self.log_noise = nn.Parameter(torch.tensor(math.log(noise), dtype=torch.float64))
         self.a = nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
         self.b = nn.Parameter(torch.tensor(0.0, dtype=torch.float64))
+        if bayes_scale:  # only then: without it the parameters (and Adam's updates) are the same as before
+            self.log_s_a = nn.Parameter(torch.tensor(math.log(s_a), dtype=torch.float64))
         self.tanimoto = TanimotoKernel()
 
-    def cov(self, f1, x1, f2, x2) -> torch.Tensor:
+    def cov(self, f1, x1, f2, x2, m1=None, m2=None) -> torch.Tensor:
         k = torch.exp(2 * self.log_s_fp) * self.tanimoto(f1, f2).to_dense()
         if x1.shape[1]:
             d = (x1[:, None, :] - x2[None, :, :]) / torch.exp(self.log_ls)
             k = k + torch.exp(2 * self.log_s_x) * torch.exp(-0.5 * (d**2).sum(-1))
+        if hasattr(self, "log_s_a"):  # the per-task scale of the pooled mean, integrated out
+            k = k + torch.exp(2 * self.log_s_a) * m1[:, None] * m2[None, :]
         return k + torch.exp(2 * self.log_c)
 
     def mean(self, m: torch.Tensor) -> torch.Tensor:
@@ -111,11 +121,12 @@ class TanimotoGPPredictor:
         if support is None or len(support) == 0:
             self.f_s = None
             return
-        self.f_s, self.x_s, m_s = gp._split(support)
+        self.f_s, self.x_s, self.m_s = gp._split(support)
         with torch.no_grad():
-            k = h.cov(self.f_s, self.x_s, self.f_s, self.x_s) + h.noise * torch.eye(len(support), dtype=torch.float64)
+            k = h.cov(self.f_s, self.x_s, self.f_s, self.x_s, self.m_s, self.m_s) + h.noise * torch.eye(
+                len(support), dtype=torch.float64)
             self.chol = safe_cholesky(k, gp.name)
-            r = torch.as_tensor(support.targets, dtype=torch.float64) - h.mean(m_s)
+            r = torch.as_tensor(support.targets, dtype=torch.float64) - h.mean(self.m_s)
             self.alpha = torch.cholesky_solve(r.unsqueeze(-1), self.chol).squeeze(-1)
 
     @torch.no_grad()
@@ -126,8 +137,10 @@ class TanimotoGPPredictor:
         mean = h.mean(m_q)
         var = torch.exp(2 * h.log_s_fp) + torch.exp(2 * h.log_c) + h.noise + (
             torch.exp(2 * h.log_s_x) if x_q.shape[1] else 0.0) + torch.zeros_like(mean)
+        if hasattr(h, "log_s_a"):
+            var = var + torch.exp(2 * h.log_s_a) * m_q**2
         if self.f_s is not None:
-            k_sq = h.cov(self.f_s, self.x_s, f_q, x_q)
+            k_sq = h.cov(self.f_s, self.x_s, f_q, x_q, self.m_s, m_q)
             mean = mean + k_sq.T @ self.alpha
             v = torch.linalg.solve_triangular(self.chol, k_sq, upper=False)
             var = (var - (v**2).sum(0)).clamp_min(1e-10)
@@ -148,6 +161,10 @@ class TanimotoGP:
     fit_mean:
         Optional ``fit_mean(meta_train)`` returning a model with ``predict(task_or_x)``: the GP mean is
         ``a m(x) + b`` (``a``, ``b`` meta-learned); without it the mean is the constant ``b``.
+    bayes_scale:
+        With ``fit_mean``: a per-task scale ``a_task ~ N(a, s_a^2)`` of the pooled mean, integrated out
+        (``s_a^2 m(x) m(x')`` added to the covariance; ``s_a``, dimensionless, meta-learned from
+        ``scale_sd_init``). False (default): one shared ``a``, as before.
     crossfit:
         Group parts for the out-of-group mean predictions on meta-train (see :class:`MeanDKT`).
     n_iterations, lr, meta_batch_size, k_support, k_query:
@@ -171,7 +188,10 @@ class TanimotoGP:
     def __init__(self, fp_columns: Sequence[int], fit_mean: Callable[[TaskSet], object] | None = None,
                  crossfit: int = 2, n_iterations: int = 200, lr: float = 0.03, meta_batch_size: int = 8,
                  k_support: tuple[int, int] = (5, 30), k_query: int = 30, noise_init: float = 0.7, seed: int = 0,
-                 name: str = "tanimoto-gp"):
+                 name: str = "tanimoto-gp", bayes_scale: bool = False, scale_sd_init: float = 0.3):
+        if bayes_scale and fit_mean is None:
+            raise ValueError("bayes_scale needs a pooled mean (fit_mean): it is the per-task scale of that mean")
+        self.bayes_scale, self.scale_sd_init = bool(bayes_scale), float(scale_sd_init)
         self.fp_columns = np.asarray(list(fp_columns), dtype=int)
         self.fit_mean, self.crossfit, self.name = fit_mean, int(crossfit), name
         self.n_iterations, self.lr, self.meta_batch_size = int(n_iterations), float(lr), int(meta_batch_size)
@@ -183,7 +203,8 @@ class TanimotoGP:
     def settings(self) -> dict:
         """The learner's settings, JSON-ready."""
         return {"n_fp": len(self.fp_columns), "pooled_mean": self.fit_mean is not None, "crossfit": self.crossfit,
-                "n_iterations": self.n_iterations, "lr": self.lr, "k_support": list(self.k_support)}
+                "n_iterations": self.n_iterations, "lr": self.lr, "k_support": list(self.k_support),
+                **({"bayes_scale": True} if self.bayes_scale else {})}
 
     def _split(self, inputs, base: np.ndarray | None = None):
         x = np.asarray(inputs.inputs if isinstance(inputs, Task) else inputs, dtype=np.float64)
@@ -210,7 +231,7 @@ class TanimotoGP:
         data = [(*self._split(t, b), torch.as_tensor(t.targets, dtype=torch.float64))
                 for t, b in zip(meta_train, bases)]
         torch.manual_seed(self.seed)
-        self.hyper = _Hyper(len(self.x_keep), self.noise_init)
+        self.hyper = _Hyper(len(self.x_keep), self.noise_init, self.bayes_scale, self.scale_sd_init)
         opt = torch.optim.Adam(self.hyper.parameters(), lr=self.lr)
         rng = np.random.default_rng(self.seed)
         eligible = [i for i, t in enumerate(meta_train) if len(t) > self.k_support[0] + 1]
@@ -232,7 +253,7 @@ class TanimotoGP:
     def _episode_nll(self, f, x, m, y, k: int) -> torch.Tensor:
         """Mean negative ``log p(y_query | y_support)`` of one episode (first ``k`` points = support)."""
         h = self.hyper
-        kk = h.cov(f, x, f, x) + h.noise * torch.eye(len(y), dtype=torch.float64)
+        kk = h.cov(f, x, f, x, m, m) + h.noise * torch.eye(len(y), dtype=torch.float64)
         r = y - h.mean(m)
         full = gpytorch.distributions.MultivariateNormal(torch.zeros_like(r), kk).log_prob(r)
         sup = (gpytorch.distributions.MultivariateNormal(torch.zeros(k, dtype=r.dtype), kk[:k, :k]).log_prob(r[:k])
