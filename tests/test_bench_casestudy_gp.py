@@ -89,7 +89,7 @@ def test_calisol_ensemble_candidates_share_one_ensemble_fit(monkeypatch):
     ens, gp = cands["ft-ens"](tr), cands["dkt-vtf-rbf-ens"](tr)
     half, quarter = cands["stack-ens"](tr), cands["stack-ens-gp0.25"](tr)
     assert ens.kw["n_members"] == 4 and ens.kw["mask_prefixes"] == ("anion_",) and gp.kw["name"] == "dkt-vtf-rbf-ens"
-    assert gp.parts[1] == ("pooled mean of", ens)                     # the GP's mean is ft-ens's pooled networks
+    assert gp.parts[1] == ("pooled mean of", ens.learner)             # the GP's mean is ft-ens's pooled networks
     assert fits == [("s1", "s2", "s3"), ("s1",)]                       # whole set once (shared), the part once
     assert half.members == [gp, ens] and half.weights.tolist() == [0.5, 0.5] and half.scale == "mean"
     assert quarter.members == [gp, ens] and quarter.weights.tolist() == [0.25, 0.75]
@@ -116,3 +116,32 @@ def test_calisol_ft_map_fine_tunes_the_controls_pooled_network_under_the_prior(m
     assert (ft_map.method.steps, ft_map.method.prior, control.method.prior) == (200, 0.5, 0.0)
     half, quarter = cands["stack-map"](tr), cands["stack-map-gp0.25"](tr)
     assert half.members[1] is ft_map is quarter.members[1] and quarter.weights.tolist() == [0.25, 0.75]
+
+
+def test_calisol_ft_map_priors_add_one_map_fine_tune_and_its_stacks_per_prior(monkeypatch):
+    """``ft_map_priors``: the prior strength is a nested choice; ``ft-map`` keeps ``ft_map_prior``."""
+    from nanonb.bench import casestudy_gp as cg
+    from nanonb.bench.calisol import CalisolConfig
+
+    monkeypatch.setattr(cg, "_fit_pooled", lambda *a, **k: object())
+    monkeypatch.setattr(cg, "vtf_model_kwargs", lambda *a, **k: {})
+    monkeypatch.setattr(cg, "MeanDKT", lambda *a, **k: type("GP", (), {"fit": lambda self, tr: self})())
+    assert not any("-p" in n for n in cg.calisol_candidates(CalisolConfig(), 0))   # default: as before
+    cands = cg.calisol_candidates(CalisolConfig(stack_gp_weights=(0.25, 0.5), ft_map_priors=(0.01, 0.03, 0.1)), 0)
+    maps = sorted(n for n in cands if "map" in n)
+    assert maps == ["ft-map", "ft-map-p0.01", "ft-map-p0.1", "stack-map", "stack-map-gp0.25", "stack-map-p0.01",
+                    "stack-map-p0.01-gp0.25", "stack-map-p0.1", "stack-map-p0.1-gp0.25"]   # 0.03 is ft-map itself
+
+    class _TS:
+        names = ["a", "b"]
+
+    tr = _TS()
+    fts = {n: cands[n](tr) for n in ("ft-map", "ft-map-p0.01", "ft-map-p0.1")}
+    assert {n: (f.method.prior, f.method.steps, f.name) for n, f in fts.items()} == {
+        "ft-map": (0.03, 200, "ft-map"), "ft-map-p0.01": (0.01, 200, "ft-map-p0.01"),
+        "ft-map-p0.1": (0.1, 200, "ft-map-p0.1")}
+    control = cands["pooled-vtf+finetune"](tr)
+    assert all(f.method.pooled is control.method.pooled for f in fts.values())     # one pooled network
+    quarter, half = cands["stack-map-p0.1-gp0.25"](tr), cands["stack-map-p0.1"](tr)
+    assert quarter.members[1] is fts["ft-map-p0.1"] is half.members[1] and quarter.weights.tolist() == [0.25, 0.75]
+    assert quarter.name == "stack-map-p0.1-gp0.25"

@@ -89,7 +89,8 @@ class CalisolConfig:
     ``stack-gp<w>``); ``select_folds``: how many of the 3 inner leave-salt-out splits the nested selection
     scores on (1: the first, as before; 3: every meta-train salt held out once,
     :func:`nanonb.bench.casestudy_gp.nested_select`); ``ft_ens_members``: pooled networks in the ``ft-ens``
-    candidate and in the mean of ``dkt-vtf-rbf-ens``; ``ft_map_prior``: the weight-prior strength of ``ft-map``.
+    candidate and in the mean of ``dkt-vtf-rbf-ens``; ``ft_map_prior``: the weight-prior strength of ``ft-map``;
+    ``ft_map_priors``: more prior strengths, one ``ft-map-p<prior>`` candidate each, with its stacks (default none).
 
     Example
     -------
@@ -130,6 +131,7 @@ class CalisolConfig:
     select_folds: int = 1
     ft_ens_members: int = 3
     ft_map_prior: float = 0.03
+    ft_map_priors: tuple[float, ...] = ()
 
     @classmethod
     def quick(cls) -> CalisolConfig:

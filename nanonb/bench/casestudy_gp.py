@@ -42,6 +42,7 @@ from ..physics.vtfnet import vtf_model_kwargs
 from ..recipes import PooledVTFFineTune
 from ..tasks import Task, TaskSet
 from .casestudy import _fit_pooled
+from .memo_adapt import MemoAdapt
 
 __all__ = ["PerShot", "calisol_candidates", "lnpdb_candidates", "nested_select", "vtf_jacobian"]
 
@@ -134,7 +135,10 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
     pooled networks as its GP mean (the whole-set ensemble shared with ``ft-ens``); ``stack-ens`` /
     ``stack-ens-gp<w>``: the weighted stacks of ``dkt-vtf-rbf-ens`` and ``ft-ens`` (weights as above).
     ``ft-map``: the control's pooled network fine-tuned 200 steps under a Gaussian prior on its weights
-    (``FineTune(prior=cfg.ft_map_prior)``); ``stack-map`` / ``stack-map-gp<w>``: its stacks with ``dkt-vtf-rbf``.
+    (``FineTune(prior=cfg.ft_map_prior)``); ``stack-map`` / ``stack-map-gp<w>``: its stacks with ``dkt-vtf-rbf``;
+    ``cfg.ft_map_priors`` (if set): one more ``ft-map-p<prior>`` per prior strength, with its stacks
+    ``stack-map-p<prior>`` / ``stack-map-p<prior>-gp<w>``, so the selection can choose the prior on inner splits.
+    The fine-tunes adapt once per support, shared with their stacks (:class:`~nanonb.bench.memo_adapt.MemoAdapt`).
     ``cfg.candidates`` (if set) keeps the names it lists.
 
     Example
@@ -150,7 +154,7 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
     def pooled_ft(train: TaskSet):
         pooled = _fit_pooled("VTFNet", vtf_model_kwargs(train, hidden=(32, 32), mask_prefixes=("anion_",)), train,
                              cfg.pooled_epochs, cfg.pooled_batch, seed, False)
-        return Named(FineTune(pooled, steps=50, lr=3e-3), "pooled-vtf+finetune")
+        return MemoAdapt(Named(FineTune(pooled, steps=50, lr=3e-3), "pooled-vtf+finetune"))
 
     def bml(train: TaskSet):
         n_in = int(train[0].inputs.shape[1])
@@ -183,20 +187,24 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
     cands["stack3"] = stack3([0.25, 0.25, 0.5], "stack3")
     cands["stack3-eq"] = stack3([1, 1, 1], "stack3-eq")
     n_ens = getattr(cfg, "ft_ens_members", 3)
-    ens_fit = _once_per_trainset(lambda tr: PooledVTFFineTune(
+    ens_fit = _once_per_trainset(lambda tr: MemoAdapt(PooledVTFFineTune(
         hidden=(32, 32), mask_prefixes=("anion_",), epochs=cfg.pooled_epochs, batch_size=cfg.pooled_batch, steps=50,
-        lr=3e-3, seed=seed, n_members=n_ens).fit(tr), size=4)
+        lr=3e-3, seed=seed, n_members=n_ens).fit(tr)), size=4)
     rbf_ens_fit = _once_per_trainset(lambda tr: MeanDKT(lambda t: ens_fit(t).adapt(None), crossfit=2,
                                                         name="dkt-vtf-rbf-ens", **rbf).fit(tr))
     cands["ft-ens"] = ens_fit
     cands["dkt-vtf-rbf-ens"] = rbf_ens_fit
     cands.update(_weighted_stacks(cfg, rbf_ens_fit, ens_fit, "mean", prefix="stack-ens"))
 
-    def map_ft(train: TaskSet):  # the control's pooled network (same fit), MAP fine-tune: 200 steps, L2-SP prior
-        return Named(FineTune(ft_fit(train).method.pooled, steps=200, lr=3e-3, prior=cfg.ft_map_prior), "ft-map")
-    map_fit = _once_per_trainset(map_ft)
-    cands["ft-map"] = map_fit
-    cands.update(_weighted_stacks(cfg, rbf_fit, map_fit, "mean", prefix="stack-map"))
+    def map_ft(prior: float, name: str) -> Callable[[TaskSet], object]:
+        # the control's pooled network (same fit), MAP fine-tune: 200 steps, L2-SP prior
+        return _once_per_trainset(lambda tr: MemoAdapt(Named(
+            FineTune(ft_fit(tr).method.pooled, steps=200, lr=3e-3, prior=prior), name)))
+    more = [p for p in getattr(cfg, "ft_map_priors", ()) if p != cfg.ft_map_prior]
+    priors = {"": cfg.ft_map_prior, **{f"-p{p:g}": p for p in more}}
+    for tag, prior in priors.items():
+        cands[f"ft-map{tag}"] = map_fit = map_ft(prior, f"ft-map{tag}")
+        cands.update(_weighted_stacks(cfg, rbf_fit, map_fit, "mean", prefix=f"stack-map{tag}"))
     return _keep(cands, getattr(cfg, "candidates", None), "CALiSol")
 
 

@@ -1,0 +1,69 @@
+"""One adaptation per support for a fitted method shared by several candidates (a learner and its stacks).
+
+In the case studies' nested selection a fitted member (e.g. the MAP fine-tune of CALiSol) is evaluated alone and
+inside one or more stacks (:class:`~nanonb.learners.stack.StackLearner`) on the same seeded episodes, so the same,
+deterministic adaptation (hundreds of optimiser steps) was computed once per candidate. :class:`MemoAdapt` keeps
+the adapted predictor per support (keyed on the support's name, inputs and targets) and hands the same object to
+every caller: the predictions are the same numbers, the adaptation runs once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+__all__ = ["MemoAdapt"]
+
+
+def _support_key(support) -> tuple | None:
+    """``(name, shape, digest of inputs and targets)``; None when the inputs are not one numeric array."""
+    x = getattr(support, "inputs", None)
+    if not isinstance(x, np.ndarray) or x.dtype == object:
+        return None
+    y = np.ascontiguousarray(np.asarray(support.targets))
+    h = hashlib.sha1(np.ascontiguousarray(x).tobytes())
+    h.update(y.tobytes())
+    return getattr(support, "name", None), x.shape, str(x.dtype), y.shape, str(y.dtype), h.hexdigest()
+
+
+class MemoAdapt:
+    """``learner.adapt(support)`` memoised on the support's content; other attributes are the learner's.
+
+    Only for a learner whose adaptation is deterministic given the support (full-batch fine-tuning, a GP fit):
+    a second call with an equal support returns the first call's predictor. ``adapt(None)``, an empty support,
+    extra keyword arguments and non-array inputs (graphs) are passed through without the memo.
+
+    Example
+    -------
+    >>> class Count:
+    ...     calls = 0
+    ...     def adapt(self, support):
+    ...         Count.calls += 1
+    ...         return object()
+    >>> from nanonb.tasks import Task
+    >>> s = Task("a", np.ones((3, 2)), np.arange(3.0))
+    >>> m = MemoAdapt(Count())
+    >>> m.adapt(s) is m.adapt(Task("a", np.ones((3, 2)), np.arange(3.0))), Count.calls
+    (True, 1)
+    """
+
+    def __init__(self, learner):
+        self.learner = learner
+        self._memo: dict[tuple, object] = {}
+
+    def adapt(self, support, **kw):
+        key = None if support is None or kw or len(support) == 0 else _support_key(support)
+        if key is None:
+            return self.learner.adapt(support, **kw)
+        if key not in self._memo:
+            self._memo[key] = self.learner.adapt(support)
+        return self._memo[key]
+
+    def __getattr__(self, item):
+        if item in ("learner", "_memo"):
+            raise AttributeError(item)
+        return getattr(self.learner, item)
+
+    def __repr__(self) -> str:
+        return f"MemoAdapt({self.learner!r})"

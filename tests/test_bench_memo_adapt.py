@@ -1,0 +1,48 @@
+"""nanonb.bench.memo_adapt: one adaptation per support, shared by the callers (a learner and its stacks)."""
+
+import numpy as np
+
+from nanonb.bench.memo_adapt import MemoAdapt
+from nanonb.learners.stack import StackLearner
+from nanonb.tasks import Task
+
+
+class _Shift:
+    """Predicts the support mean; counts its adaptations."""
+
+    kind, name = "baseline", "shift"
+
+    def __init__(self):
+        self.calls = []
+
+    def adapt(self, support, **kw):
+        self.calls.append((None if support is None else len(support), kw))
+        m = 0.0 if support is None else float(np.mean(support.targets))
+        return type("P", (), {"predict": lambda self, x: np.full(len(x), m)})()
+
+
+def _task(y, name="t"):
+    y = np.asarray(y, dtype=float)
+    return Task(name, np.arange(2.0 * len(y)).reshape(-1, 2), y)
+
+
+def test_equal_supports_share_one_adaptation_and_others_do_not():
+    inner = _Shift()
+    m = MemoAdapt(inner)
+    a = m.adapt(_task([1.0, 2.0]))
+    assert m.adapt(_task([1.0, 2.0])) is a and len(inner.calls) == 1          # equal content: memo
+    assert m.adapt(_task([1.0, 3.0])) is not a and len(inner.calls) == 2      # other targets
+    assert m.adapt(_task([1.0, 2.0], name="u")) is not a and len(inner.calls) == 3  # other task
+    m.adapt(None), m.adapt(None), m.adapt(_task([1.0, 2.0]), steps=3)
+    assert len(inner.calls) == 6                                               # None and kwargs pass through
+    assert (m.name, m.kind, m.learner) == ("shift", "baseline", inner)         # attributes are the learner's
+
+
+def test_a_stack_reuses_its_members_adaptation_with_the_same_predictions():
+    inner = _Shift()
+    member = MemoAdapt(inner)
+    s = _task([1.0, 3.0])
+    alone = member.adapt(s).predict(np.zeros((4, 2)))
+    stack = StackLearner([member, MemoAdapt(_Shift())], weights=[0.5, 0.5], scale="mean", name="stack")
+    np.testing.assert_array_equal(stack.adapt(s).predict(np.zeros((4, 2))), alone)
+    assert len(inner.calls) == 1
