@@ -102,12 +102,34 @@ def _load_data(cache_dir=None, progress: bool = False):
     return tasks, train, test
 
 
-def data_fingerprint(tasks) -> str:
-    """sha256 of all task names and targets (eV/atom, float64): identifies the training data exactly."""
+#: Decimals (of eV/atom) to which :func:`data_fingerprint` rounds the targets: 1e-6 eV/atom (1e-3 meV/atom).
+FINGERPRINT_DECIMALS = 6
+
+
+def data_fingerprint(tasks, decimals: int = FINGERPRINT_DECIMALS) -> str:
+    """sha256 of all task names and targets (eV/atom) rounded to ``decimals`` places: identifies the training
+    data, not the last bits of their floats.
+
+    EMT energies computed on another CPU (other BLAS / libm kernels) differ in the last bits of float64, so a
+    hash of the raw bytes would call the same data different on the next machine (it did, in CI). 1e-6 eV/atom
+    is far below any difference that matters (errors are ~10 meV/atom) and far above that drift (~1e-16
+    eV/atom); the shipped data's targets lie at least 3e-10 eV/atom from a rounding boundary.
+
+    Example
+    -------
+    >>> from nanonb.tasks import Task
+    >>> y = np.array([0.0123456789012, -0.05])
+    >>> a = data_fingerprint([Task("Cu-Pt", np.zeros((2, 1)), y)])
+    >>> a == data_fingerprint([Task("Cu-Pt", np.zeros((2, 1)), np.nextafter(y, 1.0))])    # last bit: same data
+    True
+    >>> a == data_fingerprint([Task("Cu-Pt", np.zeros((2, 1)), y + 1e-5)])                 # other data
+    False
+    """
     h = hashlib.sha256()
     for t in tasks:
         h.update(t.name.encode())
-        h.update(np.ascontiguousarray(t.targets, dtype=np.float64).tobytes())
+        y = np.round(np.asarray(t.targets, dtype=np.float64), decimals) + 0.0  # + 0.0: -0.0 -> 0.0
+        h.update(np.ascontiguousarray(y).tobytes())
     return h.hexdigest()
 
 
@@ -321,7 +343,8 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, prog
         "format": FORMAT_VERSION, "command": command, "seed": BUILD_CONFIG["seed"],
         "config": copy.deepcopy(BUILD_CONFIG), "checkpoint_iteration": CHECKPOINT_ITERATION,
         "environment": _versions(),
-        "data": {"fingerprint_sha256": data_fingerprint(tasks), "n_tasks": len(tasks),
+        "data": {"fingerprint_sha256": data_fingerprint(tasks), "fingerprint_decimals": FINGERPRINT_DECIMALS,
+                 "n_tasks": len(tasks),
                  "n_points": int(sum(len(t) for t in tasks)), "meta_train": train.names, "meta_test": test.names,
                  "target": "mixing energy (eV/atom)"},
         "learners": {}, "baselines": {}, "timings_s": {},

@@ -352,10 +352,10 @@ def test_calisol_candidates_filter_and_the_fit_memo_shared_with_the_stack(monkey
     assert s3.weights.tolist() == [0.25, 0.25, 0.5] and np.allclose(eq.weights, 1 / 3) and s3.scale == "mean"
     assert three["dkt-vtf-jac"](tr) is s3.members[1] is eq.members[1] and s3.members[1].n_fits == 1  # shared fit
     # the memo: a stand-in fitter shows the stack reuses the member fitted on the same meta-train set
-    from nanonb.bench import casestudy_gp
+    from nanonb.bench.memo import once_per_trainset
 
     calls = []
-    once = casestudy_gp._once_per_trainset(lambda tr: calls.append(tuple(tr.names)) or object())
+    once = once_per_trainset(lambda tr: calls.append(tuple(tr.names)) or object())
     ts = _linear_taskset(n_tasks=4)
     a, b = once(ts), once(ts)
     assert a is b and len(calls) == 1

@@ -35,21 +35,6 @@ def test_vtf_jacobian_is_the_gradient_and_restores_theta_bit_for_bit():
     np.testing.assert_array_equal(vtf_jacobian(pred, x), jac)   # so repeated calls give the same numbers
 
 
-def test_once_per_trainset_keeps_the_last_size_sets():
-    from nanonb.bench.casestudy_gp import _once_per_trainset
-
-    class _TS:
-        def __init__(self, *names):
-            self.names = list(names)
-
-    calls = []
-    once = _once_per_trainset(lambda tr: calls.append(tuple(tr.names)) or object(), size=2)
-    a, b = once(_TS("a")), once(_TS("b"))
-    assert once(_TS("a")) is a and once(_TS("b")) is b and len(calls) == 2
-    once(_TS("c"))                                                  # evicts "a", the oldest
-    assert once(_TS("b")) is b and once(_TS("a")) is not a and len(calls) == 4
-
-
 def test_calisol_ensemble_candidates_share_one_ensemble_fit(monkeypatch):
     """``ft-ens`` and the GP mean of ``dkt-vtf-rbf-ens`` are one fit per meta-train set; stack weights by name."""
     from nanonb.bench import casestudy_gp as cg

@@ -30,7 +30,7 @@ from ..learners.tanimoto_gp import TanimotoGP
 from ..tasks import Task, TaskSet, descriptor_tasks, leakage_report
 from ..threads import limit_threads
 from ..uncertainty import calibration_summary, evaluate_uncertainty
-from .casestudy_gp import _once_per_trainset
+from .memo import once_per_trainset
 from .schema import apply_options, make_result, summary_to_rows
 
 
@@ -338,7 +338,7 @@ def _surrogates(cfg: ActiveConfig, train: TaskSet, seed: int) -> dict[str, objec
         raise ValueError(f"surrogates {tanimoto} need fingerprint columns (fp_*); {cfg.data} has none")
 
     # one pooled GBM per training set, shared by the two pooled-mean surrogates (deterministic: same predictions)
-    gbm = _once_per_trainset(lambda ts: PooledTrees("gbm", max_iter=cfg.gbm_iter, seed=seed).fit(ts))
+    gbm = once_per_trainset(lambda ts: PooledTrees("gbm", max_iter=cfg.gbm_iter, seed=seed).fit(ts))
 
     out: dict[str, object] = {}
     if {"tanimoto-gp", "stack"} & set(cfg.surrogates):

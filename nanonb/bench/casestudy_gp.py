@@ -42,7 +42,7 @@ from ..physics.vtfnet import vtf_model_kwargs
 from ..recipes import PooledVTFFineTune
 from ..tasks import Task, TaskSet
 from .casestudy import _fit_pooled
-from .memo_adapt import MemoAdapt
+from .memo import MemoAdapt, once_per_trainset
 
 __all__ = ["PerShot", "calisol_candidates", "lnpdb_candidates", "nested_select", "vtf_jacobian"]
 
@@ -84,21 +84,6 @@ def _pooled_vtf_fitter(cfg, seed: int) -> Callable[[TaskSet], object]:
     return fit
 
 
-def _once_per_trainset(fit: Callable[[TaskSet], object], size: int = 1) -> Callable[[TaskSet], object]:
-    """``fit`` memoised on the meta-train set's task names (the last ``size`` sets): a candidate and a stack
-    share it (``size > 1``: also a GP mean fitted on cross-fitting parts and on the whole set)."""
-    memo: dict[tuple, object] = {}
-
-    def fitted(train: TaskSet):
-        key = tuple(train.names)
-        if key not in memo:
-            while len(memo) >= size:
-                memo.pop(next(iter(memo)))
-            memo[key] = fit(train)
-        return memo[key]
-    return fitted
-
-
 def _weighted_stacks(cfg, gp_fit: Callable, other_fit: Callable, scale: str, prefix: str = "stack"
                      ) -> dict[str, Callable]:
     """One two-member stack per GP weight ``w`` in ``cfg.stack_gp_weights`` (default ``(0.5,)``): the GP gets
@@ -138,7 +123,7 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
     (``FineTune(prior=cfg.ft_map_prior)``); ``stack-map`` / ``stack-map-gp<w>``: its stacks with ``dkt-vtf-rbf``;
     ``cfg.ft_map_priors`` (if set): one more ``ft-map-p<prior>`` per prior strength, with its stacks
     ``stack-map-p<prior>`` / ``stack-map-p<prior>-gp<w>``, so the selection can choose the prior on inner splits.
-    The fine-tunes adapt once per support, shared with their stacks (:class:`~nanonb.bench.memo_adapt.MemoAdapt`).
+    The fine-tunes adapt once per support, shared with their stacks (:class:`~nanonb.bench.memo.MemoAdapt`).
     ``cfg.candidates`` (if set) keeps the names it lists.
 
     Example
@@ -168,9 +153,9 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
                             model_kwargs={"n_in": n_in, "hidden": (64, 64)}, n_iterations=cfg.ens_iterations,
                             meta_batch_size=8, seed=seed).fit(train, progress=False)
 
-    rbf_fit = _once_per_trainset(lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-rbf", **rbf).fit(tr))
-    ft_fit = _once_per_trainset(pooled_ft)
-    jac_fit = _once_per_trainset(lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-jac", features=vtf_jacobian,
+    rbf_fit = once_per_trainset(lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-rbf", **rbf).fit(tr))
+    ft_fit = once_per_trainset(pooled_ft)
+    jac_fit = once_per_trainset(lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-jac", features=vtf_jacobian,
                                                     **jac).fit(tr))
     cands = {
         "dkt-vtf-rbf": rbf_fit,
@@ -187,10 +172,10 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
     cands["stack3"] = stack3([0.25, 0.25, 0.5], "stack3")
     cands["stack3-eq"] = stack3([1, 1, 1], "stack3-eq")
     n_ens = getattr(cfg, "ft_ens_members", 3)
-    ens_fit = _once_per_trainset(lambda tr: MemoAdapt(PooledVTFFineTune(
+    ens_fit = once_per_trainset(lambda tr: MemoAdapt(PooledVTFFineTune(
         hidden=(32, 32), mask_prefixes=("anion_",), epochs=cfg.pooled_epochs, batch_size=cfg.pooled_batch, steps=50,
         lr=3e-3, seed=seed, n_members=n_ens).fit(tr)), size=4)
-    rbf_ens_fit = _once_per_trainset(lambda tr: MeanDKT(lambda t: ens_fit(t).adapt(None), crossfit=2,
+    rbf_ens_fit = once_per_trainset(lambda tr: MeanDKT(lambda t: ens_fit(t).adapt(None), crossfit=2,
                                                         name="dkt-vtf-rbf-ens", **rbf).fit(tr))
     cands["ft-ens"] = ens_fit
     cands["dkt-vtf-rbf-ens"] = rbf_ens_fit
@@ -198,7 +183,7 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
 
     def map_ft(prior: float, name: str) -> Callable[[TaskSet], object]:
         # the control's pooled network (same fit), MAP fine-tune: 200 steps, L2-SP prior
-        return _once_per_trainset(lambda tr: MemoAdapt(Named(
+        return once_per_trainset(lambda tr: MemoAdapt(Named(
             FineTune(ft_fit(tr).method.pooled, steps=200, lr=3e-3, prior=prior), name)))
     more = [p for p in getattr(cfg, "ft_map_priors", ()) if p != cfg.ft_map_prior]
     priors = {"": cfg.ft_map_prior, **{f"-p{p:g}": p for p in more}}
@@ -246,11 +231,11 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
     def et(train: TaskSet):
         return SupportExtraTrees(n_estimators=cfg.rf_trees, seed=seed).fit(train)
 
-    shared_gbm = _once_per_trainset(gbm)  # deterministic: sharing the fit changes no prediction
-    tgp = _once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), name="tanimoto-gp", **kw).fit(tr))
-    tgp_pooled = _once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), fit_mean=shared_gbm,
+    shared_gbm = once_per_trainset(gbm)  # deterministic: sharing the fit changes no prediction
+    tgp = once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), name="tanimoto-gp", **kw).fit(tr))
+    tgp_pooled = once_per_trainset(lambda tr: TanimotoGP(fp_cols(tr), fit_mean=shared_gbm,
                                                           name="tanimoto-gp+pooled", **kw).fit(tr))
-    gp_pooled = _once_per_trainset(lambda tr: PooledMeanGP(shared_gbm, scale=1.0, n_restarts=cfg.gp_restarts,
+    gp_pooled = once_per_trainset(lambda tr: PooledMeanGP(shared_gbm, scale=1.0, n_restarts=cfg.gp_restarts,
                                                            seed=seed, name="gp+pooled").fit(tr))
     cands = {
         "rf-support": rf,
@@ -271,7 +256,7 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
 
     def stack(gp: Callable, others: tuple[Callable, ...], name: str) -> Callable[[TaskSet], StackLearner]:
         return lambda tr: StackLearner([gp(tr), *(f(tr) for f in others)], scale="zscore", name=name)
-    tgp_bs = cands["tanimoto-gp+pooled-bs"] = _once_per_trainset(lambda tr: TanimotoGP(
+    tgp_bs = cands["tanimoto-gp+pooled-bs"] = once_per_trainset(lambda tr: TanimotoGP(
         fp_cols(tr), fit_mean=shared_gbm, bayes_scale=True, name="tanimoto-gp+pooled-bs", **kw).fit(tr))
     for prefix, others in (("stack", (rf,)), ("stack3", (rf, et)), ("stack4", (rf, et, gp_pooled))):
         cands[f"{prefix}-pooled-bs"] = stack(tgp_bs, others, f"{prefix}-pooled-bs")

@@ -1,4 +1,7 @@
-"""One adaptation per support for a fitted method shared by several candidates (a learner and its stacks).
+"""Memos for fits shared by several benchmark candidates: one fit per training set, one adaptation per support.
+
+:func:`once_per_trainset` memoises a fit on the meta-train set's task names, so a candidate and the stacks that
+contain it share one fitted learner.
 
 In the case studies' nested selection a fitted member (e.g. the MAP fine-tune of CALiSol) is evaluated alone and
 inside one or more stacks (:class:`~nanonb.learners.stack.StackLearner`) on the same seeded episodes, so the same,
@@ -10,10 +13,35 @@ every caller: the predictions are the same numbers, the adaptation runs once.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["MemoAdapt"]
+__all__ = ["MemoAdapt", "once_per_trainset"]
+
+
+def once_per_trainset(fit: Callable[[object], object], size: int = 1) -> Callable[[object], object]:
+    """``fit`` memoised on the meta-train set's task names (the last ``size`` sets): a candidate and a stack
+    share it (``size > 1``: also a GP mean fitted on cross-fitting parts and on the whole set).
+
+    Example
+    -------
+    >>> from nanonb.tasks import Task, TaskSet
+    >>> ts = TaskSet([Task("a", np.ones((3, 1)), np.arange(3.0))])
+    >>> once = once_per_trainset(lambda tr: object())
+    >>> once(ts) is once(TaskSet(list(ts)))
+    True
+    """
+    memo: dict[tuple, object] = {}
+
+    def fitted(train):
+        key = tuple(train.names)
+        if key not in memo:
+            while len(memo) >= size:
+                memo.pop(next(iter(memo)))
+            memo[key] = fit(train)
+        return memo[key]
+    return fitted
 
 
 def _support_key(support) -> tuple | None:

@@ -1,8 +1,8 @@
-"""nanonb.bench.memo_adapt: one adaptation per support, shared by the callers (a learner and its stacks)."""
+"""nanonb.bench.memo: one fit per training set and one adaptation per support, shared by the callers."""
 
 import numpy as np
 
-from nanonb.bench.memo_adapt import MemoAdapt
+from nanonb.bench.memo import MemoAdapt, once_per_trainset
 from nanonb.learners.stack import StackLearner
 from nanonb.tasks import Task
 
@@ -46,3 +46,16 @@ def test_a_stack_reuses_its_members_adaptation_with_the_same_predictions():
     stack = StackLearner([member, MemoAdapt(_Shift())], weights=[0.5, 0.5], scale="mean", name="stack")
     np.testing.assert_array_equal(stack.adapt(s).predict(np.zeros((4, 2))), alone)
     assert len(inner.calls) == 1
+
+
+def test_once_per_trainset_keeps_the_last_size_sets():
+    class _TS:
+        def __init__(self, *names):
+            self.names = list(names)
+
+    calls = []
+    once = once_per_trainset(lambda tr: calls.append(tuple(tr.names)) or object(), size=2)
+    a, b = once(_TS("a")), once(_TS("b"))
+    assert once(_TS("a")) is a and once(_TS("b")) is b and len(calls) == 2
+    once(_TS("c"))                                                  # evicts "a", the oldest
+    assert once(_TS("b")) is b and once(_TS("a")) is not a and len(calls) == 4
