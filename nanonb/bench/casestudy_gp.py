@@ -156,7 +156,7 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
     rbf_fit = once_per_trainset(lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-rbf", **rbf).fit(tr))
     ft_fit = once_per_trainset(pooled_ft)
     jac_fit = once_per_trainset(lambda tr: MeanDKT(mean, crossfit=2, name="dkt-vtf-jac", features=vtf_jacobian,
-                                                    **jac).fit(tr))
+                                                   **jac).fit(tr))
     cands = {
         "dkt-vtf-rbf": rbf_fit,
         "dkt-vtf-jac": jac_fit,
@@ -243,19 +243,18 @@ def lnpdb_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]:
         "tanimoto-gp": tgp,
         "tanimoto-gp+pooled": tgp_pooled,
     }
-    cands.update(_weighted_stacks(cfg, tgp, rf, "zscore"))
-    cands["stack-et"] = lambda tr: StackLearner([tgp(tr), et(tr)], scale="zscore", name="stack-et")
-    cands["stack3"] = lambda tr: StackLearner([tgp(tr), rf(tr), et(tr)], scale="zscore", name="stack3")
-    cands["stack-pooled"] = lambda tr: StackLearner([tgp_pooled(tr), rf(tr)], scale="zscore", name="stack-pooled")
-    cands["stack3-pooled"] = lambda tr: StackLearner([tgp_pooled(tr), rf(tr), et(tr)], scale="zscore",
-                                                     name="stack3-pooled")
-    cands["gp+pooled"] = gp_pooled
-    cands["stack-gp+pooled"] = lambda tr: StackLearner([gp_pooled(tr), rf(tr)], scale="zscore", name="stack-gp+pooled")
-    cands["stack4-pooled"] = lambda tr: StackLearner([tgp_pooled(tr), rf(tr), et(tr), gp_pooled(tr)], scale="zscore",
-                                                     name="stack4-pooled")
-
     def stack(gp: Callable, others: tuple[Callable, ...], name: str) -> Callable[[TaskSet], StackLearner]:
+        """Equal-weight z-score stack of ``gp`` and ``others`` (each fitted once per training set, shared)."""
         return lambda tr: StackLearner([gp(tr), *(f(tr) for f in others)], scale="zscore", name=name)
+
+    cands.update(_weighted_stacks(cfg, tgp, rf, "zscore"))
+    cands["stack-et"] = stack(tgp, (et,), "stack-et")
+    cands["stack3"] = stack(tgp, (rf, et), "stack3")
+    cands["stack-pooled"] = stack(tgp_pooled, (rf,), "stack-pooled")
+    cands["stack3-pooled"] = stack(tgp_pooled, (rf, et), "stack3-pooled")
+    cands["gp+pooled"] = gp_pooled
+    cands["stack-gp+pooled"] = stack(gp_pooled, (rf,), "stack-gp+pooled")
+    cands["stack4-pooled"] = stack(tgp_pooled, (rf, et, gp_pooled), "stack4-pooled")
     tgp_bs = cands["tanimoto-gp+pooled-bs"] = once_per_trainset(lambda tr: TanimotoGP(
         fp_cols(tr), fit_mean=shared_gbm, bayes_scale=True, name="tanimoto-gp+pooled-bs", **kw).fit(tr))
     for prefix, others in (("stack", (rf,)), ("stack3", (rf, et)), ("stack4", (rf, et, gp_pooled))):
