@@ -15,12 +15,12 @@ am = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(am)
 
 
-def _run(path: Path, maes: dict[str, float]) -> str:
+def _run(path: Path, maes: dict[str, float], folds: dict | None = None) -> str:
     rows = [{"split": "s", "method": m, "kind": "meta", "task": t, "k": 5, "episode": e, "mae": v + 0.01 * i,
              "adapt_s": 0.0} for m, v in maes.items() for i, t in enumerate("ab") for e in range(2)]
     pd.DataFrame(rows).to_csv(str(path).replace(".json", "_episodes.csv.gz"), index=False)
     path.write_text(json.dumps({"protocol": "calisol", "runtime_s": 1.0, "config": {"seed": 0}, "timings": {},
-                                "leakage": {}, "folds": {}}))
+                                "leakage": {}, "folds": folds or {}}))
     return str(path)
 
 
@@ -43,3 +43,14 @@ def test_a_shared_method_that_drifted_stops_the_merge_unless_allowed(tmp_path, m
     means = eps.groupby("method").mae.mean()
     assert means["ctrl"] == pytest.approx(0.105) and means["selected-old"] == pytest.approx(0.205)  # base rows kept
     assert means["selected"] == pytest.approx(0.305) and means["extra"] == pytest.approx(0.055)
+
+
+def test_several_renames_keep_one_copy_of_the_selection_records(tmp_path, monkeypatch):
+    base = _run(tmp_path / "base.json", {"ctrl": 0.1, "selected": 0.2},
+                folds={"f0": {"test_groups": ["a"], "selection": {"5": "ctrl"}}})
+    new = _run(tmp_path / "new.json", {"ctrl": 0.1, "selected": 0.3},
+               folds={"f0": {"test_groups": ["a"], "selection": {"5": "ctrl-2"}}})
+    _main(monkeypatch, base, new, "--rename", "selected=selected-old", "--rename", "ctrl=ctrl-old")
+    fold = json.loads(Path(base).read_text())["folds"]["f0"]
+    assert fold["selection"] == {"5": "ctrl-2"} and fold["selection_selected-old"] == {"5": "ctrl"}
+    assert sorted(fold) == ["selection", "selection_selected-old", "test_groups"]   # no selection_ctrl-old

@@ -11,7 +11,7 @@ scores (within 1e-9), else it stops. Methods of the second run are added; a meth
 rows only if it is listed with ``--rename old=new`` (the base run's rows are kept under ``new``). The per-episode
 CSV of each run is ``<run>.json`` -> ``<run>_episodes.csv.gz``; the result rows are recomputed from the merged
 episodes as :func:`nanonb.bench.casestudy.finish` does; the second run's nested selection records replace the
-base's (the base's are kept as ``selection_<new>``); ``runtime_s`` is the sum; an earlier ``added_from`` record
+base's (with ``--rename selected=<new>``, the base's are kept as ``selection_<new>``); ``runtime_s`` is the sum; an earlier ``added_from`` record
 is kept in ``config["added_from_earlier"]``.
 
 ``--allow-drift``: a run on another machine (thread count, libraries) may give the shared methods slightly other
@@ -84,8 +84,8 @@ def main() -> None:
     folds = base["folds"]
     for tag, info in new["folds"].items():
         if "selection" in info:
-            for old_name in rename.values():
-                folds[tag][f"selection_{old_name}"] = folds[tag].get("selection")
+            if "selected" in rename:                   # only the nested choice has selection records
+                folds[tag][f"selection_{rename['selected']}"] = folds[tag].get("selection")
             folds[tag]["selection"] = info["selection"]
     earlier = base["config"].get("added_from_earlier", []) + [a for a in [base["config"].get("added_from")] if a]
     added = {"config": new["config"], "methods": sorted(set(en.method) - set(shared)), "renamed": rename}
