@@ -1,6 +1,7 @@
 """nanonb.bench.memo: one fit per training set and one adaptation per support, shared by the callers."""
 
 import numpy as np
+import pytest
 
 from nanonb.bench.memo import MemoAdapt, once_per_trainset
 from nanonb.learners.stack import StackLearner
@@ -36,6 +37,18 @@ def test_equal_supports_share_one_adaptation_and_others_do_not():
     m.adapt(None), m.adapt(None), m.adapt(_task([1.0, 2.0]), steps=3)
     assert len(inner.calls) == 6                                               # None and kwargs pass through
     assert (m.name, m.kind, m.learner) == ("shift", "baseline", inner)         # attributes are the learner's
+
+
+def test_the_memo_keeps_the_maxsize_most_recently_used_predictors():
+    inner = _Shift()
+    m = MemoAdapt(inner, maxsize=2)
+    a, b = m.adapt(_task([1.0])), m.adapt(_task([2.0]))
+    assert m.adapt(_task([1.0])) is a and len(inner.calls) == 2               # a is now the most recent
+    m.adapt(_task([3.0]))                                                      # evicts b, the least recent
+    assert len(m._memo) == 2 and m.adapt(_task([1.0])) is a and len(inner.calls) == 3
+    assert m.adapt(_task([2.0])) is not b and len(inner.calls) == 4            # b was adapted again
+    with pytest.raises(ValueError, match="maxsize >= 1"):
+        MemoAdapt(inner, maxsize=0)
 
 
 def test_a_stack_reuses_its_members_adaptation_with_the_same_predictions():
