@@ -176,7 +176,7 @@ def calisol_candidates(cfg, seed: int) -> dict[str, Callable[[TaskSet], object]]
         hidden=(32, 32), mask_prefixes=("anion_",), epochs=cfg.pooled_epochs, batch_size=cfg.pooled_batch, steps=50,
         lr=3e-3, seed=seed, n_members=n_ens).fit(tr)), size=4)
     rbf_ens_fit = once_per_trainset(lambda tr: MeanDKT(lambda t: ens_fit(t).adapt(None), crossfit=2,
-                                                        name="dkt-vtf-rbf-ens", **rbf).fit(tr))
+                                                       name="dkt-vtf-rbf-ens", **rbf).fit(tr))
     cands["ft-ens"] = ens_fit
     cands["dkt-vtf-rbf-ens"] = rbf_ens_fit
     cands.update(_weighted_stacks(cfg, rbf_ens_fit, ens_fit, "mean", prefix="stack-ens"))
