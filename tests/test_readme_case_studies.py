@@ -4,11 +4,15 @@
 ``notebooks/results/{calisol,lnpdb}.json``. This test reads every row of the two tables, maps its first cell to
 a method of the JSON (the first backticked name, or a plain-words label below), and checks each printed mean and
 s.e.m. against the JSON at the printed precision (half a unit in the last printed digit). A row it cannot map
-fails the test, so no row escapes it. The share-of-tasks column is not checked (it is computed from the episode
-files, not stored in the JSON).
+fails the test, so no row escapes it. The share-of-tasks column of those tables is not checked. The status table
+("Where the real-data targets stand") is recomputed whole: each number (the shares from the episode files, the
+active-learning medians and paired counts from ``active_lnpdb.json``) and each met / missed verdict. The
+per-fold choices of the nested selection, in the README and in ``docs/case_studies.md``, must be the output of
+``tools/selection_table.py`` on the JSONs.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
@@ -189,3 +193,23 @@ def test_readme_paired_al_counts_are_the_campaigns():
     assert len(pairs) == 60
     counted = (sum(a < b for a, b in pairs), sum(a == b for a, b in pairs), sum(a > b for a, b in pairs))
     assert tuple(int(x) for x in m.groups()) == counted
+
+
+# --- the per-fold choices of the nested selection --------------------------------------------------------------
+
+_spec = importlib.util.spec_from_file_location("selection_table", ROOT / "tools" / "selection_table.py")
+selection_table = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(selection_table)
+
+
+@pytest.mark.parametrize("path", ["calisol.json", "lnpdb.json"])
+def test_selection_tables_in_readme_and_docs_are_the_json_choices(path):
+    result = json.loads((ROOT / "notebooks" / "results" / path).read_text())
+    readme, docs = ((ROOT / f).read_text() for f in ("README.md", "docs/case_studies.md"))
+    assert selection_table.selection_table(result) in readme                 # the latest run's choice
+    runs = selection_table.runs(result)
+    assert len(runs) >= 5 and runs[0] == "selected"
+    for run in runs:                                                        # every run's, in the history
+        assert f"`{run}` (among" in docs and selection_table.selection_table(result, run) in docs, run
+    first = next(iter(result["folds"].values()))["selection"]["chosen"]
+    assert all(f"`{name}`" in readme for name in first.values())
