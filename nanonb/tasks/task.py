@@ -237,8 +237,8 @@ class Episode:
     def __post_init__(self) -> None:
         if np.intersect1d(self.support_idx, self.query_idx).size:
             raise ValueError("support and query sets overlap")
-        self.support = self.task.subset(self.support_idx) if len(self.support_idx) else None
-        self.query = self.task.subset(self.query_idx)
+        for name in ("support", "query"):              # made now; a sampled episode makes them on first read
+            self._part(name)
 
     @classmethod
     def _sampled(cls, task: Task, support_idx: np.ndarray, query_idx: np.ndarray, seed: int) -> Episode:
@@ -247,20 +247,23 @@ class Episode:
         ep.task, ep.support_idx, ep.query_idx, ep.seed = task, support_idx, query_idx, seed
         return ep  # ``support`` and ``query`` are made on first access (__getattr__): fit reads only the indices
 
-    def __getattr__(self, name: str):
-        """``support`` / ``query`` of a sampled episode, made (and kept) when first read."""
-        if name == "support":
-            value = self.task.subset(self.support_idx) if len(self.support_idx) else None
-        elif name == "query":
-            value = self.task.subset(self.query_idx)
-        else:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def _part(self, name: str) -> Task | None:
+        """Make and keep ``support`` or ``query``: the one rule for checked and sampled episodes."""
+        idx = self.support_idx if name == "support" else self.query_idx
+        value = self.task.subset(idx) if name == "query" or len(idx) else None
         self.__dict__[name] = value
         return value
+
+    def __getattr__(self, name: str):
+        """``support`` / ``query`` of a sampled episode, made (and kept) when first read."""
+        if name in ("support", "query"):
+            return self._part(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         return (f"Episode({self.task.name!r}, support={len(self.support_idx)}, "
                 f"query={len(self.query_idx)}, seed={self.seed})")
+
 
 def sample_episode(task: Task, k_support: int, k_query: int | None = None, seed: int = 0) -> Episode:
     """Random support/query episode of ``task`` (see :meth:`TaskSet.episode`).
