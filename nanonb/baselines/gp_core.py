@@ -23,10 +23,38 @@ from scipy.optimize import minimize
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
-__all__ = ["ARD_MAX_DIMS", "ExactGP", "fit_gp", "varying_columns"]
+__all__ = ["ARD_MAX_DIMS", "ExactGP", "fit_gp", "noise_kernel", "signal_kernel", "varying_columns"]
 
 #: Above this many descriptor columns ``fit_gp(ard=None)`` uses one shared length scale instead of ARD.
 ARD_MAX_DIMS = 100
+
+def signal_kernel(n_cols: int, ard: bool | None = None, signal_var: float = 1.0):
+    """``c RBF(d)``, the signal part of :func:`fit_gp`'s starting kernel on ``n_cols`` input columns.
+
+    ``c`` starts at ``signal_var`` (bounds ``signal_var * [1e-3, 1e3]``, units of ``y`` squared); the length
+    scales at 1 per column (ARD; ``ard=None``: ARD up to :data:`ARD_MAX_DIMS` columns) or one shared
+    ``sqrt(n_cols)`` (bounds ``[1e-2, 1e3]``, standardized input units).
+
+    Example
+    -------
+    >>> signal_kernel(2)
+    1**2 * RBF(length_scale=[1, 1])
+    """
+    ard = n_cols <= ARD_MAX_DIMS if ard is None else ard
+    ls = np.ones(n_cols) if ard else math.sqrt(n_cols)
+    return ConstantKernel(signal_var, (signal_var * 1e-3, signal_var * 1e3)) * RBF(ls, (1e-2, 1e3))
+
+
+def noise_kernel(signal_var: float = 1.0, noise_bounds: tuple[float, float] = (1e-6, 1.0)):
+    """The white-noise part of :func:`fit_gp`'s starting kernel: ``1e-2 signal_var`` clipped into ``noise_bounds``.
+
+    Example
+    -------
+    >>> noise_kernel()
+    WhiteKernel(noise_level=0.01)
+    """
+    return WhiteKernel(min(max(1e-2 * signal_var, noise_bounds[0]), noise_bounds[1]), noise_bounds)
+
 
 def fit_gp(d: np.ndarray, y: np.ndarray, ard: bool | None = None, n_restarts: int = 2, normalize_y: bool = True,
            offset: bool = False, signal_var: float = 1.0, noise_bounds: tuple[float, float] = (1e-6, 1.0),
@@ -53,14 +81,11 @@ def fit_gp(d: np.ndarray, y: np.ndarray, ard: bool | None = None, n_restarts: in
     >>> bool(np.abs(mean - np.sin(6 * d[:, 0])).max() < 0.1)
     True
     """
-    ard = d.shape[1] <= ARD_MAX_DIMS if ard is None else ard
     if warm_kernel is not None:
         kernel = warm_kernel
     elif kernel is None:
         v = signal_var
-        ls = np.ones(d.shape[1]) if ard else math.sqrt(d.shape[1])
-        kernel = ConstantKernel(v, (v * 1e-3, v * 1e3)) * RBF(ls, (1e-2, 1e3)) + WhiteKernel(
-            min(max(1e-2 * v, noise_bounds[0]), noise_bounds[1]), noise_bounds)
+        kernel = signal_kernel(d.shape[1], ard, v) + noise_kernel(v, noise_bounds)
         if offset:
             kernel = ConstantKernel(v, (v * 1e-4, v * 1e2)) + kernel
 

@@ -38,12 +38,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.gaussian_process.kernels import RBF, ConstantKernel, DotProduct, Hyperparameter, Kernel, WhiteKernel
+from sklearn.gaussian_process.kernels import ConstantKernel, DotProduct, Hyperparameter, Kernel
 
 from ..learners.dkt_mean import crossfit_residuals
 from ..tasks import Task, TaskSet
 from .gp import SupportGP
-from .gp_core import ARD_MAX_DIMS, fit_gp
+from .gp_core import fit_gp, noise_kernel, signal_kernel
 
 __all__ = ["TRUST_BOUNDS", "LastColumnSplit", "PooledMeanGP", "within_task_slope"]
 
@@ -201,13 +201,10 @@ class PooledMeanGP(SupportGP):
     def _fit(self, d_s, y_s, warm=None, fixed: bool = False):
         if self.trust is None or len(y_s) < 2:
             return super()._fit(d_s, y_s, warm, fixed)
-        n_desc = d_s.shape[1] - 1
-        ard = n_desc <= ARD_MAX_DIMS if self.ard is None else self.ard
-        ls = np.ones(n_desc) if ard else np.sqrt(n_desc)
         tau2 = (1.0, TRUST_BOUNDS) if self.trust == "ml" else (float(self.trust), "fixed")
-        kernel = (LastColumnSplit(ConstantKernel(1.0, (1e-3, 1e3)) * RBF(ls, (1e-2, 1e3)), last=False)
+        kernel = (LastColumnSplit(signal_kernel(d_s.shape[1] - 1, self.ard), last=False)  # fit_gp's start
                   + LastColumnSplit(ConstantKernel(*tau2) * DotProduct(0.0, "fixed"), last=True)
-                  + WhiteKernel(1e-2, (1e-6, 1.0)))
+                  + noise_kernel())
         return fit_gp(d_s, y_s, n_restarts=self.n_restarts, warm_kernel=warm, fixed=fixed, maxiter=self.maxiter,
                       seed=self.seed, kernel=kernel)
 
