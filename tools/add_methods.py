@@ -11,8 +11,8 @@ scores (within 1e-9), else it stops. Methods of the second run are added; a meth
 rows only if it is listed with ``--rename old=new`` (the base run's rows are kept under ``new``). The per-episode
 CSV of each run is ``<run>.json`` -> ``<run>_episodes.csv.gz``; the result rows are recomputed from the merged
 episodes as :func:`nanonb.bench.casestudy.finish` does; the second run's nested selection records replace the
-base's (with ``--rename selected=<new>``, the base's are kept as ``selection_<new>``); ``runtime_s`` is the sum; an earlier ``added_from`` record
-is kept in ``config["added_from_earlier"]``.
+base's (with ``--rename selected=<new>``, the base's are kept as ``selection_<new>``); ``runtime_s`` is the sum;
+an earlier ``added_from`` record is kept in ``config["added_from_earlier"]``.
 
 ``--allow-drift``: a run on another machine (thread count, libraries) may give the shared methods slightly other
 floats. With this flag a mismatch does not stop the merge: for each shared method the largest per-episode

@@ -64,9 +64,8 @@ def check_design_space(cluster: str | None = None, composition: float | None = N
     ...
     ValueError: unknown cluster 'Ih56'; catalogue labels: ['Dh13', ...]
     """
-    labels = sorted(c[0] for c in CATALOGUE)
-    if cluster is not None and cluster not in labels:
-        raise ValueError(f"unknown cluster {cluster!r}; catalogue labels: {labels}")
+    if cluster is not None and cluster not in {c[0] for c in CATALOGUE}:
+        raise ValueError(f"unknown cluster {cluster!r}; catalogue labels: {sorted(c[0] for c in CATALOGUE)}")
     if composition is not None and not 0.0 < composition < 1.0:
         raise ValueError(f"composition is the B fraction, strictly between 0 and 1; got {composition}")
 
