@@ -58,7 +58,7 @@ def _table_rows(text: str, heading: str) -> list[list[str]]:
             rows.append([c.strip() for c in line.strip().strip("|").split("|")])
         elif started:
             break
-    return [r for r in rows[2:]]                       # drop the header and the |---| line
+    return rows[2:]                                    # drop the header and the |---| line
 
 
 def _methods(first_cell: str) -> list[str]:

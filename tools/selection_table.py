@@ -26,6 +26,11 @@ def runs(result: dict) -> list[str]:
     return ["selected", *reversed(older)]
 
 
+def _key(run: str) -> str:
+    """The fold record of a run's selection: ``selection`` for the latest, ``selection_<run>`` for earlier ones."""
+    return "selection" if run == "selected" else f"selection_{run}"
+
+
 def _fold_label(tag: str, groups: list[str]) -> str:
     fold = tag.rsplit("/", 1)[-1]
     shown = ", ".join(groups[:MAX_GROUPS_SHOWN]) + (f" + {len(groups) - MAX_GROUPS_SHOWN}"
@@ -45,9 +50,8 @@ def selection_table(result: dict, run: str = "selected") -> str:
     | 5 | `a` |
     | 10 | `b` |
     """
-    key = "selection" if run == "selected" else f"selection_{run}"
     folds = result["folds"]
-    chosen = {tag: f[key]["chosen"] for tag, f in folds.items()}
+    chosen = {tag: f[_key(run)]["chosen"] for tag, f in folds.items()}
     shots = sorted({int(k) for c in chosen.values() for k in c})
     lines = ["| K | " + " | ".join(_fold_label(t, f["test_groups"]) for t, f in folds.items()) + " |",
              "|---|" + "---|" * len(folds)]
@@ -62,8 +66,7 @@ def main() -> None:
     args = ap.parse_args()
     result = json.loads(Path(args.result).read_text())
     for run in runs(result) if args.all else ["selected"]:
-        n = len(next(iter(result["folds"].values()))["selection" if run == "selected" else f"selection_{run}"]
-                ["candidates"])
+        n = len(next(iter(result["folds"].values()))[_key(run)]["candidates"])
         print(f"`{run}` (among {n} candidates):\n\n{selection_table(result, run)}\n")
 
 
