@@ -77,7 +77,6 @@ def test_warm_start_begins_at_the_given_hyper_parameters_and_still_fits(monkeypa
     assert _mll(warm) > _mll(start) and _mll(warm) >= _mll(cold) - 0.02
 
 
-
 def test_warm_start_refuses_a_state_of_another_gp():
     from nanonb.active.live import fit_gp
 
